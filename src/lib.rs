@@ -1,0 +1,67 @@
+//! # oneview
+//!
+//! One customer view shared by every channel, embedded in your application.
+//!
+//! Companies reach one customer through many channels — web, app, email, phone, chat,
+//! store, social, support — and each keeps a partial record. `oneview` resolves the
+//! identifiers those channels see (emails, phone numbers, user ids, device ids) into one
+//! profile, keeps an append-only log of what the customer did and a history of what was
+//! said, and serves one view of it all to every channel.
+//!
+//! ```
+//! use oneview::{Channel, Customers, Direction, Event, IdentifierKind, Interaction, MemoryStore};
+//! use serde_json::json;
+//!
+//! let customers = Customers::new(MemoryStore::new());
+//!
+//! // The newsletter knows an email; the support desk a phone number and the same email.
+//! customers.ingest(
+//!     Event::builder("newsletter", Channel::Email, "Subscribed")
+//!         .identifier(IdentifierKind::Email, "ana@example.com")
+//!         .set_trait("name", json!("Ana"))
+//!         .build()?,
+//! )?;
+//! customers.ingest(
+//!     Interaction::builder("support-desk", Channel::Phone, Direction::Inbound)
+//!         .identifier(IdentifierKind::Phone, "+44 20 7946 0958")
+//!         .identifier(IdentifierKind::Email, " ANA@example.com")
+//!         .subject("Where is my order?")
+//!         .build()?,
+//! )?;
+//!
+//! // Either identifier finds the same person, with everything every channel saw.
+//! let ana = customers.profile("phone:+442079460958".parse::<oneview::Identifier>()?)?.unwrap();
+//! assert_eq!(ana.identifiers.len(), 2);
+//! assert_eq!(ana.traits["name"].value, json!("Ana"));
+//! assert_eq!(ana.timeline.items.len(), 2);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Map of the crate
+//! - [`model`]: plain domain types — ids, [`Identifier`]s and their normalisation,
+//!   [`Channel`]s, [`Event`]s, [`Interaction`]s, traits with [`Provenance`], merges.
+//! - [`identity`]: identity resolution as pure logic, returning decisions as data.
+//! - [`ingest`]: turning incoming records into commits.
+//! - [`store`]: the storage traits, the [`MemoryStore`] backend, and (feature `testkit`)
+//!   the `conformance` tests every backend must pass.
+//! - [`view`]: the unified [`Profile`] and its timeline.
+//! - [`Customers`]: the facade over all of it.
+//!
+//! # Features
+//! - `testkit`: exposes `store::conformance`, so a backend crate can run the contract's
+//!   behaviour tests against its own store.
+
+mod customers;
+mod error;
+pub mod identity;
+pub mod ingest;
+pub mod model;
+pub mod store;
+pub mod view;
+
+pub use customers::Customers;
+pub use error::Error;
+pub use ingest::{Outcome, Receipt, Record};
+pub use model::*;
+pub use store::{MemoryStore, PageRequest, Store, StoreError};
+pub use view::{Lookup, Profile, TimelineEntry};

@@ -1,0 +1,644 @@
+//! A complete backend held in memory: for tests, for short-lived processes, and as the
+//! reference that other backends are compared with.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{
+    Attributed, ChannelSummary, Commit, CommitOutcome, CommitProblem, EventScan, EventStore,
+    Expectation, IdentityChange, IdentityStore, InteractionStore, Page, PageRequest, ProfileRecord,
+    Store, StoreError, TimelineCursor, TraitStore,
+};
+use crate::model::{
+    Channel, CustomerId, Event, EventId, Identifier, Interaction, InteractionId, MergeRecord,
+    TraitOperation,
+};
+
+/// How many events a scan reads under one lock.
+const SCAN_CHUNK: usize = 512;
+
+/// A [`Store`] held in memory. Cheap to create; everything is lost when it is dropped.
+///
+/// ```
+/// use oneview::{Customers, MemoryStore};
+/// let customers = Customers::new(MemoryStore::new());
+/// # let _ = customers;
+/// ```
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: RwLock<State>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn read(&self) -> Result<RwLockReadGuard<'_, State>, StoreError> {
+        self.state.read().map_err(poisoned)
+    }
+
+    fn write(&self) -> Result<RwLockWriteGuard<'_, State>, StoreError> {
+        self.state.write().map_err(poisoned)
+    }
+}
+
+fn poisoned<T>(_: PoisonError<T>) -> StoreError {
+    StoreError::Backend {
+        backend: "memory",
+        source: "a thread panicked while writing; the store may be inconsistent".into(),
+    }
+}
+
+#[derive(Debug)]
+struct ProfileRow {
+    created_at: DateTime<Utc>,
+    /// The live profile this one was merged into; kept flat (never a merged profile).
+    merged_into: Option<CustomerId>,
+    /// For a live profile: every id resolving to it, itself included. Empty once merged.
+    members: BTreeSet<CustomerId>,
+    /// Identifiers attached to this profile itself.
+    identifiers: BTreeSet<Identifier>,
+}
+
+type Timeline = BTreeSet<(DateTime<Utc>, Uuid)>;
+
+#[derive(Debug, Default)]
+struct State {
+    profiles: BTreeMap<CustomerId, ProfileRow>,
+    owners: HashMap<Identifier, CustomerId>,
+    merges: Vec<MergeRecord>,
+    events: HashMap<EventId, (CustomerId, Event)>,
+    event_order: BTreeSet<(DateTime<Utc>, EventId)>,
+    event_timelines: HashMap<CustomerId, Timeline>,
+    interactions: HashMap<InteractionId, (CustomerId, Interaction)>,
+    interaction_timelines: HashMap<CustomerId, Timeline>,
+    traits: HashMap<CustomerId, Vec<TraitOperation>>,
+}
+
+/// How to take back one applied change.
+enum Undo {
+    CreateProfile(CustomerId),
+    Attach(Identifier, CustomerId),
+    Merge {
+        survivor: CustomerId,
+        absorbed: CustomerId,
+        moved: BTreeSet<CustomerId>,
+    },
+    AppendEvent(EventId),
+    PutInteraction(InteractionId, Option<Box<(CustomerId, Interaction)>>),
+    AppendTrait(CustomerId),
+}
+
+impl State {
+    fn live(&self, customer: CustomerId) -> Option<CustomerId> {
+        let row = self.profiles.get(&customer)?;
+        Some(row.merged_into.unwrap_or(customer))
+    }
+
+    fn owner(&self, identifier: &Identifier) -> Option<CustomerId> {
+        self.owners.get(identifier).and_then(|&c| self.live(c))
+    }
+
+    fn members(&self, customer: CustomerId) -> Option<&BTreeSet<CustomerId>> {
+        let live = self.live(customer)?;
+        Some(&self.profiles[&live].members)
+    }
+
+    fn check(&self, expectation: &Expectation) -> Result<(), CommitProblem> {
+        match expectation {
+            Expectation::Owner { identifier, owner } => {
+                let found = self.owner(identifier);
+                if found != *owner {
+                    return Err(CommitProblem::UnexpectedOwner {
+                        identifier: identifier.clone(),
+                        expected: *owner,
+                        found,
+                    });
+                }
+            }
+            Expectation::Live { customer } => match self.live(*customer) {
+                None => return Err(CommitProblem::UnknownCustomer(*customer)),
+                Some(live) if live != *customer => {
+                    return Err(CommitProblem::NotLive(*customer));
+                }
+                Some(_) => {}
+            },
+            Expectation::InteractionVersion { id, updated_at } => {
+                let found = self.interactions.get(id).map(|(_, i)| i.updated_at);
+                if found != *updated_at {
+                    return Err(CommitProblem::InteractionVersion {
+                        id: *id,
+                        expected: *updated_at,
+                        found,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn require_profile(&self, customer: CustomerId) -> Result<(), Fault> {
+        if self.profiles.contains_key(&customer) {
+            Ok(())
+        } else {
+            Err(Fault::Invalid(CommitProblem::UnknownCustomer(customer)))
+        }
+    }
+
+    /// Applies one commit, logging how to undo each change; on error the caller undoes.
+    fn apply(&mut self, commit: &Commit, undo: &mut Vec<Undo>) -> Result<CommitOutcome, Fault> {
+        if let Some(event) = &commit.event {
+            if self.events.contains_key(&event.record.id) {
+                return Ok(CommitOutcome::Duplicate);
+            }
+        }
+        for expectation in &commit.expect {
+            self.check(expectation).map_err(Fault::Conflict)?;
+        }
+        for change in &commit.identity {
+            self.change(change, undo)?;
+        }
+        if let Some(Attributed { customer, record }) = &commit.event {
+            self.require_profile(*customer)?;
+            self.events.insert(record.id, (*customer, record.clone()));
+            self.event_order.insert((record.occurred_at, record.id));
+            self.event_timelines
+                .entry(*customer)
+                .or_default()
+                .insert((record.occurred_at, *record.id.as_uuid()));
+            undo.push(Undo::AppendEvent(record.id));
+        }
+        if let Some(Attributed { customer, record }) = &commit.interaction {
+            self.require_profile(*customer)?;
+            let previous = self.interactions.remove(&record.id);
+            if let Some((old_customer, old)) = &previous {
+                self.interaction_timelines
+                    .get_mut(old_customer)
+                    .map(|t| t.remove(&(old.occurred_at, *old.id.as_uuid())));
+            }
+            self.interaction_timelines
+                .entry(*customer)
+                .or_default()
+                .insert((record.occurred_at, *record.id.as_uuid()));
+            self.interactions
+                .insert(record.id, (*customer, record.clone()));
+            undo.push(Undo::PutInteraction(record.id, previous.map(Box::new)));
+        }
+        for Attributed { customer, record } in &commit.traits {
+            self.require_profile(*customer)?;
+            self.traits
+                .entry(*customer)
+                .or_default()
+                .push(record.clone());
+            undo.push(Undo::AppendTrait(*customer));
+        }
+        Ok(CommitOutcome::Applied)
+    }
+
+    fn change(&mut self, change: &IdentityChange, undo: &mut Vec<Undo>) -> Result<(), Fault> {
+        match change {
+            IdentityChange::CreateProfile { id, created_at } => {
+                if self.profiles.contains_key(id) {
+                    return Err(Fault::Invalid(CommitProblem::CustomerExists(*id)));
+                }
+                let row = ProfileRow {
+                    created_at: *created_at,
+                    merged_into: None,
+                    members: BTreeSet::from([*id]),
+                    identifiers: BTreeSet::new(),
+                };
+                self.profiles.insert(*id, row);
+                undo.push(Undo::CreateProfile(*id));
+            }
+            IdentityChange::Attach {
+                identifier,
+                customer,
+            } => {
+                if let Some(owner) = self.owner(identifier) {
+                    return Err(Fault::Conflict(CommitProblem::AlreadyOwned {
+                        identifier: identifier.clone(),
+                        owner,
+                    }));
+                }
+                let row = self
+                    .profiles
+                    .get_mut(customer)
+                    .ok_or(Fault::Invalid(CommitProblem::UnknownCustomer(*customer)))?;
+                row.identifiers.insert(identifier.clone());
+                self.owners.insert(identifier.clone(), *customer);
+                undo.push(Undo::Attach(identifier.clone(), *customer));
+            }
+            IdentityChange::Merge(record) => {
+                let (survivor, absorbed) = (record.survivor, record.absorbed);
+                if survivor == absorbed {
+                    return Err(Fault::Invalid(CommitProblem::SelfMerge(survivor)));
+                }
+                for customer in [survivor, absorbed] {
+                    match self.live(customer) {
+                        None => {
+                            return Err(Fault::Invalid(CommitProblem::UnknownCustomer(customer)));
+                        }
+                        Some(live) if live != customer => {
+                            return Err(Fault::Invalid(CommitProblem::NotLive(customer)));
+                        }
+                        Some(_) => {}
+                    }
+                }
+                let moved =
+                    std::mem::take(&mut self.profiles.get_mut(&absorbed).expect("checked").members);
+                for member in &moved {
+                    self.profiles
+                        .get_mut(member)
+                        .expect("members exist")
+                        .merged_into = Some(survivor);
+                }
+                let survivor_row = self.profiles.get_mut(&survivor).expect("checked");
+                survivor_row.members.extend(moved.iter().copied());
+                self.merges.push(record.clone());
+                undo.push(Undo::Merge {
+                    survivor,
+                    absorbed,
+                    moved,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn undo(&mut self, step: Undo) {
+        match step {
+            Undo::CreateProfile(id) => {
+                self.profiles.remove(&id);
+            }
+            Undo::Attach(identifier, customer) => {
+                self.owners.remove(&identifier);
+                if let Some(row) = self.profiles.get_mut(&customer) {
+                    row.identifiers.remove(&identifier);
+                }
+            }
+            Undo::Merge {
+                survivor,
+                absorbed,
+                moved,
+            } => {
+                self.merges.pop();
+                if let Some(row) = self.profiles.get_mut(&survivor) {
+                    row.members.retain(|m| !moved.contains(m));
+                }
+                for member in &moved {
+                    if let Some(row) = self.profiles.get_mut(member) {
+                        row.merged_into = (*member != absorbed).then_some(absorbed);
+                    }
+                }
+                if let Some(row) = self.profiles.get_mut(&absorbed) {
+                    row.members = moved;
+                }
+            }
+            Undo::AppendEvent(id) => {
+                if let Some((customer, event)) = self.events.remove(&id) {
+                    self.event_order.remove(&(event.occurred_at, id));
+                    if let Some(timeline) = self.event_timelines.get_mut(&customer) {
+                        timeline.remove(&(event.occurred_at, *id.as_uuid()));
+                    }
+                }
+            }
+            Undo::PutInteraction(id, previous) => {
+                if let Some((customer, current)) = self.interactions.remove(&id) {
+                    if let Some(timeline) = self.interaction_timelines.get_mut(&customer) {
+                        timeline.remove(&(current.occurred_at, *id.as_uuid()));
+                    }
+                }
+                if let Some(previous) = previous {
+                    let (customer, old) = *previous;
+                    self.interaction_timelines
+                        .entry(customer)
+                        .or_default()
+                        .insert((old.occurred_at, *id.as_uuid()));
+                    self.interactions.insert(id, (customer, old));
+                }
+            }
+            Undo::AppendTrait(customer) => {
+                if let Some(ops) = self.traits.get_mut(&customer) {
+                    ops.pop();
+                }
+            }
+        }
+    }
+
+    /// The newest-first page of a profile's items from per-member timelines.
+    fn page<T: Clone>(
+        &self,
+        customer: CustomerId,
+        page: PageRequest,
+        timelines: &HashMap<CustomerId, Timeline>,
+        fetch: impl Fn(Uuid) -> T,
+    ) -> Page<T> {
+        let Some(members) = self.members(customer) else {
+            return Page {
+                items: Vec::new(),
+                next: None,
+            };
+        };
+        let upper = match page.cursor() {
+            Some(cursor) => Bound::Excluded((cursor.at, cursor.id)),
+            None => Bound::Unbounded,
+        };
+        let mut positions: Vec<(DateTime<Utc>, Uuid)> = members
+            .iter()
+            .filter_map(|member| timelines.get(member))
+            .flat_map(|timeline| {
+                timeline
+                    .range((Bound::Unbounded, upper))
+                    .rev()
+                    .take(page.limit() + 1)
+                    .copied()
+            })
+            .collect();
+        positions.sort_unstable_by(|a, b| b.cmp(a));
+        let more = positions.len() > page.limit();
+        positions.truncate(page.limit());
+        let next = more.then(|| {
+            let &(at, id) = positions.last().expect("a full page is not empty");
+            TimelineCursor { at, id }
+        });
+        Page {
+            items: positions.into_iter().map(|(_, id)| fetch(id)).collect(),
+            next,
+        }
+    }
+}
+
+/// A failure inside one commit, before it is tagged with the commit's position.
+enum Fault {
+    Conflict(CommitProblem),
+    Invalid(CommitProblem),
+}
+
+fn summarize<'a>(items: impl Iterator<Item = (&'a Channel, DateTime<Utc>)>) -> Vec<ChannelSummary> {
+    let mut by_channel: BTreeMap<&Channel, ChannelSummary> = BTreeMap::new();
+    for (channel, at) in items {
+        let entry = by_channel.entry(channel).or_insert_with(|| ChannelSummary {
+            channel: channel.clone(),
+            count: 0,
+            first: at,
+            last: at,
+        });
+        entry.count += 1;
+        entry.first = entry.first.min(at);
+        entry.last = entry.last.max(at);
+    }
+    by_channel.into_values().collect()
+}
+
+impl IdentityStore for MemoryStore {
+    fn owners(&self, identifiers: &[Identifier]) -> Result<Vec<Option<CustomerId>>, StoreError> {
+        let state = self.read()?;
+        Ok(identifiers.iter().map(|i| state.owner(i)).collect())
+    }
+
+    fn profile(&self, customer: CustomerId) -> Result<Option<ProfileRecord>, StoreError> {
+        let state = self.read()?;
+        let Some(live) = state.live(customer) else {
+            return Ok(None);
+        };
+        let row = &state.profiles[&live];
+        let identifiers: BTreeSet<&Identifier> = row
+            .members
+            .iter()
+            .flat_map(|member| &state.profiles[member].identifiers)
+            .collect();
+        Ok(Some(ProfileRecord {
+            id: live,
+            created_at: row.created_at,
+            members: row.members.iter().copied().collect(),
+            identifiers: identifiers.into_iter().cloned().collect(),
+        }))
+    }
+
+    fn merges(&self, customer: CustomerId) -> Result<Vec<MergeRecord>, StoreError> {
+        let state = self.read()?;
+        let Some(members) = state.members(customer) else {
+            return Ok(Vec::new());
+        };
+        let mut merges: Vec<MergeRecord> = state
+            .merges
+            .iter()
+            .filter(|m| members.contains(&m.absorbed))
+            .cloned()
+            .collect();
+        merges.sort_by_key(|m| (m.at, m.id));
+        Ok(merges)
+    }
+
+    fn customers(
+        &self,
+        after: Option<CustomerId>,
+        limit: usize,
+    ) -> Result<Vec<CustomerId>, StoreError> {
+        let state = self.read()?;
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        Ok(state
+            .profiles
+            .range((lower, Bound::Unbounded))
+            .filter(|(_, row)| row.merged_into.is_none())
+            .map(|(&id, _)| id)
+            .take(limit)
+            .collect())
+    }
+}
+
+impl EventStore for MemoryStore {
+    fn event(&self, id: EventId) -> Result<Option<Attributed<Event>>, StoreError> {
+        let state = self.read()?;
+        Ok(state.events.get(&id).map(|(customer, event)| Attributed {
+            customer: state.live(*customer).unwrap_or(*customer),
+            record: event.clone(),
+        }))
+    }
+
+    fn events(&self, customer: CustomerId, page: PageRequest) -> Result<Page<Event>, StoreError> {
+        let state = self.read()?;
+        Ok(state.page(customer, page, &state.event_timelines, |id| {
+            state.events[&EventId::from_uuid(id)].1.clone()
+        }))
+    }
+
+    fn event_summary(&self, customer: CustomerId) -> Result<Vec<ChannelSummary>, StoreError> {
+        let state = self.read()?;
+        let Some(members) = state.members(customer) else {
+            return Ok(Vec::new());
+        };
+        let items = members
+            .iter()
+            .filter_map(|m| state.event_timelines.get(m))
+            .flatten()
+            .map(|(at, id)| (&state.events[&EventId::from_uuid(*id)].1.channel, *at));
+        Ok(summarize(items))
+    }
+
+    fn scan_events(&self) -> EventScan<'_> {
+        Box::new(Scan {
+            store: self,
+            after: None,
+            buffer: Vec::new().into_iter(),
+            done: false,
+        })
+    }
+}
+
+/// Reads the event log in chunks, taking the lock once per chunk.
+struct Scan<'a> {
+    store: &'a MemoryStore,
+    after: Option<(DateTime<Utc>, EventId)>,
+    buffer: std::vec::IntoIter<Attributed<Event>>,
+    done: bool,
+}
+
+impl Iterator for Scan<'_> {
+    type Item = Result<Attributed<Event>, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(item) = self.buffer.next() {
+            return Some(Ok(item));
+        }
+        if self.done {
+            return None;
+        }
+        let state = match self.store.read() {
+            Ok(state) => state,
+            Err(err) => {
+                self.done = true;
+                return Some(Err(err));
+            }
+        };
+        let lower = self.after.map_or(Bound::Unbounded, Bound::Excluded);
+        let chunk: Vec<Attributed<Event>> = state
+            .event_order
+            .range((lower, Bound::Unbounded))
+            .take(SCAN_CHUNK)
+            .map(|(_, id)| {
+                let (customer, event) = &state.events[id];
+                Attributed {
+                    customer: state.live(*customer).unwrap_or(*customer),
+                    record: event.clone(),
+                }
+            })
+            .collect();
+        drop(state);
+        self.done = chunk.len() < SCAN_CHUNK;
+        self.after = chunk.last().map(|e| (e.record.occurred_at, e.record.id));
+        self.buffer = chunk.into_iter();
+        self.buffer.next().map(Ok)
+    }
+}
+
+impl InteractionStore for MemoryStore {
+    fn interaction(
+        &self,
+        id: InteractionId,
+    ) -> Result<Option<Attributed<Interaction>>, StoreError> {
+        let state = self.read()?;
+        Ok(state
+            .interactions
+            .get(&id)
+            .map(|(customer, record)| Attributed {
+                customer: state.live(*customer).unwrap_or(*customer),
+                record: record.clone(),
+            }))
+    }
+
+    fn interactions(
+        &self,
+        customer: CustomerId,
+        page: PageRequest,
+    ) -> Result<Page<Interaction>, StoreError> {
+        let state = self.read()?;
+        Ok(
+            state.page(customer, page, &state.interaction_timelines, |id| {
+                state.interactions[&InteractionId::from_uuid(id)].1.clone()
+            }),
+        )
+    }
+
+    fn interaction_summary(&self, customer: CustomerId) -> Result<Vec<ChannelSummary>, StoreError> {
+        let state = self.read()?;
+        let Some(members) = state.members(customer) else {
+            return Ok(Vec::new());
+        };
+        let items = members
+            .iter()
+            .filter_map(|m| state.interaction_timelines.get(m))
+            .flatten()
+            .map(|(at, id)| {
+                let (_, interaction) = &state.interactions[&InteractionId::from_uuid(*id)];
+                (&interaction.channel, *at)
+            });
+        Ok(summarize(items))
+    }
+}
+
+impl TraitStore for MemoryStore {
+    fn trait_operations(&self, customer: CustomerId) -> Result<Vec<TraitOperation>, StoreError> {
+        let state = self.read()?;
+        let Some(members) = state.members(customer) else {
+            return Ok(Vec::new());
+        };
+        Ok(members
+            .iter()
+            .filter_map(|m| state.traits.get(m))
+            .flatten()
+            .cloned()
+            .collect())
+    }
+}
+
+impl Store for MemoryStore {
+    fn apply(&self, commits: &[Commit]) -> Result<Vec<CommitOutcome>, StoreError> {
+        let mut state = self.write()?;
+        let mut undo = Vec::new();
+        let mut outcomes = Vec::with_capacity(commits.len());
+        for (index, commit) in commits.iter().enumerate() {
+            match state.apply(commit, &mut undo) {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(fault) => {
+                    while let Some(step) = undo.pop() {
+                        state.undo(step);
+                    }
+                    return Err(match fault {
+                        Fault::Conflict(problem) => StoreError::Conflict {
+                            commit: index,
+                            problem,
+                        },
+                        Fault::Invalid(problem) => StoreError::InvalidCommit {
+                            commit: index,
+                            problem,
+                        },
+                    });
+                }
+            }
+        }
+        Ok(outcomes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::conformance;
+
+    #[test]
+    fn memory_store_keeps_the_contract() {
+        conformance::run_all(MemoryStore::new);
+    }
+
+    #[test]
+    fn boxed_memory_store_keeps_the_contract() {
+        conformance::run_all(|| Box::new(MemoryStore::new()) as Box<dyn Store>);
+    }
+}

@@ -1,0 +1,463 @@
+//! The storage contract: small, sync, object-safe traits that any crate can implement.
+//!
+//! The engine decides and the store persists. Reads are split by concern
+//! ([`IdentityStore`], [`EventStore`], [`InteractionStore`], [`TraitStore`]); every write
+//! goes through [`Store::apply`], which takes the engine's decisions as data ([`Commit`]s)
+//! and applies them all or nothing. A backend holds no business rules: it checks the
+//! expectations a commit states, keeps the invariants below and nothing else.
+//!
+//! # Invariants every backend keeps
+//! - An identifier belongs to at most one profile.
+//! - A profile is either *live* or merged into exactly one live profile; reads given a merged
+//!   id answer for the live profile it resolves to, and include everything attributed to the
+//!   profiles merged into it.
+//! - An event id is stored at most once; a repeat is reported as [`CommitOutcome::Duplicate`].
+//! - A failed [`Store::apply`] leaves no trace.
+//!
+//! # Concurrency
+//! Traits are sync and `Send + Sync`; async applications call them from a blocking task.
+//! Two writers may decide from the same snapshot: each commit lists the [`Expectation`]s its
+//! decision rests on, and a store refuses a commit whose expectations no longer hold with
+//! [`StoreError::Conflict`], upon which the engine decides again.
+//!
+//! # Implementing
+//! Implement the four read traits and [`Store`], then run the behaviour tests in
+//! `conformance` (feature `testkit`) from your crate's tests.
+
+pub mod memory;
+
+#[cfg(any(test, feature = "testkit"))]
+pub mod conformance;
+
+use std::error::Error as StdError;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use uuid::Uuid;
+
+use crate::model::{
+    Channel, CustomerId, Event, EventId, Identifier, Interaction, InteractionId, MergeRecord,
+    TraitOperation,
+};
+
+pub use memory::MemoryStore;
+
+/// The most items one page may hold; larger requests are clamped to it.
+pub const MAX_PAGE_SIZE: usize = 1000;
+
+/// A position in a timeline, which runs newest first: by time, then by id, both descending.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TimelineCursor {
+    /// The item's time (`occurred_at`).
+    pub at: DateTime<Utc>,
+    /// The item's id (an event or interaction id), to order items with the same time.
+    pub id: Uuid,
+}
+
+/// Which page of a timeline to read.
+///
+/// Pages are keyset-paged: a page continues strictly after its cursor, so items added while
+/// a reader pages never shift or repeat the items it has yet to see.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageRequest {
+    before: Option<TimelineCursor>,
+    limit: usize,
+}
+
+impl PageRequest {
+    /// The newest `limit` items (clamped to 1..=[`MAX_PAGE_SIZE`]).
+    pub fn first(limit: usize) -> Self {
+        Self {
+            before: None,
+            limit: limit.clamp(1, MAX_PAGE_SIZE),
+        }
+    }
+
+    /// The `limit` items that come after `cursor` (older than it).
+    pub fn after(cursor: TimelineCursor, limit: usize) -> Self {
+        Self {
+            before: Some(cursor),
+            ..Self::first(limit)
+        }
+    }
+
+    /// Items must sort strictly after this cursor, when set.
+    pub fn cursor(&self) -> Option<TimelineCursor> {
+        self.before
+    }
+
+    /// The most items to return, at least 1.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Whether an item at `position` belongs on a page continuing after this request's cursor.
+    pub fn admits(&self, position: TimelineCursor) -> bool {
+        self.before.is_none_or(|cursor| position < cursor)
+    }
+}
+
+/// One page of a timeline, newest first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Where the next page starts; `None` exactly when there are no more items.
+    pub next: Option<TimelineCursor>,
+}
+
+/// A record together with the profile it is attributed to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Attributed<T> {
+    /// The profile. On writes, the profile it is attributed to; on reads, the live
+    /// profile that one resolves to now.
+    pub customer: CustomerId,
+    /// The record.
+    pub record: T,
+}
+
+/// A profile's identity as stored: who it is and what was merged into it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileRecord {
+    /// The live profile's id.
+    pub id: CustomerId,
+    /// When the profile was created, by the time of the evidence that created it.
+    pub created_at: DateTime<Utc>,
+    /// Every id that resolves to this profile, itself included, in ascending order.
+    pub members: Vec<CustomerId>,
+    /// Every identifier of the profile and its members, in ascending order.
+    pub identifiers: Vec<Identifier>,
+}
+
+/// How many items of one kind a profile has on one channel, and when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelSummary {
+    /// The channel.
+    pub channel: Channel,
+    /// How many items.
+    pub count: u64,
+    /// The earliest item's time.
+    pub first: DateTime<Utc>,
+    /// The latest item's time.
+    pub last: DateTime<Utc>,
+}
+
+/// A change to the identity graph, decided by the engine.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum IdentityChange {
+    /// A new, empty, live profile.
+    CreateProfile {
+        /// Its id; must not exist yet.
+        id: CustomerId,
+        /// When the evidence that created it happened.
+        created_at: DateTime<Utc>,
+    },
+    /// An unowned identifier joins a profile.
+    Attach {
+        /// The identifier; must belong to no profile yet.
+        identifier: Identifier,
+        /// The profile; must exist.
+        customer: CustomerId,
+    },
+    /// A live profile is merged into another live profile. Profiles already merged into the
+    /// absorbed one now resolve to the survivor as well.
+    Merge(MergeRecord),
+}
+
+/// A fact a decision rests on, checked by the store before it applies the decision.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "expect", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Expectation {
+    /// The identifier resolves to this live profile, or to none when `owner` is `None`.
+    Owner {
+        /// The identifier.
+        identifier: Identifier,
+        /// The live profile it should resolve to.
+        owner: Option<CustomerId>,
+    },
+    /// The profile exists and is live (not merged into another).
+    Live {
+        /// The profile.
+        customer: CustomerId,
+    },
+    /// The stored version of an interaction was last updated at this time, or there is none.
+    InteractionVersion {
+        /// The interaction.
+        id: InteractionId,
+        /// Its stored `updated_at`, or `None` when it is not stored.
+        updated_at: Option<DateTime<Utc>>,
+    },
+}
+
+/// One decision to apply: identity changes and the records they attribute.
+///
+/// Within a commit, changes apply in order: expectations are checked, then identity
+/// changes, then the event, interaction and trait operations are stored. If the event is
+/// already stored, the whole commit is skipped and reported as a duplicate.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Commit {
+    /// What must hold for the commit to apply.
+    pub expect: Vec<Expectation>,
+    /// Changes to the identity graph.
+    pub identity: Vec<IdentityChange>,
+    /// An event to append, if any.
+    pub event: Option<Attributed<Event>>,
+    /// An interaction to store, replacing any stored version with the same id.
+    pub interaction: Option<Attributed<Interaction>>,
+    /// Trait operations to append.
+    pub traits: Vec<Attributed<TraitOperation>>,
+}
+
+/// What became of one commit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommitOutcome {
+    /// It was applied.
+    Applied,
+    /// Its event was already stored, so nothing in it was applied.
+    Duplicate,
+}
+
+/// What is wrong with a commit, for [`StoreError::Conflict`] and [`StoreError::InvalidCommit`].
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum CommitProblem {
+    /// An identifier does not resolve to the expected profile.
+    #[error("{identifier} resolves to {found:?}, expected {expected:?}")]
+    UnexpectedOwner {
+        /// The identifier.
+        identifier: Identifier,
+        /// The profile expected.
+        expected: Option<CustomerId>,
+        /// The profile found.
+        found: Option<CustomerId>,
+    },
+    /// An identifier to attach already belongs to a profile.
+    #[error("{identifier} already belongs to {owner}")]
+    AlreadyOwned {
+        /// The identifier.
+        identifier: Identifier,
+        /// Its profile.
+        owner: CustomerId,
+    },
+    /// A profile that had to be live was merged into another.
+    #[error("profile {0} is not live")]
+    NotLive(CustomerId),
+    /// A stored interaction is not at the expected version.
+    #[error("interaction {id} is at version {found:?}, expected {expected:?}")]
+    InteractionVersion {
+        /// The interaction.
+        id: InteractionId,
+        /// The version expected.
+        expected: Option<DateTime<Utc>>,
+        /// The version found.
+        found: Option<DateTime<Utc>>,
+    },
+    /// A profile the commit refers to does not exist.
+    #[error("profile {0} does not exist")]
+    UnknownCustomer(CustomerId),
+    /// A profile to create exists already.
+    #[error("profile {0} exists already")]
+    CustomerExists(CustomerId),
+    /// A merge of a profile into itself.
+    #[error("profile {0} cannot be merged into itself")]
+    SelfMerge(CustomerId),
+}
+
+/// Why a store call failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A commit's expectations no longer hold (another writer got there first); nothing was
+    /// applied. Deciding again against fresh reads resolves it.
+    #[error("commit #{commit} conflicts with the stored state: {problem}")]
+    Conflict {
+        /// The commit's position in the slice given to [`Store::apply`].
+        commit: usize,
+        /// What no longer holds.
+        problem: CommitProblem,
+    },
+    /// A commit breaks an invariant of the contract (a bug in whoever built it); nothing
+    /// was applied.
+    #[error("commit #{commit} is invalid: {problem}")]
+    InvalidCommit {
+        /// The commit's position in the slice given to [`Store::apply`].
+        commit: usize,
+        /// What it breaks.
+        problem: CommitProblem,
+    },
+    /// The backend itself failed (I/O, a corrupt file, a lost connection).
+    #[error("{backend} backend failed: {source}")]
+    Backend {
+        /// The backend's name.
+        backend: &'static str,
+        /// Its own error.
+        source: Box<dyn StdError + Send + Sync>,
+    },
+}
+
+/// A stream of stored events, oldest first, that a backend reads in chunks.
+pub type EventScan<'a> =
+    Box<dyn Iterator<Item = Result<Attributed<Event>, StoreError>> + Send + 'a>;
+
+/// Reads of the identity graph.
+pub trait IdentityStore: Debug + Send + Sync {
+    /// The live profile each identifier resolves to, in the order given.
+    fn owners(&self, identifiers: &[Identifier]) -> Result<Vec<Option<CustomerId>>, StoreError>;
+
+    /// The live profile `customer` resolves to, if it exists.
+    fn profile(&self, customer: CustomerId) -> Result<Option<ProfileRecord>, StoreError>;
+
+    /// The merges that built the live profile `customer` resolves to, oldest (`at`, then
+    /// id) first.
+    fn merges(&self, customer: CustomerId) -> Result<Vec<MergeRecord>, StoreError>;
+
+    /// Up to `limit` live profile ids greater than `after`, in ascending order.
+    fn customers(
+        &self,
+        after: Option<CustomerId>,
+        limit: usize,
+    ) -> Result<Vec<CustomerId>, StoreError>;
+}
+
+/// Reads of the append-only event log.
+pub trait EventStore: Debug + Send + Sync {
+    /// The stored event with this id.
+    fn event(&self, id: EventId) -> Result<Option<Attributed<Event>>, StoreError>;
+
+    /// A page of the events of the profile `customer` resolves to, newest first by
+    /// (`occurred_at`, id).
+    fn events(&self, customer: CustomerId, page: PageRequest) -> Result<Page<Event>, StoreError>;
+
+    /// Event counts and times per channel for the profile `customer` resolves to, by channel.
+    fn event_summary(&self, customer: CustomerId) -> Result<Vec<ChannelSummary>, StoreError>;
+
+    /// Every stored event, oldest first by (`occurred_at`, id), without loading them all
+    /// into memory. Events appended during the scan may or may not be seen.
+    fn scan_events(&self) -> EventScan<'_>;
+}
+
+/// Reads of the interaction history.
+pub trait InteractionStore: Debug + Send + Sync {
+    /// The stored version of this interaction.
+    fn interaction(&self, id: InteractionId)
+    -> Result<Option<Attributed<Interaction>>, StoreError>;
+
+    /// A page of the interactions of the profile `customer` resolves to, newest first by
+    /// (`occurred_at`, id).
+    fn interactions(
+        &self,
+        customer: CustomerId,
+        page: PageRequest,
+    ) -> Result<Page<Interaction>, StoreError>;
+
+    /// Interaction counts and times per channel for the profile `customer` resolves to.
+    fn interaction_summary(&self, customer: CustomerId) -> Result<Vec<ChannelSummary>, StoreError>;
+}
+
+/// Reads of trait operations.
+pub trait TraitStore: Debug + Send + Sync {
+    /// Every trait operation of the profile `customer` resolves to, in no particular order.
+    fn trait_operations(&self, customer: CustomerId) -> Result<Vec<TraitOperation>, StoreError>;
+}
+
+/// A complete backend: the reads, and the one way to write.
+pub trait Store: IdentityStore + EventStore + InteractionStore + TraitStore {
+    /// Applies `commits` in order as one atomic unit, returning what became of each.
+    ///
+    /// # Contract
+    /// - A commit whose event id is already stored (before this call, or by an earlier
+    ///   commit in it) is skipped whole: [`CommitOutcome::Duplicate`].
+    /// - Otherwise its expectations are checked ([`StoreError::Conflict`] if one fails),
+    ///   then its changes are applied in order ([`StoreError::InvalidCommit`] if one breaks
+    ///   an invariant; [`CommitProblem::AlreadyOwned`] counts as a conflict).
+    /// - On any error, nothing from any of the commits is applied.
+    fn apply(&self, commits: &[Commit]) -> Result<Vec<CommitOutcome>, StoreError>;
+}
+
+macro_rules! forward_store {
+    ($([$($generics:tt)*] $pointer:ty),* $(,)?) => {$(
+        impl<$($generics)*> IdentityStore for $pointer {
+            fn owners(&self, identifiers: &[Identifier]) -> Result<Vec<Option<CustomerId>>, StoreError> {
+                (**self).owners(identifiers)
+            }
+            fn profile(&self, customer: CustomerId) -> Result<Option<ProfileRecord>, StoreError> {
+                (**self).profile(customer)
+            }
+            fn merges(&self, customer: CustomerId) -> Result<Vec<MergeRecord>, StoreError> {
+                (**self).merges(customer)
+            }
+            fn customers(&self, after: Option<CustomerId>, limit: usize) -> Result<Vec<CustomerId>, StoreError> {
+                (**self).customers(after, limit)
+            }
+        }
+        impl<$($generics)*> EventStore for $pointer {
+            fn event(&self, id: EventId) -> Result<Option<Attributed<Event>>, StoreError> {
+                (**self).event(id)
+            }
+            fn events(&self, customer: CustomerId, page: PageRequest) -> Result<Page<Event>, StoreError> {
+                (**self).events(customer, page)
+            }
+            fn event_summary(&self, customer: CustomerId) -> Result<Vec<ChannelSummary>, StoreError> {
+                (**self).event_summary(customer)
+            }
+            fn scan_events(&self) -> EventScan<'_> {
+                (**self).scan_events()
+            }
+        }
+        impl<$($generics)*> InteractionStore for $pointer {
+            fn interaction(&self, id: InteractionId) -> Result<Option<Attributed<Interaction>>, StoreError> {
+                (**self).interaction(id)
+            }
+            fn interactions(&self, customer: CustomerId, page: PageRequest) -> Result<Page<Interaction>, StoreError> {
+                (**self).interactions(customer, page)
+            }
+            fn interaction_summary(&self, customer: CustomerId) -> Result<Vec<ChannelSummary>, StoreError> {
+                (**self).interaction_summary(customer)
+            }
+        }
+        impl<$($generics)*> TraitStore for $pointer {
+            fn trait_operations(&self, customer: CustomerId) -> Result<Vec<TraitOperation>, StoreError> {
+                (**self).trait_operations(customer)
+            }
+        }
+        impl<$($generics)*> Store for $pointer {
+            fn apply(&self, commits: &[Commit]) -> Result<Vec<CommitOutcome>, StoreError> {
+                (**self).apply(commits)
+            }
+        }
+    )*};
+}
+
+forward_store!(
+    [T: Store + ?Sized] Arc<T>,
+    [T: Store + ?Sized] Box<T>,
+    ['a, T: Store + ?Sized] &'a T,
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stores_and_their_pointers_are_send_sync_and_object_safe() {
+        fn assert_store<S: Store>() {}
+        assert_store::<MemoryStore>();
+        assert_store::<Arc<dyn Store>>();
+        assert_store::<Box<dyn Store>>();
+        assert_store::<&dyn Store>();
+    }
+
+    #[test]
+    fn page_limits_are_clamped() {
+        assert_eq!(PageRequest::first(0).limit(), 1);
+        assert_eq!(PageRequest::first(5).limit(), 5);
+        assert_eq!(PageRequest::first(usize::MAX).limit(), MAX_PAGE_SIZE);
+    }
+}

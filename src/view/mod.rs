@@ -1,0 +1,235 @@
+//! The unified view of one customer: identity, traits, activity per channel and one
+//! timeline of everything they did and said, across channels.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{
+    Channel, CustomerId, Event, Identifier, Interaction, MergeRecord, ResolvedTrait, resolve_traits,
+};
+use crate::store::{ChannelSummary, Page, PageRequest, Store, StoreError, TimelineCursor};
+
+/// How many timeline entries [`Customers::profile`](crate::Customers::profile) includes.
+pub const DEFAULT_TIMELINE_ENTRIES: usize = 20;
+
+/// How to find a profile: by its id (current or merged away) or by one of its identifiers.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Lookup {
+    /// A customer id; a merged id finds the profile it was merged into.
+    Customer(CustomerId),
+    /// An identifier the profile holds.
+    Identifier(Identifier),
+}
+
+impl From<CustomerId> for Lookup {
+    fn from(id: CustomerId) -> Self {
+        Self::Customer(id)
+    }
+}
+
+impl From<Identifier> for Lookup {
+    fn from(identifier: Identifier) -> Self {
+        Self::Identifier(identifier)
+    }
+}
+
+impl From<&Identifier> for Lookup {
+    fn from(identifier: &Identifier) -> Self {
+        Self::Identifier(identifier.clone())
+    }
+}
+
+/// One entry of a customer's timeline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TimelineEntry {
+    /// Something the customer did.
+    Event(Event),
+    /// A contact with the customer.
+    Interaction(Interaction),
+}
+
+impl TimelineEntry {
+    /// When it happened.
+    pub fn at(&self) -> DateTime<Utc> {
+        match self {
+            Self::Event(event) => event.occurred_at,
+            Self::Interaction(interaction) => interaction.occurred_at,
+        }
+    }
+
+    /// Its channel.
+    pub fn channel(&self) -> &Channel {
+        match self {
+            Self::Event(event) => &event.channel,
+            Self::Interaction(interaction) => &interaction.channel,
+        }
+    }
+
+    /// Its position in the timeline.
+    pub fn cursor(&self) -> TimelineCursor {
+        let id = match self {
+            Self::Event(event) => *event.id.as_uuid(),
+            Self::Interaction(interaction) => *interaction.id.as_uuid(),
+        };
+        TimelineCursor { at: self.at(), id }
+    }
+}
+
+/// A customer's activity on one channel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelActivity {
+    /// The channel.
+    pub channel: Channel,
+    /// Events on it.
+    pub events: u64,
+    /// Interactions on it.
+    pub interactions: u64,
+    /// The first time the customer was seen on it.
+    pub first_seen: DateTime<Utc>,
+    /// The last time the customer was seen on it.
+    pub last_seen: DateTime<Utc>,
+}
+
+/// Everything known about one customer, as every channel sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    /// The profile's id.
+    pub customer_id: CustomerId,
+    /// Ids of profiles merged into this one; they keep resolving to it.
+    pub merged_ids: Vec<CustomerId>,
+    /// Every identifier of the customer, in ascending order.
+    pub identifiers: Vec<Identifier>,
+    /// Current trait values, each with its provenance.
+    pub traits: BTreeMap<String, ResolvedTrait>,
+    /// The first time the customer was seen on any channel.
+    pub first_seen: Option<DateTime<Utc>>,
+    /// The last time the customer was seen on any channel.
+    pub last_seen: Option<DateTime<Utc>>,
+    /// Activity per channel, by channel.
+    pub channels: Vec<ChannelActivity>,
+    /// The merges that built this profile, oldest first.
+    pub merges: Vec<MergeRecord>,
+    /// The most recent events and interactions, newest first.
+    pub timeline: Page<TimelineEntry>,
+}
+
+impl Profile {
+    /// Total events across channels.
+    pub fn event_count(&self) -> u64 {
+        self.channels.iter().map(|c| c.events).sum()
+    }
+
+    /// Total interactions across channels.
+    pub fn interaction_count(&self) -> u64 {
+        self.channels.iter().map(|c| c.interactions).sum()
+    }
+}
+
+/// The live profile `lookup` finds.
+pub(crate) fn find<S: Store + ?Sized>(
+    store: &S,
+    lookup: &Lookup,
+) -> Result<Option<CustomerId>, StoreError> {
+    match lookup {
+        Lookup::Customer(id) => Ok(store.profile(*id)?.map(|p| p.id)),
+        Lookup::Identifier(identifier) => Ok(store
+            .owners(std::slice::from_ref(identifier))?
+            .pop()
+            .flatten()),
+    }
+}
+
+/// Builds the unified view of the live profile `customer`.
+pub(crate) fn build<S: Store + ?Sized>(
+    store: &S,
+    customer: CustomerId,
+    entries: usize,
+) -> Result<Option<Profile>, StoreError> {
+    let Some(record) = store.profile(customer)? else {
+        return Ok(None);
+    };
+    let traits = resolve_traits(&store.trait_operations(record.id)?);
+    let channels = activity(
+        store.event_summary(record.id)?,
+        store.interaction_summary(record.id)?,
+    );
+    Ok(Some(Profile {
+        customer_id: record.id,
+        merged_ids: record
+            .members
+            .into_iter()
+            .filter(|m| *m != record.id)
+            .collect(),
+        identifiers: record.identifiers,
+        traits,
+        first_seen: channels.iter().map(|c| c.first_seen).min(),
+        last_seen: channels.iter().map(|c| c.last_seen).max(),
+        channels,
+        merges: store.merges(record.id)?,
+        timeline: timeline(store, record.id, PageRequest::first(entries))?,
+    }))
+}
+
+/// One page of a profile's events and interactions, merged newest first.
+pub(crate) fn timeline<S: Store + ?Sized>(
+    store: &S,
+    customer: CustomerId,
+    page: PageRequest,
+) -> Result<Page<TimelineEntry>, StoreError> {
+    let events = store.events(customer, page)?;
+    let interactions = store.interactions(customer, page)?;
+    let more_behind = events.next.is_some() || interactions.next.is_some();
+    let mut items: Vec<TimelineEntry> = events
+        .items
+        .into_iter()
+        .map(TimelineEntry::Event)
+        .chain(
+            interactions
+                .items
+                .into_iter()
+                .map(TimelineEntry::Interaction),
+        )
+        .collect();
+    items.sort_by_key(|entry| std::cmp::Reverse(entry.cursor()));
+    let more = items.len() > page.limit() || more_behind;
+    items.truncate(page.limit());
+    let next = if more {
+        items.last().map(TimelineEntry::cursor)
+    } else {
+        None
+    };
+    Ok(Page { items, next })
+}
+
+fn activity(
+    events: Vec<ChannelSummary>,
+    interactions: Vec<ChannelSummary>,
+) -> Vec<ChannelActivity> {
+    let mut by_channel: BTreeMap<Channel, ChannelActivity> = BTreeMap::new();
+    for (summary, is_event) in events
+        .into_iter()
+        .map(|s| (s, true))
+        .chain(interactions.into_iter().map(|s| (s, false)))
+    {
+        let entry = by_channel
+            .entry(summary.channel.clone())
+            .or_insert_with(|| ChannelActivity {
+                channel: summary.channel.clone(),
+                events: 0,
+                interactions: 0,
+                first_seen: summary.first,
+                last_seen: summary.last,
+            });
+        if is_event {
+            entry.events += summary.count;
+        } else {
+            entry.interactions += summary.count;
+        }
+        entry.first_seen = entry.first_seen.min(summary.first);
+        entry.last_seen = entry.last_seen.max(summary.last);
+    }
+    by_channel.into_values().collect()
+}

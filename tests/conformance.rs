@@ -1,0 +1,163 @@
+//! The conformance kit, used the way a backend crate uses it, and shown to catch stores
+//! that break the contract.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use oneview::model::{CustomerId, EventId, Identifier, InteractionId, MergeRecord, TraitOperation};
+use oneview::store::{
+    Attributed, ChannelSummary, Commit, CommitOutcome, EventScan, EventStore, IdentityStore,
+    InteractionStore, MemoryStore, Page, PageRequest, ProfileRecord, Store, StoreError, TraitStore,
+    conformance,
+};
+use oneview::{Event, Interaction};
+
+#[test]
+fn memory_store_passes_the_kit() {
+    conformance::run_all(MemoryStore::new);
+}
+
+/// How a [`Broken`] store breaks the contract.
+#[derive(Debug, Clone, Copy)]
+enum Flaw {
+    /// Applies each commit of a batch on its own, so a failed batch leaves earlier commits.
+    NotAtomic,
+    /// Serves timeline pages oldest first.
+    PagesOldestFirst,
+    /// Reports a repeated event as applied instead of a duplicate.
+    DuplicatesApplied,
+}
+
+/// A memory store with one flaw.
+#[derive(Debug)]
+struct Broken {
+    inner: MemoryStore,
+    flaw: Flaw,
+}
+
+impl IdentityStore for Broken {
+    fn owners(&self, identifiers: &[Identifier]) -> Result<Vec<Option<CustomerId>>, StoreError> {
+        self.inner.owners(identifiers)
+    }
+    fn profile(&self, customer: CustomerId) -> Result<Option<ProfileRecord>, StoreError> {
+        self.inner.profile(customer)
+    }
+    fn merges(&self, customer: CustomerId) -> Result<Vec<MergeRecord>, StoreError> {
+        self.inner.merges(customer)
+    }
+    fn customers(
+        &self,
+        after: Option<CustomerId>,
+        limit: usize,
+    ) -> Result<Vec<CustomerId>, StoreError> {
+        self.inner.customers(after, limit)
+    }
+}
+
+impl EventStore for Broken {
+    fn event(&self, id: EventId) -> Result<Option<Attributed<Event>>, StoreError> {
+        self.inner.event(id)
+    }
+    fn events(&self, customer: CustomerId, page: PageRequest) -> Result<Page<Event>, StoreError> {
+        let mut page = self.inner.events(customer, page)?;
+        if let Flaw::PagesOldestFirst = self.flaw {
+            page.items.reverse();
+        }
+        Ok(page)
+    }
+    fn event_summary(&self, customer: CustomerId) -> Result<Vec<ChannelSummary>, StoreError> {
+        self.inner.event_summary(customer)
+    }
+    fn scan_events(&self) -> EventScan<'_> {
+        self.inner.scan_events()
+    }
+}
+
+impl InteractionStore for Broken {
+    fn interaction(
+        &self,
+        id: InteractionId,
+    ) -> Result<Option<Attributed<Interaction>>, StoreError> {
+        self.inner.interaction(id)
+    }
+    fn interactions(
+        &self,
+        customer: CustomerId,
+        page: PageRequest,
+    ) -> Result<Page<Interaction>, StoreError> {
+        self.inner.interactions(customer, page)
+    }
+    fn interaction_summary(&self, customer: CustomerId) -> Result<Vec<ChannelSummary>, StoreError> {
+        self.inner.interaction_summary(customer)
+    }
+}
+
+impl TraitStore for Broken {
+    fn trait_operations(&self, customer: CustomerId) -> Result<Vec<TraitOperation>, StoreError> {
+        self.inner.trait_operations(customer)
+    }
+}
+
+impl Store for Broken {
+    fn apply(&self, commits: &[Commit]) -> Result<Vec<CommitOutcome>, StoreError> {
+        match self.flaw {
+            Flaw::NotAtomic => {
+                let mut outcomes = Vec::new();
+                for (index, commit) in commits.iter().enumerate() {
+                    let applied = self.inner.apply(std::slice::from_ref(commit));
+                    outcomes.extend(applied.map_err(|err| match err {
+                        StoreError::InvalidCommit { problem, .. } => StoreError::InvalidCommit {
+                            commit: index,
+                            problem,
+                        },
+                        StoreError::Conflict { problem, .. } => StoreError::Conflict {
+                            commit: index,
+                            problem,
+                        },
+                        other => other,
+                    })?);
+                }
+                Ok(outcomes)
+            }
+            Flaw::DuplicatesApplied => Ok(self
+                .inner
+                .apply(commits)?
+                .into_iter()
+                .map(|_| CommitOutcome::Applied)
+                .collect()),
+            Flaw::PagesOldestFirst => self.inner.apply(commits),
+        }
+    }
+}
+
+fn kit_rejects(flaw: Flaw) -> String {
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        conformance::run_all(|| Broken {
+            inner: MemoryStore::new(),
+            flaw,
+        })
+    }));
+    let panic = result.expect_err("the kit must fail a broken store");
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+#[test]
+fn kit_catches_a_store_that_is_not_atomic() {
+    let message = kit_rejects(Flaw::NotAtomic);
+    assert!(message.contains("no profile was created"), "{message}");
+}
+
+#[test]
+fn kit_catches_pages_in_the_wrong_order() {
+    let message = kit_rejects(Flaw::PagesOldestFirst);
+    assert!(message.contains("newest first"), "{message}");
+}
+
+#[test]
+fn kit_catches_duplicates_reported_as_applied() {
+    let message = kit_rejects(Flaw::DuplicatesApplied);
+    assert!(message.contains("Duplicate"), "{message}");
+}
