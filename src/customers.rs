@@ -8,7 +8,7 @@ use crate::view::{self, DEFAULT_TIMELINE_ENTRIES, Lookup, Profile, TimelineEntry
 
 /// How often an ingest decides again when other writers keep changing the profiles it
 /// touches, before it gives up with [`Error::Contention`].
-const MAX_ATTEMPTS: usize = 16;
+const MAX_ATTEMPTS: usize = 64;
 
 /// All customers, over one store: ingest what they did and said, read who they are.
 ///

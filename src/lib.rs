@@ -65,3 +65,8 @@ pub use ingest::{Outcome, Receipt, Record};
 pub use model::*;
 pub use store::{MemoryStore, PageRequest, Store, StoreError};
 pub use view::{Lookup, Profile, TimelineEntry};
+
+/// The README's examples, compiled and run as doc tests so they cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;

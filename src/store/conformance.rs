@@ -563,7 +563,10 @@ pub fn identifiers_have_one_owner(store: &dyn Store) {
         ),
         "an identifier cannot be attached twice within one commit"
     );
-    assert_eq!(store.owners(std::slice::from_ref(&phone)).expect("read"), vec![None]);
+    assert_eq!(
+        store.owners(std::slice::from_ref(&phone)).expect("read"),
+        vec![None]
+    );
     let unknown = CustomerId::new();
     assert!(matches!(
         store.apply(&[identity(vec![attach(&phone, unknown)])]),
