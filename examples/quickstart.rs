@@ -1,0 +1,139 @@
+//! One person reaches a company through four channels; every channel ends up seeing the
+//! same single profile.
+//!
+//! Run with `cargo run --example quickstart`.
+
+use std::error::Error;
+
+use chrono::{TimeZone, Utc};
+use oneview::store::IdentityStore;
+use oneview::{
+    Channel, Customers, Direction, Event, Identifier, IdentifierKind, Interaction, InteractionKind,
+    InteractionStatus, MemoryStore, Profile, TimelineEntry,
+};
+use serde_json::json;
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let customers = Customers::new(MemoryStore::new());
+    let day = |d, h| Utc.with_ymd_and_hms(2026, 3, d, h, 0, 0).unwrap();
+
+    // 1. The web: an anonymous visitor browses, known only by a cookie.
+    for (hour, path) in [(9, "/"), (10, "/pricing")] {
+        customers.ingest(
+            Event::builder("website", Channel::Web, "Page Viewed")
+                .message_id(&format!("web-{hour}"))
+                .occurred_at(day(2, hour))
+                .identifier(IdentifierKind::AnonymousId, "cookie-7f3a")
+                .properties(json!({ "path": path }))
+                .set_trait_once("first_page", json!(path))
+                .build()?,
+        )?;
+    }
+
+    // 2. A newsletter: the same person subscribes by email.
+    customers.ingest(
+        Event::builder("newsletter", Channel::Email, "Subscribed")
+            .message_id("nl-501")
+            .occurred_at(day(3, 8))
+            .identifier(IdentifierKind::Email, "ana.silva@example.com")
+            .set_trait("name", json!("Ana Silva"))
+            .build()?,
+    )?;
+
+    // 3. A support call: the agent takes her phone number and types her email differently.
+    customers.ingest(
+        Interaction::builder("support-desk", Channel::Phone, Direction::Inbound)
+            .key("CALL-2231")
+            .kind(InteractionKind::Call)
+            .occurred_at(day(4, 14))
+            .identifier(IdentifierKind::Phone, "+351 912 345 678")
+            .identifier(IdentifierKind::Email, "  Ana.Silva@EXAMPLE.com ")
+            .owner("agent.rui")
+            .subject("Which plan fits a team of five?")
+            .status(InteractionStatus::Closed)
+            .outcome("recommended the team plan")
+            .build()?,
+    )?;
+
+    // 4. A sign-up in the web app: a user id, the old cookie, and her email.
+    let receipt = customers.ingest(
+        Event::builder("webapp", Channel::Web, "Signed Up")
+            .message_id("signup-88")
+            .occurred_at(day(5, 19))
+            .identifier(IdentifierKind::UserId, "u-1001")
+            .identifier(IdentifierKind::AnonymousId, "cookie-7f3a")
+            .identifier(IdentifierKind::Email, "ana.silva@example.com")
+            .set_trait("plan", json!("team"))
+            .build()?,
+    )?;
+    println!(
+        "sign-up linked the web visitor and the email subscriber: {} profile(s) merged\n",
+        receipt.merged.len()
+    );
+
+    let profiles = customers.store().customers(None, 10)?;
+    println!("profiles in the store: {}", profiles.len());
+
+    let ana = customers
+        .profile(Identifier::phone("+351912345678")?)?
+        .expect("the phone number is known");
+    print_profile(&ana);
+    Ok(())
+}
+
+fn print_profile(profile: &Profile) {
+    println!("customer {}", profile.customer_id);
+    println!("  identifiers:");
+    for identifier in &profile.identifiers {
+        println!("    {identifier}");
+    }
+    println!("  traits:");
+    for (key, value) in &profile.traits {
+        println!(
+            "    {key} = {}   (from {} at {})",
+            value.value,
+            value.provenance.source,
+            value.provenance.observed_at.format("%Y-%m-%d %H:%M")
+        );
+    }
+    println!("  channels:");
+    for channel in &profile.channels {
+        println!(
+            "    {:<8} {} event(s), {} interaction(s), last seen {}",
+            channel.channel.to_string(),
+            channel.events,
+            channel.interactions,
+            channel.last_seen.format("%Y-%m-%d %H:%M")
+        );
+    }
+    println!("  merges:");
+    for merge in &profile.merges {
+        let linking: Vec<String> = merge.linking.iter().map(ToString::to_string).collect();
+        println!(
+            "    {} absorbed {} on {} via {}",
+            merge.survivor,
+            merge.absorbed,
+            merge.at.format("%Y-%m-%d %H:%M"),
+            linking.join(", ")
+        );
+    }
+    println!("  timeline (newest first):");
+    for entry in &profile.timeline.items {
+        let what = match entry {
+            TimelineEntry::Event(event) => format!("{} [{}]", event.name, event.source),
+            TimelineEntry::Interaction(call) => format!(
+                "{:?} {:?}: {} -> {} [{}]",
+                call.direction,
+                call.kind,
+                call.subject.as_deref().unwrap_or(""),
+                call.outcome.as_deref().unwrap_or("open"),
+                call.owner.as_deref().unwrap_or("unassigned"),
+            ),
+        };
+        println!(
+            "    {}  {:<6} {what}",
+            entry.at().format("%Y-%m-%d %H:%M"),
+            entry.channel().to_string()
+        );
+    }
+}
