@@ -1,9 +1,9 @@
 //! [`Customers`]: the one entry point an application needs.
 
 use crate::error::Error;
-use crate::ingest::{self, Plan, Receipt, Record};
+use crate::ingest::{self, Direct, Overlay, Plan, Receipt, Record};
 use crate::model::CustomerId;
-use crate::store::{Page, PageRequest, Store, StoreError};
+use crate::store::{CommitOutcome, Page, PageRequest, Store, StoreError};
 use crate::view::{self, DEFAULT_TIMELINE_ENTRIES, Lookup, Profile, TimelineEntry};
 
 /// How often an ingest decides again when other writers keep changing the profiles it
@@ -65,11 +65,11 @@ impl<S: Store> Customers<S> {
     pub fn ingest(&self, record: impl Into<Record>) -> Result<Receipt, Error> {
         let record = record.into();
         for _ in 0..MAX_ATTEMPTS {
-            match ingest::plan(&self.store, &record)? {
+            match ingest::plan(&Direct(&self.store), &record)? {
                 Plan::Skip(receipt) => return Ok(receipt),
                 Plan::Apply(commit, receipt) => {
                     match self.store.apply(std::slice::from_ref(&*commit)) {
-                        Ok(outcomes) if outcomes == [crate::store::CommitOutcome::Applied] => {
+                        Ok(outcomes) if outcomes == [CommitOutcome::Applied] => {
                             return Ok(receipt);
                         }
                         // Another writer stored the same event first: decide again to report
@@ -78,6 +78,64 @@ impl<S: Store> Customers<S> {
                         Err(err) => return Err(err.into()),
                     }
                 }
+            }
+        }
+        Err(Error::Contention {
+            attempts: MAX_ATTEMPTS,
+        })
+    }
+
+    /// Ingests many records as one atomic step: far faster than one [`ingest`](Self::ingest)
+    /// per record on a store where each write is a transaction, such as SQLite.
+    ///
+    /// Records are decided in the order given, each seeing the effect of the ones before
+    /// it, exactly as if ingested one by one. A record that fails validation gets its error
+    /// in its slot and the rest are still ingested; a store failure fails the whole batch
+    /// and applies none of it. The batch is held in memory until it is applied, so feed a
+    /// large stream in batches of a few thousand.
+    ///
+    /// ```
+    /// use oneview::{Channel, Customers, Event, IdentifierKind, MemoryStore, Outcome};
+    ///
+    /// let customers = Customers::new(MemoryStore::new());
+    /// let visit = |n: u32| Event::builder("web", Channel::Web, "Page Viewed")
+    ///     .message_id(&format!("m{n}"))
+    ///     .identifier(IdentifierKind::AnonymousId, "device-1")
+    ///     .build();
+    /// let results = customers.ingest_batch([visit(1)?, visit(2)?, visit(1)?])?;
+    /// let outcomes: Vec<Outcome> = results.into_iter().map(|r| r.unwrap().outcome).collect();
+    /// assert_eq!(outcomes, [Outcome::Stored, Outcome::Stored, Outcome::Duplicate]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn ingest_batch<R: Into<Record>>(
+        &self,
+        records: impl IntoIterator<Item = R>,
+    ) -> Result<Vec<Result<Receipt, Error>>, Error> {
+        let records: Vec<Record> = records.into_iter().map(Into::into).collect();
+        for _ in 0..MAX_ATTEMPTS {
+            let mut overlay = Overlay::new(&self.store);
+            let mut commits = Vec::with_capacity(records.len());
+            let mut results = Vec::with_capacity(records.len());
+            for record in &records {
+                match ingest::plan(&overlay, record) {
+                    Ok(Plan::Skip(receipt)) => results.push(Ok(receipt)),
+                    Ok(Plan::Apply(commit, receipt)) => {
+                        overlay.record(&commit);
+                        commits.push(*commit);
+                        results.push(Ok(receipt));
+                    }
+                    Err(Error::Invalid(invalid)) => results.push(Err(Error::Invalid(invalid))),
+                    Err(other) => return Err(other),
+                }
+            }
+            drop(overlay);
+            match self.store.apply(&commits) {
+                Ok(outcomes) if outcomes.iter().all(|o| *o == CommitOutcome::Applied) => {
+                    return Ok(results);
+                }
+                // Another writer got there first: plan the batch again against fresh state.
+                Ok(_) | Err(StoreError::Conflict { .. }) => continue,
+                Err(err) => return Err(err.into()),
             }
         }
         Err(Error::Contention {

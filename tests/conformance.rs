@@ -6,8 +6,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use oneview::model::{CustomerId, EventId, Identifier, InteractionId, MergeRecord, TraitOperation};
 use oneview::store::{
     Attributed, ChannelSummary, Commit, CommitOutcome, EventScan, EventStore, IdentityStore,
-    InteractionStore, MemoryStore, Page, PageRequest, ProfileRecord, Store, StoreError, TraitStore,
-    conformance,
+    InteractionStore, MemoryStore, Owner, Page, PageRequest, ProfileRecord, Store, StoreError,
+    TraitStore, conformance,
 };
 use oneview::{Event, Interaction};
 
@@ -35,7 +35,7 @@ struct Broken {
 }
 
 impl IdentityStore for Broken {
-    fn owners(&self, identifiers: &[Identifier]) -> Result<Vec<Option<CustomerId>>, StoreError> {
+    fn owners(&self, identifiers: &[Identifier]) -> Result<Vec<Option<Owner>>, StoreError> {
         self.inner.owners(identifiers)
     }
     fn profile(&self, customer: CustomerId) -> Result<Option<ProfileRecord>, StoreError> {

@@ -224,4 +224,31 @@ proptest! {
             .collect();
         prop_assert_eq!(partition, components(&events));
     }
+
+    #[test]
+    fn batches_give_the_same_profiles_as_one_by_one(
+        events in events(),
+        cuts in prop::collection::vec(1..8usize, 1..10),
+    ) {
+        let one_by_one = Customers::new(MemoryStore::new());
+        for event in events.iter().chain(events.iter().take(3)) {
+            one_by_one.ingest(event.clone()).unwrap();
+        }
+        // The same events plus repeats, split into batches of random sizes.
+        let stream: Vec<Event> = events.iter().chain(events.iter().take(3)).cloned().collect();
+        let batched = Customers::new(MemoryStore::new());
+        let mut rest = stream.as_slice();
+        for cut in cuts.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (batch, tail) = rest.split_at((*cut).min(rest.len()));
+            for result in batched.ingest_batch(batch.iter().cloned()).unwrap() {
+                result.unwrap();
+            }
+            rest = tail;
+        }
+        prop_assert_eq!(snapshot(&batched), snapshot(&one_by_one));
+        prop_assert_eq!(batched.store().scan_events().count(), events.len());
+    }
 }

@@ -13,7 +13,7 @@
 //!
 //! let email = Identifier::email("ana@example.com")?;
 //! let fresh = CustomerId::new();
-//! let decision = decide(&[email.clone()], &[None], &[], Evidence { event: None, at: Utc::now() }, fresh);
+//! let decision = decide(&[email.clone()], &[None], Evidence { event: None, at: Utc::now() }, fresh);
 //! assert_eq!(decision.action, Action::Create);
 //! assert_eq!(decision.customer, fresh);
 //! # Ok::<(), oneview::IdentifierError>(())
@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{CustomerId, EventId, Identifier, MergeId, MergeRecord, MergeRule};
-use crate::store::{Expectation, IdentityChange, ProfileRecord};
+use crate::store::{Expectation, IdentityChange, Owner};
 
 /// What carried the identifiers: the event, if any, and its time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,16 +64,15 @@ pub struct Decision {
 
 /// Decides where a record with `identifiers` belongs.
 ///
-/// - `owners[i]` is the live profile that owns `identifiers[i]` now, if any.
-/// - `profiles` holds the records of those owners (at least), to pick the oldest.
+/// - `owners[i]` is the live profile that owns `identifiers[i]` now, if any; the oldest
+///   of them (by `created_at`, then id) survives a merge.
 /// - `fresh` is the id to give a new profile, should one be needed.
 ///
 /// The decision expects every identifier to still have the owner seen, so a store refuses
 /// it if another writer changed any of them in between.
 pub fn decide(
     identifiers: &[Identifier],
-    owners: &[Option<CustomerId>],
-    profiles: &[ProfileRecord],
+    owners: &[Option<Owner>],
     evidence: Evidence,
     fresh: CustomerId,
 ) -> Decision {
@@ -83,16 +82,17 @@ pub fn decide(
         .zip(owners)
         .map(|(identifier, owner)| Expectation::Owner {
             identifier: identifier.clone(),
-            owner: *owner,
+            owner: owner.map(|o| o.customer),
         })
         .collect();
-    let owned: BTreeSet<CustomerId> = owners.iter().flatten().copied().collect();
-    let seniority = |id: &CustomerId| {
-        let created = profiles.iter().find(|p| p.id == *id).map(|p| p.created_at);
-        (created.unwrap_or(evidence.at), *id)
-    };
+    // Oldest first: (created_at, id) ranks profiles the same way whatever the arrival order.
+    let owned: BTreeSet<(DateTime<Utc>, CustomerId)> = owners
+        .iter()
+        .flatten()
+        .map(|o| (o.created_at, o.customer))
+        .collect();
     let mut changes = Vec::new();
-    let (action, customer) = match owned.iter().min_by_key(|id| seniority(id)) {
+    let (action, customer) = match owned.first() {
         None => {
             changes.push(IdentityChange::CreateProfile {
                 id: fresh,
@@ -100,31 +100,30 @@ pub fn decide(
             });
             (Action::Create, fresh)
         }
-        Some(&survivor) => {
-            let mut absorbed: Vec<CustomerId> =
-                owned.into_iter().filter(|&id| id != survivor).collect();
-            absorbed.sort_by_key(|id| seniority(id));
-            for &other in &absorbed {
+        Some(&(_, survivor)) => {
+            for &(_, absorbed) in owned.iter().skip(1) {
                 let linking = identifiers
                     .iter()
                     .zip(owners)
-                    .filter(|(_, owner)| matches!(owner, Some(o) if *o == survivor || *o == other))
+                    .filter(|(_, owner)| {
+                        owner.is_some_and(|o| o.customer == survivor || o.customer == absorbed)
+                    })
                     .map(|(identifier, _)| identifier.clone())
                     .collect();
                 changes.push(IdentityChange::Merge(MergeRecord {
                     id: MergeId::new(),
                     survivor,
-                    absorbed: other,
+                    absorbed,
                     evidence: evidence.event,
                     linking,
                     rule: MergeRule::SharedIdentifier,
                     at: evidence.at,
                 }));
             }
-            let action = if absorbed.is_empty() {
-                Action::Attach
-            } else {
+            let action = if owned.len() > 1 {
                 Action::Merge
+            } else {
+                Action::Attach
             };
             (action, survivor)
         }
@@ -154,13 +153,11 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 5, day, 0, 0, 0).unwrap()
     }
 
-    fn record(id: CustomerId, day: u32) -> ProfileRecord {
-        ProfileRecord {
-            id,
+    fn owner(customer: CustomerId, day: u32) -> Option<Owner> {
+        Some(Owner {
+            customer,
             created_at: at(day),
-            members: vec![id],
-            identifiers: Vec::new(),
-        }
+        })
     }
 
     fn evidence() -> Evidence {
@@ -174,21 +171,20 @@ mod tests {
     fn unowned_identifiers_join_the_owner() {
         let email = Identifier::email("a@b.c").unwrap();
         let phone = Identifier::phone("+14155552671").unwrap();
-        let owner = CustomerId::new();
+        let existing = CustomerId::new();
         let decision = decide(
             &[email, phone.clone()],
-            &[Some(owner), None],
-            &[record(owner, 1)],
+            &[owner(existing, 1), None],
             evidence(),
             CustomerId::new(),
         );
         assert_eq!(decision.action, Action::Attach);
-        assert_eq!(decision.customer, owner);
+        assert_eq!(decision.customer, existing);
         assert_eq!(
             decision.changes,
             vec![IdentityChange::Attach {
                 identifier: phone,
-                customer: owner
+                customer: existing
             }]
         );
         assert_eq!(decision.expect.len(), 2);
@@ -202,11 +198,9 @@ mod tests {
             .collect();
         // Created in id order, but the last one is the oldest by evidence time.
         let (young, middle, old) = (CustomerId::new(), CustomerId::new(), CustomerId::new());
-        let profiles = [record(young, 9), record(middle, 5), record(old, 2)];
         let decision = decide(
             &ids,
-            &[Some(young), Some(middle), Some(old)],
-            &profiles,
+            &[owner(young, 9), owner(middle, 5), owner(old, 2)],
             evidence(),
             CustomerId::new(),
         );
@@ -230,7 +224,7 @@ mod tests {
     #[test]
     fn no_owned_identifier_creates_a_profile() {
         let fresh = CustomerId::new();
-        let decision = decide(&[], &[], &[], evidence(), fresh);
+        let decision = decide(&[], &[], evidence(), fresh);
         assert_eq!(decision.action, Action::Create);
         assert_eq!(
             decision.changes,

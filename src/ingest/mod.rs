@@ -1,12 +1,22 @@
 //! Turning incoming records into commits: validate, check for repeats, read the owners of
 //! the record's identifiers, let [`crate::identity`] decide, and attribute the record.
+//!
+//! A batch is planned record by record against an overlay: the store as it is, plus the
+//! decisions already planned for earlier records of the batch. The whole batch then
+//! reaches the store as one atomic call.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::identity::{self, Action, Decision, Evidence};
-use crate::model::{CustomerId, Event, Identifier, Interaction, Provenance, TraitOperation};
-use crate::store::{Attributed, Commit, Expectation, ProfileRecord, Store};
+use crate::model::{
+    CustomerId, Event, EventId, Identifier, Interaction, InteractionId, Provenance, TraitOperation,
+};
+use crate::store::{Attributed, Commit, Expectation, IdentityChange, Owner, Store, StoreError};
 
 /// Something to ingest: an event or an interaction.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -62,24 +72,169 @@ pub(crate) enum Plan {
     Skip(Receipt),
 }
 
-/// Plans the ingestion of `record` against the store's current state.
-pub(crate) fn plan<S: Store + ?Sized>(store: &S, record: &Record) -> Result<Plan, Error> {
-    match record {
-        Record::Event(event) => plan_event(store, event),
-        Record::Interaction(interaction) => plan_interaction(store, interaction),
+/// The reads planning needs, from a store or from a store plus a batch's earlier plans.
+pub(crate) trait Reads {
+    /// The live profile a stored event belongs to, if the event is stored.
+    fn event_owner(&self, id: EventId) -> Result<Option<CustomerId>, StoreError>;
+    /// The stored version of an interaction.
+    fn interaction(&self, id: InteractionId)
+    -> Result<Option<Attributed<Interaction>>, StoreError>;
+    /// The live owners of identifiers.
+    fn owners(&self, identifiers: &[Identifier]) -> Result<Vec<Option<Owner>>, StoreError>;
+}
+
+/// Reads straight from a store.
+pub(crate) struct Direct<'a, S: ?Sized>(pub(crate) &'a S);
+
+impl<S: Store + ?Sized> Reads for Direct<'_, S> {
+    fn event_owner(&self, id: EventId) -> Result<Option<CustomerId>, StoreError> {
+        Ok(self.0.event(id)?.map(|stored| stored.customer))
+    }
+
+    fn interaction(
+        &self,
+        id: InteractionId,
+    ) -> Result<Option<Attributed<Interaction>>, StoreError> {
+        self.0.interaction(id)
+    }
+
+    fn owners(&self, identifiers: &[Identifier]) -> Result<Vec<Option<Owner>>, StoreError> {
+        self.0.owners(identifiers)
     }
 }
 
-fn plan_event<S: Store + ?Sized>(store: &S, event: &Event) -> Result<Plan, Error> {
+/// A store as it will be once the commits planned so far are applied.
+pub(crate) struct Overlay<'a, S: ?Sized> {
+    store: &'a S,
+    merged_into: HashMap<CustomerId, CustomerId>,
+    attached: HashMap<Identifier, CustomerId>,
+    events: HashMap<EventId, CustomerId>,
+    interactions: HashMap<InteractionId, Attributed<Interaction>>,
+    /// Ages of every profile seen or created so far: a profile that absorbs another within
+    /// the batch keeps its own age, which the store cannot report until the batch lands.
+    ages: RefCell<HashMap<CustomerId, DateTime<Utc>>>,
+}
+
+impl<'a, S: Store + ?Sized> Overlay<'a, S> {
+    pub(crate) fn new(store: &'a S) -> Self {
+        Self {
+            store,
+            merged_into: HashMap::new(),
+            attached: HashMap::new(),
+            events: HashMap::new(),
+            interactions: HashMap::new(),
+            ages: RefCell::default(),
+        }
+    }
+
+    fn live(&self, mut customer: CustomerId) -> CustomerId {
+        while let Some(&survivor) = self.merged_into.get(&customer) {
+            customer = survivor;
+        }
+        customer
+    }
+
+    /// Takes in a planned commit, as the store will once it is applied.
+    pub(crate) fn record(&mut self, commit: &Commit) {
+        for change in &commit.identity {
+            match change {
+                IdentityChange::CreateProfile { id, created_at } => {
+                    self.ages.get_mut().insert(*id, *created_at);
+                }
+                IdentityChange::Attach {
+                    identifier,
+                    customer,
+                } => {
+                    self.attached.insert(identifier.clone(), *customer);
+                }
+                IdentityChange::Merge(merge) => {
+                    self.merged_into.insert(merge.absorbed, merge.survivor);
+                }
+            }
+        }
+        if let Some(event) = &commit.event {
+            self.events.insert(event.record.id, event.customer);
+        }
+        if let Some(interaction) = &commit.interaction {
+            self.interactions
+                .insert(interaction.record.id, interaction.clone());
+        }
+    }
+}
+
+impl<S: Store + ?Sized> Reads for Overlay<'_, S> {
+    fn event_owner(&self, id: EventId) -> Result<Option<CustomerId>, StoreError> {
+        let owner = match self.events.get(&id) {
+            Some(&customer) => Some(customer),
+            None => self.store.event(id)?.map(|stored| stored.customer),
+        };
+        Ok(owner.map(|customer| self.live(customer)))
+    }
+
+    fn interaction(
+        &self,
+        id: InteractionId,
+    ) -> Result<Option<Attributed<Interaction>>, StoreError> {
+        let stored = match self.interactions.get(&id) {
+            Some(planned) => Some(planned.clone()),
+            None => self.store.interaction(id)?,
+        };
+        Ok(stored.map(|mut stored| {
+            stored.customer = self.live(stored.customer);
+            stored
+        }))
+    }
+
+    fn owners(&self, identifiers: &[Identifier]) -> Result<Vec<Option<Owner>>, StoreError> {
+        let unplanned: Vec<Identifier> = identifiers
+            .iter()
+            .filter(|i| !self.attached.contains_key(*i))
+            .cloned()
+            .collect();
+        let mut from_store = self.store.owners(&unplanned)?.into_iter();
+        let mut owners = Vec::with_capacity(identifiers.len());
+        for identifier in identifiers {
+            let found = match self.attached.get(identifier) {
+                Some(&customer) => Some(customer),
+                None => from_store.next().flatten().map(|owner| {
+                    self.ages
+                        .borrow_mut()
+                        .insert(owner.customer, owner.created_at);
+                    owner.customer
+                }),
+            };
+            owners.push(found.map(|customer| {
+                let live = self.live(customer);
+                let created_at = self.ages.borrow().get(&live).copied();
+                Owner {
+                    customer: live,
+                    // A live owner was seen (or created) before anything could merge into it.
+                    created_at: created_at.expect("the age of every live owner is known"),
+                }
+            }));
+        }
+        Ok(owners)
+    }
+}
+
+/// Plans the ingestion of `record` against what `reads` sees.
+pub(crate) fn plan(reads: &impl Reads, record: &Record) -> Result<Plan, Error> {
+    match record {
+        Record::Event(event) => plan_event(reads, event),
+        Record::Interaction(interaction) => plan_interaction(reads, interaction),
+    }
+}
+
+fn plan_event(reads: &impl Reads, event: &Event) -> Result<Plan, Error> {
     event.validate()?;
-    if let Some(stored) = store.event(event.id)? {
-        return Ok(Plan::Skip(skipped(stored.customer, Outcome::Duplicate)));
+    if let Some(customer) = reads.event_owner(event.id)? {
+        return Ok(Plan::Skip(skipped(customer, Outcome::Duplicate)));
     }
     let evidence = Evidence {
         event: Some(event.id),
         at: event.occurred_at,
     };
-    let decision = resolve(store, &event.identifiers, evidence)?;
+    let decision = resolve(reads, &event.identifiers, evidence)?;
     let provenance = Provenance {
         source: event.source.clone(),
         event_id: Some(event.id),
@@ -111,12 +266,9 @@ fn plan_event<S: Store + ?Sized>(store: &S, event: &Event) -> Result<Plan, Error
     Ok(Plan::Apply(Box::new(commit), receipt))
 }
 
-fn plan_interaction<S: Store + ?Sized>(
-    store: &S,
-    interaction: &Interaction,
-) -> Result<Plan, Error> {
+fn plan_interaction(reads: &impl Reads, interaction: &Interaction) -> Result<Plan, Error> {
     interaction.validate()?;
-    let stored = store.interaction(interaction.id)?;
+    let stored = reads.interaction(interaction.id)?;
     if let Some(stored) = &stored {
         if !interaction.supersedes(&stored.record) {
             return Ok(Plan::Skip(skipped(stored.customer, Outcome::Outdated)));
@@ -141,7 +293,7 @@ fn plan_interaction<S: Store + ?Sized>(
                 event: None,
                 at: interaction.occurred_at,
             };
-            resolve(store, &interaction.identifiers, evidence)?
+            resolve(reads, &interaction.identifiers, evidence)?
         }
     };
     let receipt = receipt(&decision);
@@ -160,24 +312,15 @@ fn plan_interaction<S: Store + ?Sized>(
     Ok(Plan::Apply(Box::new(commit), receipt))
 }
 
-fn resolve<S: Store + ?Sized>(
-    store: &S,
+fn resolve(
+    reads: &impl Reads,
     identifiers: &[Identifier],
     evidence: Evidence,
 ) -> Result<Decision, Error> {
-    let owners = store.owners(identifiers)?;
-    let mut profiles: Vec<ProfileRecord> = Vec::new();
-    for owner in owners.iter().flatten() {
-        if profiles.iter().all(|p| p.id != *owner) {
-            if let Some(profile) = store.profile(*owner)? {
-                profiles.push(profile);
-            }
-        }
-    }
+    let owners = reads.owners(identifiers)?;
     Ok(identity::decide(
         identifiers,
         &owners,
-        &profiles,
         evidence,
         CustomerId::new(),
     ))
@@ -188,7 +331,7 @@ fn receipt(decision: &Decision) -> Receipt {
         .changes
         .iter()
         .filter_map(|change| match change {
-            crate::store::IdentityChange::Merge(merge) => Some(merge.absorbed),
+            IdentityChange::Merge(merge) => Some(merge.absorbed),
             _ => None,
         })
         .collect();

@@ -55,6 +55,12 @@ pub enum ValidationError {
         /// The id the record carries.
         found: String,
     },
+    /// A time outside the years 1678 to 2261, which storage keeps as nanoseconds.
+    #[error("{field} is outside the supported years 1678 to 2261")]
+    TimeOutOfRange {
+        /// The field.
+        field: &'static str,
+    },
     /// A time field is earlier than the one it follows (an interaction updated before it
     /// began, say).
     #[error("{field} is earlier than {earlier_than}")]
@@ -82,6 +88,20 @@ pub(crate) fn required_name(field: &'static str, value: &str) -> Result<(), Vali
         });
     }
     Ok(())
+}
+
+/// Checks that a time can be kept as nanoseconds since the Unix epoch in an `i64`, with a
+/// margin, so every backend can store and order it exactly.
+pub(crate) fn storable_time(
+    field: &'static str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), ValidationError> {
+    use chrono::Datelike;
+    if (1678..=2261).contains(&at.year()) {
+        Ok(())
+    } else {
+        Err(ValidationError::TimeOutOfRange { field })
+    }
 }
 
 /// The JSON type name of `value`, for error messages.

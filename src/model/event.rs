@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::channel::Channel;
-use super::error::{ValidationError, json_type, required_name};
+use super::error::{ValidationError, json_type, required_name, storable_time};
 use super::identifier::{Identifier, IdentifierKind, NormalizeOptions};
 use super::ids::EventId;
 use super::traits::{MAX_TRAIT_KEY_BYTES, TraitOp, TraitUpdate};
@@ -83,6 +83,8 @@ impl Event {
         required_name("source", &self.source)?;
         required_name("message_id", &self.message_id)?;
         required_name("name", &self.name)?;
+        storable_time("occurred_at", self.occurred_at)?;
+        storable_time("received_at", self.received_at)?;
         let expected = EventId::derive(&self.source, &self.message_id);
         if expected != self.id {
             return Err(ValidationError::IdMismatch {
@@ -322,6 +324,17 @@ mod tests {
             ValidationError::NotAnObject {
                 field: "properties",
                 found: "number"
+            }
+        );
+
+        let ancient = builder()
+            .occurred_at(chrono::DateTime::UNIX_EPOCH - chrono::Duration::days(366 * 400))
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            ancient,
+            ValidationError::TimeOutOfRange {
+                field: "occurred_at"
             }
         );
 

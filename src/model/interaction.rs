@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::channel::Channel;
-use super::error::{ValidationError, json_type, required_name};
+use super::error::{ValidationError, json_type, required_name, storable_time};
 use super::event::IdentifierInput;
 use super::identifier::{Identifier, IdentifierKind, NormalizeOptions};
 use super::ids::InteractionId;
@@ -146,6 +146,11 @@ impl Interaction {
                 expected: expected.to_string(),
                 found: self.id.to_string(),
             });
+        }
+        storable_time("occurred_at", self.occurred_at)?;
+        storable_time("updated_at", self.updated_at)?;
+        if let Some(closed) = self.closed_at {
+            storable_time("closed_at", closed)?;
         }
         for (field, value) in [("thread", &self.thread), ("owner", &self.owner)] {
             if let Some(value) = value {

@@ -170,6 +170,18 @@ fn interaction(key: &str, minute: i64, updated: i64, status: InteractionStatus) 
         .expect("valid interaction")
 }
 
+/// The live profile ids the identifiers resolve to.
+fn owners(
+    store: &dyn Store,
+    identifiers: &[Identifier],
+) -> Result<Vec<Option<CustomerId>>, StoreError> {
+    Ok(store
+        .owners(identifiers)?
+        .into_iter()
+        .map(|owner| owner.map(|o| o.customer))
+        .collect())
+}
+
 /// A new profile with one identifier.
 fn new_profile(store: &dyn Store, n: usize, minute: i64) -> CustomerId {
     let id = CustomerId::new();
@@ -273,7 +285,7 @@ pub fn duplicate_events_are_stored_once(store: &dyn Store) {
         "a duplicate commit's trait operations are not applied"
     );
     assert_eq!(
-        store.owners(&[email(2)]).expect("read"),
+        owners(store, &[email(2)]).expect("read"),
         vec![None],
         "a duplicate commit's identity changes are not applied"
     );
@@ -421,7 +433,7 @@ pub fn failed_batches_leave_no_trace(store: &dyn Store) {
     // And the same commits apply cleanly without the bad one.
     let outcomes = store.apply(&[good, also_good]).expect("valid batch");
     assert_eq!(outcomes, vec![CommitOutcome::Applied; 2]);
-    assert_eq!(store.owners(&[email(2)]).expect("read"), vec![Some(fresh)]);
+    assert_eq!(owners(store, &[email(2)]).expect("read"), vec![Some(fresh)]);
 }
 
 fn assert_nothing_from_good_commit(store: &dyn Store, fresh: CustomerId, existing: CustomerId) {
@@ -431,7 +443,7 @@ fn assert_nothing_from_good_commit(store: &dyn Store, fresh: CustomerId, existin
         "no profile was created"
     );
     assert_eq!(
-        store.owners(&[email(2)]).expect("read"),
+        owners(store, &[email(2)]).expect("read"),
         vec![None],
         "no identifier was attached"
     );
@@ -564,7 +576,7 @@ pub fn identifiers_have_one_owner(store: &dyn Store) {
         "an identifier cannot be attached twice within one commit"
     );
     assert_eq!(
-        store.owners(std::slice::from_ref(&phone)).expect("read"),
+        owners(store, std::slice::from_ref(&phone)).expect("read"),
         vec![None]
     );
     let unknown = CustomerId::new();
@@ -576,7 +588,7 @@ pub fn identifiers_have_one_owner(store: &dyn Store) {
         })
     ));
     assert_eq!(
-        store.owners(&[email(2), email(1), phone]).expect("read"),
+        owners(store, &[email(2), email(1), phone]).expect("read"),
         vec![Some(b), Some(a), None],
         "owners come back in the order asked"
     );
@@ -639,8 +651,15 @@ pub fn merges_resolve_to_the_survivor(store: &dyn Store) {
         );
     }
     assert_eq!(
-        store.owners(&[email(1), email(2), email(3)]).expect("read"),
+        owners(store, &[email(1), email(2), email(3)]).expect("read"),
         vec![Some(a); 3]
+    );
+    let owner = store.owners(&[email(3)]).expect("read")[0].expect("owned");
+    assert_eq!(owner.customer, a);
+    assert_eq!(
+        owner.created_at,
+        at(0),
+        "an owner reports the live profile's age"
     );
     let event = store
         .event(crate::model::EventId::derive("conformance", "e2"))

@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use super::{
     Attributed, ChannelSummary, Commit, CommitOutcome, CommitProblem, EventScan, EventStore,
-    Expectation, IdentityChange, IdentityStore, InteractionStore, Page, PageRequest, ProfileRecord,
-    Store, StoreError, TimelineCursor, TraitStore,
+    Expectation, IdentityChange, IdentityStore, InteractionStore, Owner, Page, PageRequest,
+    ProfileRecord, Store, StoreError, TimelineCursor, TraitStore,
 };
 use crate::model::{
     Channel, CustomerId, Event, EventId, Identifier, Interaction, InteractionId, MergeRecord,
@@ -397,9 +397,17 @@ fn summarize<'a>(items: impl Iterator<Item = (&'a Channel, DateTime<Utc>)>) -> V
 }
 
 impl IdentityStore for MemoryStore {
-    fn owners(&self, identifiers: &[Identifier]) -> Result<Vec<Option<CustomerId>>, StoreError> {
+    fn owners(&self, identifiers: &[Identifier]) -> Result<Vec<Option<Owner>>, StoreError> {
         let state = self.read()?;
-        Ok(identifiers.iter().map(|i| state.owner(i)).collect())
+        Ok(identifiers
+            .iter()
+            .map(|i| {
+                state.owner(i).map(|customer| Owner {
+                    customer,
+                    created_at: state.profiles[&customer].created_at,
+                })
+            })
+            .collect())
     }
 
     fn profile(&self, customer: CustomerId) -> Result<Option<ProfileRecord>, StoreError> {

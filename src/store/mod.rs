@@ -132,6 +132,15 @@ pub struct ProfileRecord {
     pub identifiers: Vec<Identifier>,
 }
 
+/// The live profile an identifier resolves to, with what the engine needs to rank it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Owner {
+    /// The live profile.
+    pub customer: CustomerId,
+    /// When it was created, by the time of the evidence that created it.
+    pub created_at: DateTime<Utc>,
+}
+
 /// How many items of one kind a profile has on one channel, and when.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelSummary {
@@ -309,7 +318,7 @@ pub type EventScan<'a> =
 /// Reads of the identity graph.
 pub trait IdentityStore: Debug + Send + Sync {
     /// The live profile each identifier resolves to, in the order given.
-    fn owners(&self, identifiers: &[Identifier]) -> Result<Vec<Option<CustomerId>>, StoreError>;
+    fn owners(&self, identifiers: &[Identifier]) -> Result<Vec<Option<Owner>>, StoreError>;
 
     /// The live profile `customer` resolves to, if it exists.
     fn profile(&self, customer: CustomerId) -> Result<Option<ProfileRecord>, StoreError>;
@@ -384,7 +393,7 @@ pub trait Store: IdentityStore + EventStore + InteractionStore + TraitStore {
 macro_rules! forward_store {
     ($([$($generics:tt)*] $pointer:ty),* $(,)?) => {$(
         impl<$($generics)*> IdentityStore for $pointer {
-            fn owners(&self, identifiers: &[Identifier]) -> Result<Vec<Option<CustomerId>>, StoreError> {
+            fn owners(&self, identifiers: &[Identifier]) -> Result<Vec<Option<Owner>>, StoreError> {
                 (**self).owners(identifiers)
             }
             fn profile(&self, customer: CustomerId) -> Result<Option<ProfileRecord>, StoreError> {

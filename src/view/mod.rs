@@ -135,10 +135,13 @@ pub(crate) fn find<S: Store + ?Sized>(
 ) -> Result<Option<CustomerId>, StoreError> {
     match lookup {
         Lookup::Customer(id) => Ok(store.profile(*id)?.map(|p| p.id)),
-        Lookup::Identifier(identifier) => Ok(store
-            .owners(std::slice::from_ref(identifier))?
-            .pop()
-            .flatten()),
+        Lookup::Identifier(identifier) => {
+            let owner = store
+                .owners(std::slice::from_ref(identifier))?
+                .pop()
+                .flatten();
+            Ok(owner.map(|o| o.customer))
+        }
     }
 }
 
