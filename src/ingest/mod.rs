@@ -269,10 +269,10 @@ fn plan_event(reads: &impl Reads, event: &Event) -> Result<Plan, Error> {
 fn plan_interaction(reads: &impl Reads, interaction: &Interaction) -> Result<Plan, Error> {
     interaction.validate()?;
     let stored = reads.interaction(interaction.id)?;
-    if let Some(stored) = &stored {
-        if !interaction.supersedes(&stored.record) {
-            return Ok(Plan::Skip(skipped(stored.customer, Outcome::Outdated)));
-        }
+    if let Some(stored) = &stored
+        && !interaction.supersedes(&stored.record)
+    {
+        return Ok(Plan::Skip(skipped(stored.customer, Outcome::Outdated)));
     }
     let version = Expectation::InteractionVersion {
         id: interaction.id,

@@ -153,10 +153,10 @@ impl State {
 
     /// Applies one commit, logging how to undo each change; on error the caller undoes.
     fn apply(&mut self, commit: &Commit, undo: &mut Vec<Undo>) -> Result<CommitOutcome, Fault> {
-        if let Some(event) = &commit.event {
-            if self.events.contains_key(&event.record.id) {
-                return Ok(CommitOutcome::Duplicate);
-            }
+        if let Some(event) = &commit.event
+            && self.events.contains_key(&event.record.id)
+        {
+            return Ok(CommitOutcome::Duplicate);
         }
         for expectation in &commit.expect {
             self.check(expectation).map_err(Fault::Conflict)?;
@@ -309,10 +309,10 @@ impl State {
                 }
             }
             Undo::PutInteraction(id, previous) => {
-                if let Some((customer, current)) = self.interactions.remove(&id) {
-                    if let Some(timeline) = self.interaction_timelines.get_mut(&customer) {
-                        timeline.remove(&(current.occurred_at, *id.as_uuid()));
-                    }
+                if let Some((customer, current)) = self.interactions.remove(&id)
+                    && let Some(timeline) = self.interaction_timelines.get_mut(&customer)
+                {
+                    timeline.remove(&(current.occurred_at, *id.as_uuid()));
                 }
                 if let Some(previous) = previous {
                     let (customer, old) = *previous;
