@@ -25,6 +25,8 @@
 //! `conformance` (feature `testkit`) from your crate's tests.
 
 pub mod memory;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 
 #[cfg(any(test, feature = "testkit"))]
 pub mod conformance;

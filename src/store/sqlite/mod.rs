@@ -1,0 +1,994 @@
+//! The SQLite backend: the embedded default.
+//!
+//! One file holds everything. Writes go through a single writer connection, one
+//! transaction per [`Store::apply`] call; reads use a pool of read-only connections, which
+//! under WAL (the default) never wait for the writer. SQLite is compiled into the crate,
+//! so nothing needs installing.
+//!
+//! ```
+//! use oneview::store::sqlite::SqliteStore;
+//! use oneview::{Channel, Customers, Event, Identifier, IdentifierKind};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let customers = Customers::new(SqliteStore::open(dir.path().join("customers.db"))?);
+//! customers.ingest(
+//!     Event::builder("web", Channel::Web, "Signed Up")
+//!         .identifier(IdentifierKind::Email, "ana@example.com")
+//!         .build()?,
+//! )?;
+//! assert!(customers.profile(Identifier::email("ana@example.com")?)?.is_some());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use thiserror::Error;
+use uuid::Uuid;
+
+use super::{
+    Attributed, ChannelSummary, Commit, CommitOutcome, CommitProblem, EventScan, EventStore,
+    Expectation, IdentityChange, IdentityStore, InteractionStore, Owner, Page, PageRequest,
+    ProfileRecord, Store, StoreError, TimelineCursor, TraitStore,
+};
+use crate::model::{
+    Channel, CustomerId, Event, EventId, Identifier, Interaction, InteractionId, MergeRecord,
+    TraitOperation,
+};
+
+pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
+
+/// How many events a scan reads per query.
+const SCAN_CHUNK: usize = 1024;
+
+/// Why a database could not be opened. The file is left as it was found.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The file exists but is not a SQLite database.
+    #[error("{} is not a SQLite database; it was left untouched", path.display())]
+    NotADatabase {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A SQLite database that belongs to some other application.
+    #[error(
+        "{} is a SQLite database of another application (application_id {application_id:#x}); it was left untouched",
+        path.display()
+    )]
+    ForeignDatabase {
+        /// The file.
+        path: PathBuf,
+        /// The application id found in its header (0 when none is set).
+        application_id: i32,
+    },
+    /// A database written by a newer release, with a schema this release does not know.
+    #[error(
+        "{} has schema version {found}, newer than the {supported} this release supports; upgrade oneview to open it (it was left untouched)",
+        path.display()
+    )]
+    NewerSchema {
+        /// The file.
+        path: PathBuf,
+        /// Its schema version.
+        found: i32,
+        /// The newest this release knows.
+        supported: i32,
+    },
+    /// SQLite itself failed (the file cannot be created, the disk is full, …).
+    #[error("SQLite failed: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// SQLite's journal mode (`PRAGMA journal_mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum JournalMode {
+    /// Write-ahead log: readers and the writer do not block each other. The default.
+    #[default]
+    Wal,
+    /// A rollback journal deleted after each transaction.
+    Delete,
+    /// A rollback journal truncated after each transaction.
+    Truncate,
+    /// A rollback journal kept and zeroed after each transaction.
+    Persist,
+}
+
+impl JournalMode {
+    fn pragma(self) -> &'static str {
+        match self {
+            Self::Wal => "WAL",
+            Self::Delete => "DELETE",
+            Self::Truncate => "TRUNCATE",
+            Self::Persist => "PERSIST",
+        }
+    }
+}
+
+/// How hard SQLite works to make commits durable (`PRAGMA synchronous`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Synchronous {
+    /// No syncs: a power loss may lose or corrupt recent commits. For throwaway data only.
+    Off,
+    /// With WAL, a power loss may lose the latest commits but never corrupts the database;
+    /// a crash of the process loses nothing. The default.
+    #[default]
+    Normal,
+    /// Every commit is durable before it returns.
+    Full,
+    /// Like `Full`, and also syncs the directory after deleting a rollback journal.
+    Extra,
+}
+
+impl Synchronous {
+    fn pragma(self) -> &'static str {
+        match self {
+            Self::Off => "OFF",
+            Self::Normal => "NORMAL",
+            Self::Full => "FULL",
+            Self::Extra => "EXTRA",
+        }
+    }
+}
+
+/// Options for opening a [`SqliteStore`]; see [`SqliteStore::builder`].
+#[derive(Clone, Debug)]
+#[must_use = "a builder does nothing until `open` is called"]
+pub struct SqliteBuilder {
+    journal_mode: JournalMode,
+    synchronous: Synchronous,
+    busy_timeout: Duration,
+    cache_size_kib: u32,
+    max_idle_readers: usize,
+}
+
+impl Default for SqliteBuilder {
+    fn default() -> Self {
+        Self {
+            journal_mode: JournalMode::Wal,
+            synchronous: Synchronous::Normal,
+            busy_timeout: Duration::from_secs(5),
+            cache_size_kib: 64 * 1024,
+            max_idle_readers: 8,
+        }
+    }
+}
+
+impl SqliteBuilder {
+    /// The journal mode; defaults to [`JournalMode::Wal`].
+    pub fn journal_mode(mut self, mode: JournalMode) -> Self {
+        self.journal_mode = mode;
+        self
+    }
+
+    /// The durability level; defaults to [`Synchronous::Normal`].
+    pub fn synchronous(mut self, level: Synchronous) -> Self {
+        self.synchronous = level;
+        self
+    }
+
+    /// How long a connection waits for a lock held by another process before failing;
+    /// defaults to 5 seconds.
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// The page cache of each connection, in KiB; defaults to 64 MiB.
+    pub fn cache_size_kib(mut self, kib: u32) -> Self {
+        self.cache_size_kib = kib;
+        self
+    }
+
+    /// How many idle read connections to keep for reuse; defaults to 8.
+    pub fn max_idle_readers(mut self, readers: usize) -> Self {
+        self.max_idle_readers = readers;
+        self
+    }
+
+    /// Opens (or creates) the database at `path`, migrating it to the current schema.
+    ///
+    /// Refuses, untouched, a file that is not a SQLite database, a SQLite database of
+    /// another application, and a database from a newer release.
+    pub fn open(self, path: impl AsRef<Path>) -> Result<SqliteStore, OpenError> {
+        let path = path.as_ref().to_owned();
+        let mut writer = Connection::open(&path)?;
+        writer.busy_timeout(self.busy_timeout)?;
+        schema::check_and_migrate(&mut writer, &path)?;
+        self.configure(&writer, true)?;
+        Ok(SqliteStore {
+            writer: Mutex::new(writer),
+            readers: Some(Readers {
+                path,
+                idle: Mutex::new(Vec::new()),
+            }),
+            options: self,
+        })
+    }
+
+    /// Opens a private database in memory: nothing touches the disk and everything is lost
+    /// when the store is dropped. Reads share the writer's connection.
+    pub fn open_in_memory(self) -> Result<SqliteStore, OpenError> {
+        let mut writer = Connection::open_in_memory()?;
+        schema::check_and_migrate(&mut writer, Path::new(":memory:"))?;
+        self.configure(&writer, true)?;
+        Ok(SqliteStore {
+            writer: Mutex::new(writer),
+            readers: None,
+            options: self,
+        })
+    }
+
+    fn configure(&self, conn: &Connection, writer: bool) -> rusqlite::Result<()> {
+        conn.busy_timeout(self.busy_timeout)?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.pragma_update(None, "cache_size", -i64::from(self.cache_size_kib))?;
+        // Erased data must leave no bytes behind in freed pages.
+        conn.pragma_update(None, "secure_delete", true)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        if writer {
+            // journal_mode answers with the mode now in force, so it is read as a query.
+            let _: String = conn.query_row(
+                &format!("PRAGMA journal_mode = {}", self.journal_mode.pragma()),
+                [],
+                |row| row.get(0),
+            )?;
+            conn.pragma_update(None, "synchronous", self.synchronous.pragma())?;
+        } else {
+            conn.pragma_update(None, "query_only", true)?;
+        }
+        Ok(())
+    }
+}
+
+/// A [`Store`] in one SQLite file. See the [module docs](self).
+#[derive(Debug)]
+pub struct SqliteStore {
+    writer: Mutex<Connection>,
+    /// Read connections to the same file; `None` for an in-memory database.
+    readers: Option<Readers>,
+    options: SqliteBuilder,
+}
+
+#[derive(Debug)]
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the database at `path` with default options.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
+        SqliteBuilder::default().open(path)
+    }
+
+    /// Opens a private in-memory database with default options.
+    pub fn open_in_memory() -> Result<Self, OpenError> {
+        SqliteBuilder::default().open_in_memory()
+    }
+
+    /// Options for opening a store.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use oneview::store::sqlite::{JournalMode, SqliteStore, Synchronous};
+    ///
+    /// let store = SqliteStore::builder()
+    ///     .journal_mode(JournalMode::Wal)
+    ///     .synchronous(Synchronous::Full)
+    ///     .busy_timeout(Duration::from_secs(30))
+    ///     .open_in_memory()?;
+    /// # Ok::<(), oneview::store::sqlite::OpenError>(())
+    /// ```
+    pub fn builder() -> SqliteBuilder {
+        SqliteBuilder::default()
+    }
+
+    fn writer(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        self.writer.lock().map_err(|_| backend("a writer panicked"))
+    }
+
+    /// Runs `read` on a read connection (the writer's, for an in-memory database).
+    fn read<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let Some(readers) = &self.readers else {
+            return read(&*self.writer()?);
+        };
+        let idle = readers
+            .idle
+            .lock()
+            .map_err(|_| backend("a reader panicked"))?
+            .pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => {
+                let conn = Connection::open_with_flags(
+                    &readers.path,
+                    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(sqlite)?;
+                self.options.configure(&conn, false).map_err(sqlite)?;
+                conn
+            }
+        };
+        let result = read(&conn);
+        if let Ok(mut idle) = readers.idle.lock()
+            && idle.len() < self.options.max_idle_readers
+        {
+            idle.push(conn);
+        }
+        result
+    }
+}
+
+fn sqlite(err: rusqlite::Error) -> StoreError {
+    StoreError::Backend {
+        backend: "sqlite",
+        source: Box::new(err),
+    }
+}
+
+fn backend(message: &str) -> StoreError {
+    StoreError::Backend {
+        backend: "sqlite",
+        source: message.into(),
+    }
+}
+
+fn corrupt(what: &str, err: impl std::fmt::Display) -> StoreError {
+    backend(&format!("a stored {what} cannot be read: {err}"))
+}
+
+type Key = [u8; 16];
+
+fn key(uuid: &Uuid) -> Key {
+    *uuid.as_bytes()
+}
+
+fn customer(bytes: Key) -> CustomerId {
+    CustomerId::from_uuid(Uuid::from_bytes(bytes))
+}
+
+/// Nanoseconds since the epoch. Validated records always fit; a hand-built commit with a
+/// time outside the years 1678 to 2261 is refused rather than stored wrongly.
+fn nanos(at: DateTime<Utc>) -> Result<i64, Fault> {
+    at.timestamp_nanos_opt()
+        .ok_or_else(|| Fault::Store(backend(&format!("time {at} is outside 1678-2261"))))
+}
+
+fn time(nanos: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_nanos(nanos)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(what: &str, body: &str) -> Result<T, StoreError> {
+    serde_json::from_str(body).map_err(|err| corrupt(what, err))
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<String, Fault> {
+    serde_json::to_string(value).map_err(|err| Fault::Store(backend(&err.to_string())))
+}
+
+/// The live profile `customer` resolves to: a scalar subquery shared by the reads.
+const LIVE: &str = "(SELECT live_id FROM profiles WHERE id = ?1)";
+
+fn live_of(conn: &Connection, customer: &Key) -> rusqlite::Result<Option<Key>> {
+    conn.prepare_cached("SELECT live_id FROM profiles WHERE id = ?1")?
+        .query_row([customer], |row| row.get(0))
+        .optional()
+}
+
+fn owner_of(conn: &Connection, identifier: &str) -> rusqlite::Result<Option<(Key, i64)>> {
+    conn.prepare_cached(
+        "SELECT p.live_id, l.created_at FROM identifiers i
+         JOIN profiles p ON p.id = i.profile_id
+         JOIN profiles l ON l.id = p.live_id
+         WHERE i.identifier = ?1",
+    )?
+    .query_row([identifier], |row| Ok((row.get(0)?, row.get(1)?)))
+    .optional()
+}
+
+/// A failure inside one commit, before it is tagged with the commit's position.
+enum Fault {
+    Conflict(CommitProblem),
+    Invalid(CommitProblem),
+    Store(StoreError),
+}
+
+impl From<rusqlite::Error> for Fault {
+    fn from(err: rusqlite::Error) -> Self {
+        Self::Store(sqlite(err))
+    }
+}
+
+fn check(conn: &Connection, expectation: &Expectation) -> Result<(), Fault> {
+    match expectation {
+        Expectation::Owner { identifier, owner } => {
+            let found = owner_of(conn, &identifier.to_string())?.map(|(live, _)| customer(live));
+            if found != *owner {
+                return Err(Fault::Conflict(CommitProblem::UnexpectedOwner {
+                    identifier: identifier.clone(),
+                    expected: *owner,
+                    found,
+                }));
+            }
+        }
+        Expectation::Live { customer: id } => match live_of(conn, &key(id.as_uuid()))? {
+            None => return Err(Fault::Conflict(CommitProblem::UnknownCustomer(*id))),
+            Some(live) if live != key(id.as_uuid()) => {
+                return Err(Fault::Conflict(CommitProblem::NotLive(*id)));
+            }
+            Some(_) => {}
+        },
+        Expectation::InteractionVersion { id, updated_at } => {
+            let found: Option<i64> = conn
+                .prepare_cached("SELECT updated_at FROM interactions WHERE id = ?1")?
+                .query_row([key(id.as_uuid())], |row| row.get(0))
+                .optional()?;
+            let found = found.map(time);
+            if found != *updated_at {
+                return Err(Fault::Conflict(CommitProblem::InteractionVersion {
+                    id: *id,
+                    expected: *updated_at,
+                    found,
+                }));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn require_profile(conn: &Connection, id: CustomerId) -> Result<(), Fault> {
+    match live_of(conn, &key(id.as_uuid()))? {
+        Some(_) => Ok(()),
+        None => Err(Fault::Invalid(CommitProblem::UnknownCustomer(id))),
+    }
+}
+
+fn require_live(conn: &Connection, id: CustomerId) -> Result<(), Fault> {
+    match live_of(conn, &key(id.as_uuid()))? {
+        None => Err(Fault::Invalid(CommitProblem::UnknownCustomer(id))),
+        Some(live) if live != key(id.as_uuid()) => Err(Fault::Invalid(CommitProblem::NotLive(id))),
+        Some(_) => Ok(()),
+    }
+}
+
+fn change(conn: &Connection, change: &IdentityChange) -> Result<(), Fault> {
+    match change {
+        IdentityChange::CreateProfile { id, created_at } => {
+            if live_of(conn, &key(id.as_uuid()))?.is_some() {
+                return Err(Fault::Invalid(CommitProblem::CustomerExists(*id)));
+            }
+            conn.prepare_cached(
+                "INSERT INTO profiles (id, created_at, live_id) VALUES (?1, ?2, ?1)",
+            )?
+            .execute(params![key(id.as_uuid()), nanos(*created_at)?])?;
+        }
+        IdentityChange::Attach {
+            identifier,
+            customer: id,
+        } => {
+            let text = identifier.to_string();
+            if let Some((owner, _)) = owner_of(conn, &text)? {
+                return Err(Fault::Conflict(CommitProblem::AlreadyOwned {
+                    identifier: identifier.clone(),
+                    owner: customer(owner),
+                }));
+            }
+            require_profile(conn, *id)?;
+            conn.prepare_cached(
+                "INSERT INTO identifiers (identifier, profile_id) VALUES (?1, ?2)",
+            )?
+            .execute(params![text, key(id.as_uuid())])?;
+        }
+        IdentityChange::Merge(record) => {
+            if record.survivor == record.absorbed {
+                return Err(Fault::Invalid(CommitProblem::SelfMerge(record.survivor)));
+            }
+            require_live(conn, record.survivor)?;
+            require_live(conn, record.absorbed)?;
+            conn.prepare_cached("UPDATE profiles SET live_id = ?1 WHERE live_id = ?2")?
+                .execute([
+                    key(record.survivor.as_uuid()),
+                    key(record.absorbed.as_uuid()),
+                ])?;
+            conn.prepare_cached(
+                "INSERT INTO merges (id, absorbed, at, record) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                key(record.id.as_uuid()),
+                key(record.absorbed.as_uuid()),
+                nanos(record.at)?,
+                encode(record)?
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+fn apply_commit(conn: &Connection, commit: &Commit) -> Result<CommitOutcome, Fault> {
+    if let Some(event) = &commit.event {
+        let exists = conn
+            .prepare_cached("SELECT 1 FROM events WHERE id = ?1")?
+            .exists([key(event.record.id.as_uuid())])?;
+        if exists {
+            return Ok(CommitOutcome::Duplicate);
+        }
+    }
+    for expectation in &commit.expect {
+        check(conn, expectation)?;
+    }
+    for identity in &commit.identity {
+        change(conn, identity)?;
+    }
+    if let Some(Attributed {
+        customer: id,
+        record,
+    }) = &commit.event
+    {
+        require_profile(conn, *id)?;
+        conn.prepare_cached(
+            "INSERT INTO events (id, profile_id, occurred_at, channel, body)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![
+            key(record.id.as_uuid()),
+            key(id.as_uuid()),
+            nanos(record.occurred_at)?,
+            record.channel.name(),
+            encode(record)?
+        ])?;
+    }
+    if let Some(Attributed {
+        customer: id,
+        record,
+    }) = &commit.interaction
+    {
+        require_profile(conn, *id)?;
+        conn.prepare_cached(
+            "INSERT INTO interactions (id, profile_id, occurred_at, updated_at, channel, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (id) DO UPDATE SET
+                profile_id = excluded.profile_id, occurred_at = excluded.occurred_at,
+                updated_at = excluded.updated_at, channel = excluded.channel,
+                body = excluded.body",
+        )?
+        .execute(params![
+            key(record.id.as_uuid()),
+            key(id.as_uuid()),
+            nanos(record.occurred_at)?,
+            nanos(record.updated_at)?,
+            record.channel.name(),
+            encode(record)?
+        ])?;
+    }
+    let mut checked = None;
+    for Attributed {
+        customer: id,
+        record,
+    } in &commit.traits
+    {
+        if checked != Some(*id) {
+            require_profile(conn, *id)?;
+            checked = Some(*id);
+        }
+        conn.prepare_cached("INSERT INTO traits (profile_id, body) VALUES (?1, ?2)")?
+            .execute(params![key(id.as_uuid()), encode(record)?])?;
+    }
+    Ok(CommitOutcome::Applied)
+}
+
+impl Store for SqliteStore {
+    fn apply(&self, commits: &[Commit]) -> Result<Vec<CommitOutcome>, StoreError> {
+        let mut conn = self.writer()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sqlite)?;
+        let mut outcomes = Vec::with_capacity(commits.len());
+        for (index, commit) in commits.iter().enumerate() {
+            // Returning drops the transaction, which rolls everything back.
+            match apply_commit(&tx, commit) {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(Fault::Conflict(problem)) => {
+                    return Err(StoreError::Conflict {
+                        commit: index,
+                        problem,
+                    });
+                }
+                Err(Fault::Invalid(problem)) => {
+                    return Err(StoreError::InvalidCommit {
+                        commit: index,
+                        problem,
+                    });
+                }
+                Err(Fault::Store(err)) => return Err(err),
+            }
+        }
+        tx.commit().map_err(sqlite)?;
+        Ok(outcomes)
+    }
+}
+
+impl IdentityStore for SqliteStore {
+    fn owners(&self, identifiers: &[Identifier]) -> Result<Vec<Option<Owner>>, StoreError> {
+        self.read(|conn| {
+            identifiers
+                .iter()
+                .map(|identifier| {
+                    let found = owner_of(conn, &identifier.to_string()).map_err(sqlite)?;
+                    Ok(found.map(|(live, created)| Owner {
+                        customer: customer(live),
+                        created_at: time(created),
+                    }))
+                })
+                .collect()
+        })
+    }
+
+    fn profile(&self, id: CustomerId) -> Result<Option<ProfileRecord>, StoreError> {
+        self.read(|conn| {
+            let Some(live) = live_of(conn, &key(id.as_uuid())).map_err(sqlite)? else {
+                return Ok(None);
+            };
+            let mut created_at = None;
+            let mut members = Vec::new();
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT id, created_at FROM profiles WHERE live_id = ?1 ORDER BY id",
+                )
+                .map_err(sqlite)?;
+            let mut rows = statement.query([live]).map_err(sqlite)?;
+            while let Some(row) = rows.next().map_err(sqlite)? {
+                let member: Key = row.get(0).map_err(sqlite)?;
+                if member == live {
+                    created_at = Some(time(row.get(1).map_err(sqlite)?));
+                }
+                members.push(customer(member));
+            }
+            let mut identifiers = conn
+                .prepare_cached(
+                    "SELECT i.identifier FROM profiles p
+                     JOIN identifiers i ON i.profile_id = p.id WHERE p.live_id = ?1",
+                )
+                .map_err(sqlite)?
+                .query_map([live], |row| row.get::<_, String>(0))
+                .map_err(sqlite)?
+                .map(|text| {
+                    let text = text.map_err(sqlite)?;
+                    text.parse::<Identifier>()
+                        .map_err(|err| corrupt("identifier", err))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            identifiers.sort();
+            Ok(Some(ProfileRecord {
+                id: customer(live),
+                created_at: created_at.ok_or_else(|| backend("a live profile has no row"))?,
+                members,
+                identifiers,
+            }))
+        })
+    }
+
+    fn merges(&self, id: CustomerId) -> Result<Vec<MergeRecord>, StoreError> {
+        self.read(|conn| {
+            let sql = format!(
+                "SELECT m.record FROM profiles p JOIN merges m ON m.absorbed = p.id
+                 WHERE p.live_id = {LIVE} ORDER BY m.at, m.id"
+            );
+            bodies(conn, &sql, key(id.as_uuid()), "merge")
+        })
+    }
+
+    fn customers(
+        &self,
+        after: Option<CustomerId>,
+        limit: usize,
+    ) -> Result<Vec<CustomerId>, StoreError> {
+        self.read(|conn| {
+            let after = after.map(|a| key(a.as_uuid()).to_vec()).unwrap_or_default();
+            conn.prepare_cached(
+                "SELECT id FROM profiles WHERE id > ?1 AND live_id = id ORDER BY id LIMIT ?2",
+            )
+            .map_err(sqlite)?
+            .query_map(params![after, limit as i64], |row| row.get::<_, Key>(0))
+            .map_err(sqlite)?
+            .map(|id| id.map(customer).map_err(sqlite))
+            .collect()
+        })
+    }
+}
+
+/// Reads one JSON column from every row of `sql`, which takes the customer as `?1`.
+fn bodies<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    sql: &str,
+    customer: Key,
+    what: &str,
+) -> Result<Vec<T>, StoreError> {
+    let mut statement = conn.prepare_cached(sql).map_err(sqlite)?;
+    let rows = statement
+        .query_map([customer], |row| row.get::<_, String>(0))
+        .map_err(sqlite)?;
+    rows.map(|body| decode(what, &body.map_err(sqlite)?))
+        .collect()
+}
+
+/// A newest-first page from `table`, which must have `profile_id`, `occurred_at`, `id` and
+/// `body` columns.
+fn page<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    table: &str,
+    id: CustomerId,
+    request: PageRequest,
+    position: impl Fn(&T) -> TimelineCursor,
+) -> Result<Page<T>, StoreError> {
+    let (before_at, before_id) = match request.cursor() {
+        Some(cursor) => (nanos_cursor(cursor.at), key(&cursor.id)),
+        None => (i64::MAX, [0xFF; 16]),
+    };
+    let sql = format!(
+        "SELECT t.body FROM profiles p JOIN {table} t ON t.profile_id = p.id
+         WHERE p.live_id = {LIVE} AND (t.occurred_at, t.id) < (?2, ?3)
+         ORDER BY t.occurred_at DESC, t.id DESC LIMIT ?4"
+    );
+    let mut statement = conn.prepare_cached(&sql).map_err(sqlite)?;
+    let rows = statement
+        .query_map(
+            params![
+                key(id.as_uuid()),
+                before_at,
+                before_id,
+                request.limit() as i64 + 1
+            ],
+            |row| row.get::<_, String>(0),
+        )
+        .map_err(sqlite)?;
+    let mut items: Vec<T> = rows
+        .map(|body| decode(table, &body.map_err(sqlite)?))
+        .collect::<Result<_, _>>()?;
+    let more = items.len() > request.limit();
+    items.truncate(request.limit());
+    let next = if more {
+        items.last().map(position)
+    } else {
+        None
+    };
+    Ok(Page { items, next })
+}
+
+/// A cursor's time in nanoseconds; cursors outside the storable range clamp to its ends.
+fn nanos_cursor(at: DateTime<Utc>) -> i64 {
+    at.timestamp_nanos_opt().unwrap_or(if at.timestamp() < 0 {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
+}
+
+fn summary(
+    conn: &Connection,
+    table: &str,
+    id: CustomerId,
+) -> Result<Vec<ChannelSummary>, StoreError> {
+    let sql = format!(
+        "SELECT t.channel, count(*), min(t.occurred_at), max(t.occurred_at)
+         FROM profiles p JOIN {table} t ON t.profile_id = p.id
+         WHERE p.live_id = {LIVE} GROUP BY t.channel"
+    );
+    let mut statement = conn.prepare_cached(&sql).map_err(sqlite)?;
+    let rows = statement
+        .query_map([key(id.as_uuid())], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, i64>(3)?,
+            ))
+        })
+        .map_err(sqlite)?;
+    rows.map(|row| {
+        let (channel, count, first, last) = row.map_err(sqlite)?;
+        Ok(ChannelSummary {
+            channel: channel
+                .parse::<Channel>()
+                .map_err(|err| corrupt("channel", err))?,
+            count: count as u64,
+            first: time(first),
+            last: time(last),
+        })
+    })
+    .collect()
+}
+
+impl EventStore for SqliteStore {
+    fn event(&self, id: EventId) -> Result<Option<Attributed<Event>>, StoreError> {
+        self.read(|conn| stored(conn, "events", &key(id.as_uuid()), "event"))
+    }
+
+    fn events(&self, id: CustomerId, request: PageRequest) -> Result<Page<Event>, StoreError> {
+        self.read(|conn| {
+            page(conn, "events", id, request, |event: &Event| {
+                TimelineCursor {
+                    at: event.occurred_at,
+                    id: *event.id.as_uuid(),
+                }
+            })
+        })
+    }
+
+    fn event_summary(&self, id: CustomerId) -> Result<Vec<ChannelSummary>, StoreError> {
+        self.read(|conn| summary(conn, "events", id))
+    }
+
+    fn scan_events(&self) -> EventScan<'_> {
+        Box::new(Scan {
+            store: self,
+            after: (i64::MIN, [0; 16]),
+            buffer: Vec::new().into_iter(),
+            done: false,
+        })
+    }
+}
+
+/// One stored record by id, with the live profile it belongs to.
+fn stored<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    table: &str,
+    id: &Key,
+    what: &str,
+) -> Result<Option<Attributed<T>>, StoreError> {
+    let sql = format!(
+        "SELECT t.body, p.live_id FROM {table} t JOIN profiles p ON p.id = t.profile_id
+         WHERE t.id = ?1"
+    );
+    let row = conn
+        .prepare_cached(&sql)
+        .map_err(sqlite)?
+        .query_row([id], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, Key>(1)?))
+        })
+        .optional()
+        .map_err(sqlite)?;
+    row.map(|(body, live)| {
+        Ok(Attributed {
+            customer: customer(live),
+            record: decode(what, &body)?,
+        })
+    })
+    .transpose()
+}
+
+/// Reads the event log in chunks, one query per chunk, on whichever reader is free.
+struct Scan<'a> {
+    store: &'a SqliteStore,
+    after: (i64, Key),
+    buffer: std::vec::IntoIter<Attributed<Event>>,
+    done: bool,
+}
+
+impl Scan<'_> {
+    fn fetch(&mut self) -> Result<Vec<Attributed<Event>>, StoreError> {
+        let (after_at, after_id) = self.after;
+        let rows: Vec<(i64, Key, String, Key)> = self.store.read(|conn| {
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT e.occurred_at, e.id, e.body, p.live_id
+                     FROM events e JOIN profiles p ON p.id = e.profile_id
+                     WHERE (e.occurred_at, e.id) > (?1, ?2)
+                     ORDER BY e.occurred_at, e.id LIMIT ?3",
+                )
+                .map_err(sqlite)?;
+            let rows = statement
+                .query_map(params![after_at, after_id, SCAN_CHUNK as i64], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                })
+                .map_err(sqlite)?;
+            rows.map(|row| row.map_err(sqlite)).collect()
+        })?;
+        self.done = rows.len() < SCAN_CHUNK;
+        if let Some((at, id, _, _)) = rows.last() {
+            self.after = (*at, *id);
+        }
+        rows.into_iter()
+            .map(|(_, _, body, live)| {
+                Ok(Attributed {
+                    customer: customer(live),
+                    record: decode("event", &body)?,
+                })
+            })
+            .collect()
+    }
+}
+
+impl Iterator for Scan<'_> {
+    type Item = Result<Attributed<Event>, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(item) = self.buffer.next() {
+            return Some(Ok(item));
+        }
+        if self.done {
+            return None;
+        }
+        match self.fetch() {
+            Ok(chunk) => {
+                self.buffer = chunk.into_iter();
+                self.buffer.next().map(Ok)
+            }
+            Err(err) => {
+                self.done = true;
+                Some(Err(err))
+            }
+        }
+    }
+}
+
+impl InteractionStore for SqliteStore {
+    fn interaction(
+        &self,
+        id: InteractionId,
+    ) -> Result<Option<Attributed<Interaction>>, StoreError> {
+        self.read(|conn| stored(conn, "interactions", &key(id.as_uuid()), "interaction"))
+    }
+
+    fn interactions(
+        &self,
+        id: CustomerId,
+        request: PageRequest,
+    ) -> Result<Page<Interaction>, StoreError> {
+        self.read(|conn| {
+            page(conn, "interactions", id, request, |i: &Interaction| {
+                TimelineCursor {
+                    at: i.occurred_at,
+                    id: *i.id.as_uuid(),
+                }
+            })
+        })
+    }
+
+    fn interaction_summary(&self, id: CustomerId) -> Result<Vec<ChannelSummary>, StoreError> {
+        self.read(|conn| summary(conn, "interactions", id))
+    }
+}
+
+impl TraitStore for SqliteStore {
+    fn trait_operations(&self, id: CustomerId) -> Result<Vec<TraitOperation>, StoreError> {
+        self.read(|conn| {
+            let sql = format!(
+                "SELECT t.body FROM profiles p JOIN traits t ON t.profile_id = p.id
+                 WHERE p.live_id = {LIVE}"
+            );
+            bodies(conn, &sql, key(id.as_uuid()), "trait operation")
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::conformance;
+
+    #[test]
+    fn in_memory_database_keeps_the_contract() {
+        conformance::run_all(|| SqliteStore::open_in_memory().expect("open"));
+    }
+
+    #[test]
+    fn file_database_keeps_the_contract() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let counter = std::sync::atomic::AtomicUsize::new(0);
+        conformance::run_all(|| {
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            SqliteStore::open(dir.path().join(format!("store-{n}.db"))).expect("open")
+        });
+    }
+}

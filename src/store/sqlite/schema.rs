@@ -1,0 +1,142 @@
+//! The database schema and its forward-only migrations.
+//!
+//! A database written by this crate carries [`APPLICATION_ID`] in its header and its schema
+//! version in `PRAGMA user_version`. Opening checks both before writing anything, so a
+//! file that is not ours, or is from a newer release, is refused untouched.
+
+use std::path::Path;
+
+use rusqlite::{Connection, ErrorCode, TransactionBehavior};
+
+use super::OpenError;
+
+/// Marks a SQLite file as a `oneview` database (`PRAGMA application_id`): ASCII "1vw1".
+pub const APPLICATION_ID: i32 = 0x3176_7731;
+
+/// Each migration takes the schema from version `index` to `index + 1`. Append only: a
+/// shipped migration never changes, and each gets a fixture database under
+/// `tests/fixtures/` that the migration test opens.
+const MIGRATIONS: &[&str] = &[
+    // Version 1.
+    "
+    CREATE TABLE profiles (
+        id         BLOB PRIMARY KEY,
+        created_at INTEGER NOT NULL,
+        -- The live profile this one resolves to: itself while live. Kept flat.
+        live_id    BLOB NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX profiles_by_live ON profiles (live_id);
+
+    CREATE TABLE identifiers (
+        identifier TEXT PRIMARY KEY,  -- canonical kind:value
+        profile_id BLOB NOT NULL REFERENCES profiles (id)
+    ) WITHOUT ROWID;
+    CREATE INDEX identifiers_by_profile ON identifiers (profile_id);
+
+    CREATE TABLE merges (
+        id       BLOB PRIMARY KEY,
+        absorbed BLOB NOT NULL REFERENCES profiles (id),
+        at       INTEGER NOT NULL,
+        record   TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX merges_by_absorbed ON merges (absorbed);
+
+    CREATE TABLE events (
+        id          BLOB NOT NULL UNIQUE,
+        profile_id  BLOB NOT NULL REFERENCES profiles (id),
+        occurred_at INTEGER NOT NULL,  -- nanoseconds since the Unix epoch
+        channel     TEXT NOT NULL,
+        body        TEXT NOT NULL
+    );
+    CREATE INDEX events_by_profile ON events (profile_id, occurred_at, id);
+    CREATE INDEX events_by_time ON events (occurred_at, id);
+
+    CREATE TABLE interactions (
+        id          BLOB PRIMARY KEY,
+        profile_id  BLOB NOT NULL REFERENCES profiles (id),
+        occurred_at INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        channel     TEXT NOT NULL,
+        body        TEXT NOT NULL
+    );
+    CREATE INDEX interactions_by_profile ON interactions (profile_id, occurred_at, id);
+
+    CREATE TABLE traits (
+        profile_id BLOB NOT NULL REFERENCES profiles (id),
+        body       TEXT NOT NULL
+    );
+    CREATE INDEX traits_by_profile ON traits (profile_id);
+    ",
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
+
+/// What a file holds, read without writing to it.
+enum Found {
+    /// No tables at all: a new or empty database.
+    Empty,
+    /// A `oneview` database at this schema version.
+    Ours(i32),
+    /// Something else.
+    Foreign { application_id: i32 },
+}
+
+fn inspect(conn: &Connection, path: &Path) -> Result<Found, OpenError> {
+    let read = |conn: &Connection| -> rusqlite::Result<(i32, i32, i64)> {
+        let application_id = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+        let version = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let tables = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
+        Ok((application_id, version, tables))
+    };
+    let (application_id, version, tables) =
+        read(conn).map_err(|err| match err.sqlite_error_code() {
+            Some(ErrorCode::NotADatabase) => OpenError::NotADatabase {
+                path: path.to_owned(),
+            },
+            _ => OpenError::Sqlite(err),
+        })?;
+    Ok(match application_id {
+        APPLICATION_ID => Found::Ours(version),
+        0 if tables == 0 => Found::Empty,
+        other => Found::Foreign {
+            application_id: other,
+        },
+    })
+}
+
+/// Refuses files that are not ours or are too new; migrates ours to [`SCHEMA_VERSION`].
+/// Nothing is written until the file is known to be ours (or empty).
+pub(crate) fn check_and_migrate(conn: &mut Connection, path: &Path) -> Result<(), OpenError> {
+    let refuse = |found: Found| match found {
+        Found::Foreign { application_id } => Err(OpenError::ForeignDatabase {
+            path: path.to_owned(),
+            application_id,
+        }),
+        Found::Ours(version) if version > SCHEMA_VERSION => Err(OpenError::NewerSchema {
+            path: path.to_owned(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        }),
+        _ => Ok(()),
+    };
+    refuse(inspect(conn, path)?)?;
+    // Another process may be migrating too: decide again inside the write lock.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let found = inspect(&tx, path)?;
+    let from = match found {
+        Found::Empty => 0,
+        Found::Ours(version) => version,
+        Found::Foreign { .. } => return refuse(found),
+    };
+    refuse(Found::Ours(from))?;
+    for (version, sql) in MIGRATIONS.iter().enumerate().skip(from as usize) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version as i32 + 1)?;
+    }
+    if from < SCHEMA_VERSION {
+        tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
