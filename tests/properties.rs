@@ -3,10 +3,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use oneview::store::{EventStore, IdentityStore};
+use oneview::store::EventStore;
 use oneview::{
     Channel, Customers, Event, EventId, Identifier, IdentifierKind, MemoryStore, NormalizeOptions,
-    Provenance, TraitOp, TraitOperation, resolve_traits,
+    Provenance, Store, TraitOp, TraitOperation, resolve_traits,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -124,10 +124,11 @@ fn events() -> impl Strategy<Value = Vec<Event>> {
     })
 }
 
-/// Profiles as sets of identifiers, with each profile's event ids and resolved traits.
-type Snapshot = BTreeSet<(Vec<String>, Vec<String>, String)>;
+/// Profiles as sets of identifiers, with each profile's event ids, resolved traits and
+/// timeline order.
+type Snapshot = BTreeSet<(Vec<String>, Vec<String>, String, Vec<String>)>;
 
-fn snapshot(customers: &Customers<MemoryStore>) -> Snapshot {
+fn snapshot<S: Store>(customers: &Customers<S>) -> Snapshot {
     let store = customers.store();
     let mut events_by_customer: BTreeMap<_, Vec<String>> = BTreeMap::new();
     for stored in store.scan_events() {
@@ -153,6 +154,15 @@ fn snapshot(customers: &Customers<MemoryStore>) -> Snapshot {
                     .collect(),
                 events,
                 serde_json::to_string(&profile.traits).unwrap(),
+                profile
+                    .timeline
+                    .items
+                    .iter()
+                    .map(|entry| match entry {
+                        oneview::TimelineEntry::Event(e) => e.message_id.clone(),
+                        other => panic!("unexpected {other:?}"),
+                    })
+                    .collect(),
             )
         })
         .collect()
@@ -217,7 +227,7 @@ proptest! {
         prop_assert_eq!(snapshot(&out_of_order), expected.clone());
         let partition: BTreeSet<Vec<String>> = expected
             .into_iter()
-            .map(|(mut ids, _, _)| {
+            .map(|(mut ids, _, _, _)| {
                 ids.sort();
                 ids
             })
@@ -250,5 +260,23 @@ proptest! {
         }
         prop_assert_eq!(snapshot(&batched), snapshot(&one_by_one));
         prop_assert_eq!(batched.store().scan_events().count(), events.len());
+    }
+
+    #[test]
+    fn sqlite_gives_the_same_profiles_as_the_memory_reference(
+        events in events(),
+        cut in 1..6usize,
+    ) {
+        let reference = Customers::new(MemoryStore::new());
+        let sqlite = Customers::new(oneview::store::sqlite::SqliteStore::open_in_memory().unwrap());
+        for event in &events {
+            reference.ingest(event.clone()).unwrap();
+        }
+        for chunk in events.chunks(cut) {
+            for result in sqlite.ingest_batch(chunk.to_vec()).unwrap() {
+                result.unwrap();
+            }
+        }
+        prop_assert_eq!(snapshot(&sqlite), snapshot(&reference));
     }
 }
