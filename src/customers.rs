@@ -114,6 +114,7 @@ impl<S: Store> Customers<S> {
         let records: Vec<Record> = records.into_iter().map(Into::into).collect();
         for _ in 0..MAX_ATTEMPTS {
             let mut overlay = Overlay::new(&self.store);
+            overlay.prefetch(&records)?;
             let mut commits = Vec::with_capacity(records.len());
             let mut results = Vec::with_capacity(records.len());
             for record in &records {

@@ -110,6 +110,10 @@ pub(crate) struct Overlay<'a, S: ?Sized> {
     attached: HashMap<Identifier, CustomerId>,
     events: HashMap<EventId, CustomerId>,
     interactions: HashMap<InteractionId, Attributed<Interaction>>,
+    /// What the store held before the batch, read up front in two calls instead of two per
+    /// record.
+    stored_events: HashMap<EventId, Option<CustomerId>>,
+    stored_owners: HashMap<Identifier, Option<Owner>>,
     /// Ages of every profile seen or created so far: a profile that absorbs another within
     /// the batch keeps its own age, which the store cannot report until the batch lands.
     ages: RefCell<HashMap<CustomerId, DateTime<Utc>>>,
@@ -123,8 +127,52 @@ impl<'a, S: Store + ?Sized> Overlay<'a, S> {
             attached: HashMap::new(),
             events: HashMap::new(),
             interactions: HashMap::new(),
+            stored_events: HashMap::new(),
+            stored_owners: HashMap::new(),
             ages: RefCell::default(),
         }
+    }
+
+    /// Reads at once what planning `records` will ask the store: whether their events are
+    /// stored, and who owns their identifiers.
+    pub(crate) fn prefetch(&mut self, records: &[Record]) -> Result<(), StoreError> {
+        let mut events = Vec::new();
+        let mut identifiers = Vec::new();
+        for record in records {
+            let carried = match record {
+                Record::Event(event) => {
+                    events.push(event.id);
+                    &event.identifiers
+                }
+                Record::Interaction(interaction) => &interaction.identifiers,
+            };
+            identifiers.extend(carried.iter().cloned());
+        }
+        events.sort_unstable();
+        events.dedup();
+        identifiers.sort_unstable();
+        identifiers.dedup();
+        let owners = self.store.event_owners(&events)?;
+        self.stored_events = events.into_iter().zip(owners).collect();
+        let owners = self.store.owners(&identifiers)?;
+        self.stored_owners = identifiers.into_iter().zip(owners).collect();
+        Ok(())
+    }
+
+    fn stored_owners(&self, identifiers: &[Identifier]) -> Result<Vec<Option<Owner>>, StoreError> {
+        let unknown: Vec<Identifier> = identifiers
+            .iter()
+            .filter(|i| !self.stored_owners.contains_key(*i))
+            .cloned()
+            .collect();
+        let mut from_store = self.store.owners(&unknown)?.into_iter();
+        Ok(identifiers
+            .iter()
+            .map(|identifier| match self.stored_owners.get(identifier) {
+                Some(owner) => *owner,
+                None => from_store.next().flatten(),
+            })
+            .collect())
     }
 
     fn live(&self, mut customer: CustomerId) -> CustomerId {
@@ -164,9 +212,10 @@ impl<'a, S: Store + ?Sized> Overlay<'a, S> {
 
 impl<S: Store + ?Sized> Reads for Overlay<'_, S> {
     fn event_owner(&self, id: EventId) -> Result<Option<CustomerId>, StoreError> {
-        let owner = match self.events.get(&id) {
-            Some(&customer) => Some(customer),
-            None => self.store.event(id)?.map(|stored| stored.customer),
+        let owner = match (self.events.get(&id), self.stored_events.get(&id)) {
+            (Some(&customer), _) => Some(customer),
+            (None, Some(&stored)) => stored,
+            (None, None) => self.store.event(id)?.map(|stored| stored.customer),
         };
         Ok(owner.map(|customer| self.live(customer)))
     }
@@ -191,7 +240,7 @@ impl<S: Store + ?Sized> Reads for Overlay<'_, S> {
             .filter(|i| !self.attached.contains_key(*i))
             .cloned()
             .collect();
-        let mut from_store = self.store.owners(&unplanned)?.into_iter();
+        let mut from_store = self.stored_owners(&unplanned)?.into_iter();
         let mut owners = Vec::with_capacity(identifiers.len());
         for identifier in identifiers {
             let found = match self.attached.get(identifier) {

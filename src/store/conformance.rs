@@ -39,7 +39,7 @@ pub type BehaviourTest = fn(&dyn Store);
 
 /// Runs every behaviour test, each on a fresh store from `make`.
 pub fn run_all<S: Store>(make: impl Fn() -> S) {
-    let tests: [(&str, BehaviourTest); 11] = [
+    let tests: [(&str, BehaviourTest); 12] = [
         ("events_append_and_read_back", events_append_and_read_back),
         (
             "duplicate_events_are_stored_once",
@@ -69,6 +69,7 @@ pub fn run_all<S: Store>(make: impl Fn() -> S) {
             "scan_reads_every_event_in_order",
             scan_reads_every_event_in_order,
         ),
+        ("lookups_answer_many_at_once", lookups_answer_many_at_once),
     ];
     for (name, test) in tests {
         let store = make();
@@ -901,4 +902,44 @@ pub fn scan_reads_every_event_in_order(store: &dyn Store) {
     );
     let ids: BTreeSet<_> = scanned.iter().map(|e| e.record.id).collect();
     assert_eq!(ids.len(), total);
+}
+
+/// `owners` and `event_owners` answer a whole list in its order, repeats and unknowns
+/// included, and report the live profile after a merge.
+pub fn lookups_answer_many_at_once(store: &dyn Store) {
+    let a = new_profile(store, 1, 0);
+    let b = new_profile(store, 2, 1);
+    let first = event("first", 5, Channel::Web);
+    let second = event("second", 6, Channel::Email);
+    store
+        .apply(&[with_event(a, first.clone()), with_event(b, second.clone())])
+        .expect("append");
+    let unknown = event("never stored", 7, Channel::Web);
+
+    let ids = [second.id, unknown.id, first.id, second.id];
+    assert_eq!(
+        store.event_owners(&ids).expect("read"),
+        vec![Some(b), None, Some(a), Some(b)]
+    );
+    assert_eq!(
+        owners(store, &[email(2), email(9), email(1), email(2)]).expect("read"),
+        vec![Some(b), None, Some(a), Some(b)]
+    );
+    assert!(store.event_owners(&[]).expect("read").is_empty());
+    assert!(store.owners(&[]).expect("read").is_empty());
+
+    store
+        .apply(&[identity(vec![merge(a, b, 10)])])
+        .expect("b into a");
+    assert_eq!(
+        store.event_owners(&ids).expect("read"),
+        vec![Some(a), None, Some(a), Some(a)],
+        "events of an absorbed profile belong to the survivor"
+    );
+    let found = store.owners(&[email(2), email(1)]).expect("read");
+    for owner in found {
+        let owner = owner.expect("owned");
+        assert_eq!(owner.customer, a);
+        assert_eq!(owner.created_at, at(0), "the age is the survivor's");
+    }
 }

@@ -342,6 +342,17 @@ pub trait EventStore: Debug + Send + Sync {
     /// The stored event with this id.
     fn event(&self, id: EventId) -> Result<Option<Attributed<Event>>, StoreError>;
 
+    /// The live profile each stored event belongs to, in the order given; `None` for an
+    /// id that is not stored. Ingestion asks this for a whole batch at once, so a backend
+    /// with round trips should answer it in one query; the default asks [`event`] per id.
+    ///
+    /// [`event`]: Self::event
+    fn event_owners(&self, ids: &[EventId]) -> Result<Vec<Option<CustomerId>>, StoreError> {
+        ids.iter()
+            .map(|id| Ok(self.event(*id)?.map(|stored| stored.customer)))
+            .collect()
+    }
+
     /// A page of the events of the profile `customer` resolves to, newest first by
     /// (`occurred_at`, id).
     fn events(&self, customer: CustomerId, page: PageRequest) -> Result<Page<Event>, StoreError>;
@@ -411,6 +422,9 @@ macro_rules! forward_store {
         impl<$($generics)*> EventStore for $pointer {
             fn event(&self, id: EventId) -> Result<Option<Attributed<Event>>, StoreError> {
                 (**self).event(id)
+            }
+            fn event_owners(&self, ids: &[EventId]) -> Result<Vec<Option<CustomerId>>, StoreError> {
+                (**self).event_owners(ids)
             }
             fn events(&self, customer: CustomerId, page: PageRequest) -> Result<Page<Event>, StoreError> {
                 (**self).events(customer, page)

@@ -22,11 +22,13 @@
 
 mod schema;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use thiserror::Error;
 use uuid::Uuid;
@@ -233,6 +235,10 @@ impl SqliteBuilder {
         // Erased data must leave no bytes behind in freed pages.
         conn.pragma_update(None, "secure_delete", true)?;
         conn.set_prepared_statement_cache_capacity(64);
+        // Without the planner stability guarantee SQLite re-plans a cached join on every
+        // new bound value, which costs more than the query itself. Our queries are planned
+        // for their indexes, not for the values bound to them.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         if writer {
             // journal_mode answers with the mode now in force, so it is read as a query.
             let _: String = conn.query_row(
@@ -410,10 +416,18 @@ impl From<rusqlite::Error> for Fault {
     }
 }
 
-fn check(conn: &Connection, expectation: &Expectation) -> Result<(), Fault> {
+/// Profiles known to exist within one `apply`: rows in `profiles` are never deleted, so a
+/// profile seen once need not be looked up again for the rest of the transaction.
+type Known = HashSet<Key>;
+
+fn check(conn: &Connection, known: &mut Known, expectation: &Expectation) -> Result<(), Fault> {
     match expectation {
         Expectation::Owner { identifier, owner } => {
-            let found = owner_of(conn, &identifier.to_string())?.map(|(live, _)| customer(live));
+            let found = owner_of(conn, &identifier.to_string())?.map(|(live, _)| live);
+            if let Some(live) = found {
+                known.insert(live);
+            }
+            let found = found.map(customer);
             if found != *owner {
                 return Err(Fault::Conflict(CommitProblem::UnexpectedOwner {
                     identifier: identifier.clone(),
@@ -427,7 +441,9 @@ fn check(conn: &Connection, expectation: &Expectation) -> Result<(), Fault> {
             Some(live) if live != key(id.as_uuid()) => {
                 return Err(Fault::Conflict(CommitProblem::NotLive(*id)));
             }
-            Some(_) => {}
+            Some(live) => {
+                known.insert(live);
+            }
         },
         Expectation::InteractionVersion { id, updated_at } => {
             let found: Option<i64> = conn
@@ -447,9 +463,16 @@ fn check(conn: &Connection, expectation: &Expectation) -> Result<(), Fault> {
     Ok(())
 }
 
-fn require_profile(conn: &Connection, id: CustomerId) -> Result<(), Fault> {
-    match live_of(conn, &key(id.as_uuid()))? {
-        Some(_) => Ok(()),
+fn require_profile(conn: &Connection, known: &mut Known, id: CustomerId) -> Result<(), Fault> {
+    let id_key = key(id.as_uuid());
+    if known.contains(&id_key) {
+        return Ok(());
+    }
+    match live_of(conn, &id_key)? {
+        Some(_) => {
+            known.insert(id_key);
+            Ok(())
+        }
         None => Err(Fault::Invalid(CommitProblem::UnknownCustomer(id))),
     }
 }
@@ -462,7 +485,7 @@ fn require_live(conn: &Connection, id: CustomerId) -> Result<(), Fault> {
     }
 }
 
-fn change(conn: &Connection, change: &IdentityChange) -> Result<(), Fault> {
+fn change(conn: &Connection, known: &mut Known, change: &IdentityChange) -> Result<(), Fault> {
     match change {
         IdentityChange::CreateProfile { id, created_at } => {
             if live_of(conn, &key(id.as_uuid()))?.is_some() {
@@ -472,6 +495,7 @@ fn change(conn: &Connection, change: &IdentityChange) -> Result<(), Fault> {
                 "INSERT INTO profiles (id, created_at, live_id) VALUES (?1, ?2, ?1)",
             )?
             .execute(params![key(id.as_uuid()), nanos(*created_at)?])?;
+            known.insert(key(id.as_uuid()));
         }
         IdentityChange::Attach {
             identifier,
@@ -484,7 +508,7 @@ fn change(conn: &Connection, change: &IdentityChange) -> Result<(), Fault> {
                     owner: customer(owner),
                 }));
             }
-            require_profile(conn, *id)?;
+            require_profile(conn, known, *id)?;
             conn.prepare_cached(
                 "INSERT INTO identifiers (identifier, profile_id) VALUES (?1, ?2)",
             )?
@@ -515,7 +539,11 @@ fn change(conn: &Connection, change: &IdentityChange) -> Result<(), Fault> {
     Ok(())
 }
 
-fn apply_commit(conn: &Connection, commit: &Commit) -> Result<CommitOutcome, Fault> {
+fn apply_commit(
+    conn: &Connection,
+    known: &mut Known,
+    commit: &Commit,
+) -> Result<CommitOutcome, Fault> {
     if let Some(event) = &commit.event {
         let exists = conn
             .prepare_cached("SELECT 1 FROM events WHERE id = ?1")?
@@ -525,17 +553,17 @@ fn apply_commit(conn: &Connection, commit: &Commit) -> Result<CommitOutcome, Fau
         }
     }
     for expectation in &commit.expect {
-        check(conn, expectation)?;
+        check(conn, known, expectation)?;
     }
     for identity in &commit.identity {
-        change(conn, identity)?;
+        change(conn, known, identity)?;
     }
     if let Some(Attributed {
         customer: id,
         record,
     }) = &commit.event
     {
-        require_profile(conn, *id)?;
+        require_profile(conn, known, *id)?;
         conn.prepare_cached(
             "INSERT INTO events (id, profile_id, occurred_at, channel, body)
              VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -553,7 +581,7 @@ fn apply_commit(conn: &Connection, commit: &Commit) -> Result<CommitOutcome, Fau
         record,
     }) = &commit.interaction
     {
-        require_profile(conn, *id)?;
+        require_profile(conn, known, *id)?;
         conn.prepare_cached(
             "INSERT INTO interactions (id, profile_id, occurred_at, updated_at, channel, body)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -571,16 +599,12 @@ fn apply_commit(conn: &Connection, commit: &Commit) -> Result<CommitOutcome, Fau
             encode(record)?
         ])?;
     }
-    let mut checked = None;
     for Attributed {
         customer: id,
         record,
     } in &commit.traits
     {
-        if checked != Some(*id) {
-            require_profile(conn, *id)?;
-            checked = Some(*id);
-        }
+        require_profile(conn, known, *id)?;
         conn.prepare_cached("INSERT INTO traits (profile_id, body) VALUES (?1, ?2)")?
             .execute(params![key(id.as_uuid()), encode(record)?])?;
     }
@@ -594,9 +618,10 @@ impl Store for SqliteStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sqlite)?;
         let mut outcomes = Vec::with_capacity(commits.len());
+        let mut known = Known::new();
         for (index, commit) in commits.iter().enumerate() {
             // Returning drops the transaction, which rolls everything back.
-            match apply_commit(&tx, commit) {
+            match apply_commit(&tx, &mut known, commit) {
                 Ok(outcome) => outcomes.push(outcome),
                 Err(Fault::Conflict(problem)) => {
                     return Err(StoreError::Conflict {
@@ -620,17 +645,30 @@ impl Store for SqliteStore {
 
 impl IdentityStore for SqliteStore {
     fn owners(&self, identifiers: &[Identifier]) -> Result<Vec<Option<Owner>>, StoreError> {
+        if identifiers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let texts: Vec<String> = identifiers.iter().map(ToString::to_string).collect();
+        let list = serde_json::to_string(&texts).map_err(|err| backend(&err.to_string()))?;
         self.read(|conn| {
-            identifiers
-                .iter()
-                .map(|identifier| {
-                    let found = owner_of(conn, &identifier.to_string()).map_err(sqlite)?;
-                    Ok(found.map(|(live, created)| Owner {
-                        customer: customer(live),
-                        created_at: time(created),
-                    }))
-                })
-                .collect()
+            let mut found = vec![None; identifiers.len()];
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT j.key, p.live_id, l.created_at FROM json_each(?1) j
+                     JOIN identifiers i ON i.identifier = j.value
+                     JOIN profiles p ON p.id = i.profile_id
+                     JOIN profiles l ON l.id = p.live_id",
+                )
+                .map_err(sqlite)?;
+            let mut rows = statement.query([&list]).map_err(sqlite)?;
+            while let Some(row) = rows.next().map_err(sqlite)? {
+                let index = row.get::<_, i64>(0).map_err(sqlite)? as usize;
+                found[index] = Some(Owner {
+                    customer: customer(row.get(1).map_err(sqlite)?),
+                    created_at: time(row.get(2).map_err(sqlite)?),
+                });
+            }
+            Ok(found)
         })
     }
 
@@ -812,6 +850,34 @@ fn summary(
 impl EventStore for SqliteStore {
     fn event(&self, id: EventId) -> Result<Option<Attributed<Event>>, StoreError> {
         self.read(|conn| stored(conn, "events", &key(id.as_uuid()), "event"))
+    }
+
+    fn event_owners(&self, ids: &[EventId]) -> Result<Vec<Option<CustomerId>>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // JSON has no bytes, so the 16-byte keys travel as hex and are unhexed in the join.
+        let hex: Vec<String> = ids
+            .iter()
+            .map(|id| id.as_uuid().simple().to_string())
+            .collect();
+        let list = serde_json::to_string(&hex).map_err(|err| backend(&err.to_string()))?;
+        self.read(|conn| {
+            let mut found = vec![None; ids.len()];
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT j.key, p.live_id FROM json_each(?1) j
+                     JOIN events e ON e.id = unhex(j.value)
+                     JOIN profiles p ON p.id = e.profile_id",
+                )
+                .map_err(sqlite)?;
+            let mut rows = statement.query([&list]).map_err(sqlite)?;
+            while let Some(row) = rows.next().map_err(sqlite)? {
+                let index = row.get::<_, i64>(0).map_err(sqlite)? as usize;
+                found[index] = Some(customer(row.get(1).map_err(sqlite)?));
+            }
+            Ok(found)
+        })
     }
 
     fn events(&self, id: CustomerId, request: PageRequest) -> Result<Page<Event>, StoreError> {
