@@ -1,7 +1,9 @@
 //! One person reaches a company through four channels; every channel ends up seeing the
 //! same single profile.
 //!
-//! Run with `cargo run --example quickstart`.
+//! Run with `cargo run --example quickstart`: the profiles live in a SQLite file in a
+//! temporary directory. Give a path (`cargo run --example quickstart -- customers.db`) to
+//! keep the file; running again changes nothing, since every message is ingested once.
 
 use std::error::Error;
 
@@ -9,12 +11,18 @@ use chrono::{TimeZone, Utc};
 use oneview::store::IdentityStore;
 use oneview::{
     Channel, Customers, Direction, Event, Identifier, IdentifierKind, Interaction, InteractionKind,
-    InteractionStatus, MemoryStore, Profile, TimelineEntry,
+    InteractionStatus, Profile, SqliteStore, TimelineEntry,
 };
 use serde_json::json;
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let customers = Customers::new(MemoryStore::new());
+    let scratch = tempfile::tempdir()?;
+    let path = match std::env::args_os().nth(1) {
+        Some(path) => path.into(),
+        None => scratch.path().join("customers.db"),
+    };
+    let customers = Customers::new(SqliteStore::open(&path)?);
+    println!("store: {}\n", path.display());
     let day = |d, h| Utc.with_ymd_and_hms(2026, 3, d, h, 0, 0).unwrap();
 
     // 1. The web: an anonymous visitor browses, known only by a cookie.

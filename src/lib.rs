@@ -42,12 +42,15 @@
 //!   [`Channel`]s, [`Event`]s, [`Interaction`]s, traits with [`Provenance`], merges.
 //! - [`identity`]: identity resolution as pure logic, returning decisions as data.
 //! - [`ingest`]: turning incoming records into commits.
-//! - [`store`]: the storage traits, the [`MemoryStore`] backend, and (feature `testkit`)
-//!   the `conformance` tests every backend must pass.
+//! - [`store`]: the storage traits, the [`MemoryStore`] backend, the embedded
+//!   `SqliteStore` backend (feature `sqlite`, on by default), and (feature `testkit`) the
+//!   `conformance` tests every backend must pass.
 //! - [`view`]: the unified [`Profile`] and its timeline.
 //! - [`Customers`]: the facade over all of it.
 //!
 //! # Features
+//! - `sqlite` (default): `SqliteStore`, a fast, crash-safe store in one file, with SQLite
+//!   compiled in so nothing needs installing.
 //! - `testkit`: exposes `store::conformance`, so a backend crate can run the contract's
 //!   behaviour tests against its own store.
 
@@ -63,6 +66,8 @@ pub use customers::Customers;
 pub use error::Error;
 pub use ingest::{Outcome, Receipt, Record};
 pub use model::*;
+#[cfg(feature = "sqlite")]
+pub use store::sqlite::SqliteStore;
 pub use store::{MemoryStore, PageRequest, Store, StoreError};
 pub use view::{Lookup, Profile, TimelineEntry};
 
