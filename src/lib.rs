@@ -46,6 +46,8 @@
 //!   `SqliteStore` backend (feature `sqlite`, on by default), and (feature `testkit`) the
 //!   `conformance` tests every backend must pass.
 //! - [`view`]: the unified [`Profile`] and its timeline.
+//! - [`analytics`]: RFM summaries, scores and segments, and customer lifetime value
+//!   from the BG/NBD, Pareto/NBD and Gamma-Gamma models.
 //! - [`Customers`]: the facade over all of it.
 //!
 //! # Features
@@ -54,6 +56,7 @@
 //! - `testkit`: exposes `store::conformance`, so a backend crate can run the contract's
 //!   behaviour tests against its own store.
 
+pub mod analytics;
 mod customers;
 mod error;
 pub mod identity;
