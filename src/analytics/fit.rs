@@ -111,9 +111,9 @@ impl Groups {
                 }
             }
         }
-        // Grouped by frequency, so the terms that depend only on it are computed once per
-        // frequency.
-        groups.sort_by(|a, b| a.x.total_cmp(&b.x));
+        // Ordered by frequency (then t_x), so the terms that depend only on it are computed
+        // once per frequency, when its first group comes past.
+        groups.sort_by(|a, b| a.x.total_cmp(&b.x).then(a.tx.total_cmp(&b.tx)));
         Self { groups, customers }
     }
 
@@ -127,6 +127,31 @@ impl Groups {
 
     pub(crate) fn mean_spend(&self) -> f64 {
         self.groups.iter().map(|g| g.m * g.weight).sum::<f64>() / self.customers
+    }
+}
+
+impl Groups {
+    /// The weighted sum of `term` over the groups, where `shared` is what every group of
+    /// one frequency has in common, computed from the first group of that frequency.
+    pub(crate) fn sum_by_frequency<T: Real, S: Copy>(
+        &self,
+        mut shared: impl FnMut(&Group) -> S,
+        mut term: impl FnMut(&Group, S) -> T,
+    ) -> T {
+        let mut total = T::constant(0.0);
+        let mut current: Option<(f64, S)> = None;
+        for group in &self.groups {
+            let common = match current {
+                Some((x, common)) if x == group.x => common,
+                _ => {
+                    let common = shared(group);
+                    current = Some((group.x, common));
+                    common
+                }
+            };
+            total = total + term(group, common) * group.weight;
+        }
+        total
     }
 }
 
@@ -154,8 +179,8 @@ fn check_history(c: &Rfm, model: &'static str) -> Result<(), AnalyticsError> {
 }
 
 /// Fitted parameters outside this range are reported as degenerate.
-const DEGENERATE_BELOW: f64 = 1e-6;
-const DEGENERATE_ABOVE: f64 = 1e7;
+const DEGENERATE_BELOW: f64 = 1e-4;
+const DEGENERATE_ABOVE: f64 = 1e6;
 
 /// Fits a model with `K` positive parameters by maximising `ln_likelihood` over their
 /// logarithms, from the natural-scale guess `start`.

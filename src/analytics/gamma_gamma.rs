@@ -42,20 +42,10 @@ fn ln_likelihood<T: Real>(params: [T; 3], x: f64, m: f64) -> T {
 }
 
 pub(crate) fn total_ln_likelihood<T: Real>(p: [T; 3], groups: &Groups) -> T {
-    let mut total = T::constant(0.0);
-    let mut current: Option<(f64, T)> = None;
-    for g in &groups.groups {
-        let shared = match current {
-            Some((x, terms)) if x == g.x => terms,
-            _ => {
-                let terms = frequency_terms(p, g.x);
-                current = Some((g.x, terms));
-                terms
-            }
-        };
-        total = total + (shared + amount_terms(p, g.x, g.m)) * g.weight;
-    }
-    total
+    groups.sum_by_frequency(
+        |g| frequency_terms(p, g.x),
+        |g, shared| shared + amount_terms(p, g.x, g.m),
+    )
 }
 
 impl GammaGamma {

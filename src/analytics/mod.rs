@@ -118,8 +118,10 @@ pub enum AnalyticsError {
         /// What the data lacks.
         needed: &'static str,
     },
-    /// The likelihood is highest at the edge of the parameter space: the data cannot
-    /// identify the model (typically too few customers, or too few repeat purchases).
+    /// The likelihood is highest at the edge of the parameter space (a parameter fitted
+    /// below 1e-4 or above 1e6): the data cannot identify the model, typically too few
+    /// customers or too few repeat purchases. Parameters in natural units stay well
+    /// inside that range; pick a time unit and currency unit that keep them there.
     #[error(
         "{model}: the fit is degenerate ({parameter} = {value:e} runs off to the edge of \
          the parameter space); the data cannot identify the model"

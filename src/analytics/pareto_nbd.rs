@@ -73,31 +73,25 @@ fn ln_likelihood<T: Real>(p: [T; 4], x: f64, tx: f64, t: f64) -> T {
 }
 
 pub(crate) fn total_ln_likelihood<T: Real>(p: [T; 4], groups: &Groups) -> T {
-    let mut total = T::constant(0.0);
-    // Per frequency: the frequency terms, and the series at t_x = 0 that every customer
-    // without repeat purchases shares.
-    let mut current: Option<(f64, T, Option<T>)> = None;
-    for g in &groups.groups {
-        let (shared, at_zero) = match current {
-            Some((x, terms, at_zero)) if x == g.x => (terms, at_zero),
-            _ => {
-                let terms = frequency_terms(p, g.x);
-                let at_zero = if g.tx == 0.0 {
-                    a0_term(p, g.x, 0.0)
-                } else {
-                    None
-                };
-                current = Some((g.x, terms, at_zero));
-                (terms, at_zero)
+    // Shared per frequency: its terms, and the series at t_x = 0 that every customer
+    // without repeat purchases shares (groups come t_x first within a frequency).
+    groups.sum_by_frequency(
+        |g| {
+            let at_zero = if g.tx == 0.0 {
+                a0_term(p, g.x, 0.0)
+            } else {
+                None
+            };
+            (frequency_terms(p, g.x), at_zero)
+        },
+        |g, (shared, at_zero)| {
+            let at_tx = if g.tx == 0.0 { at_zero } else { None };
+            match halves(p, g.x, g.tx, g.t, at_tx) {
+                Some((alive, died)) => shared + ln_add_exp(alive, died),
+                None => T::constant(f64::NAN),
             }
-        };
-        let at_tx = if g.tx == 0.0 { at_zero } else { None };
-        let Some((alive, died)) = halves(p, g.x, g.tx, g.t, at_tx) else {
-            return T::constant(f64::NAN);
-        };
-        total = total + (shared + ln_add_exp(alive, died)) * g.weight;
-    }
-    total
+        },
+    )
 }
 
 impl ParetoNbd {
