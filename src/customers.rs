@@ -1,9 +1,15 @@
 //! [`Customers`]: the one entry point an application needs.
 
+use chrono::Utc;
+
 use crate::error::Error;
-use crate::ingest::{self, Direct, Overlay, Plan, Receipt, Record};
-use crate::model::CustomerId;
-use crate::store::{CommitOutcome, Page, PageRequest, Store, StoreError};
+use crate::identity::{Explanation, Policy};
+use crate::ingest::rebuild::{self, Component, Rebuilt};
+use crate::ingest::{Plan, Planner, Receipt, Record};
+use crate::model::{
+    CustomerId, EventId, Identifier, MergeId, Override, OverrideId, OverrideRecord,
+};
+use crate::store::{Commit, CommitOutcome, IdentityChange, Page, PageRequest, Store, StoreError};
 use crate::view::{self, DEFAULT_TIMELINE_ENTRIES, Lookup, Profile, TimelineEntry};
 
 /// How often an ingest decides again when other writers keep changing the profiles it
@@ -39,12 +45,23 @@ const MAX_ATTEMPTS: usize = 64;
 #[derive(Debug)]
 pub struct Customers<S> {
     store: S,
+    policy: Policy,
 }
 
 impl<S: Store> Customers<S> {
-    /// Customers kept in `store`.
+    /// Customers kept in `store`, resolved under the default [`Policy`].
     pub fn new(store: S) -> Self {
-        Self { store }
+        Self::with_policy(store, Policy::default())
+    }
+
+    /// Customers kept in `store`, resolved under `policy`.
+    pub fn with_policy(store: S, policy: Policy) -> Self {
+        Self { store, policy }
+    }
+
+    /// The policy identities are resolved under.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
     }
 
     /// The store underneath, for reads the facade does not offer.
@@ -58,41 +75,32 @@ impl<S: Store> Customers<S> {
     }
 
     /// Ingests an event or an interaction: resolves who it is about, attaches or merges
-    /// profiles as the evidence says, and stores it, all in one atomic step.
+    /// profiles as the evidence and the [`Policy`] allow, and stores it, all in one atomic
+    /// step.
     ///
-    /// Ingesting the same event again changes nothing and reports [`ingest::Outcome::Duplicate`];
-    /// an older version of a stored interaction reports [`ingest::Outcome::Outdated`].
+    /// Ingesting the same event again changes nothing and reports [`Outcome::Duplicate`];
+    /// an older version of a stored interaction reports [`Outcome::Outdated`]. A record
+    /// older than evidence already applied to the profiles it touches rebuilds them
+    /// ([`Action::Rebuild`]), so that the outcome does not depend on arrival order.
+    ///
+    /// [`Outcome::Duplicate`]: crate::Outcome::Duplicate
+    /// [`Outcome::Outdated`]: crate::Outcome::Outdated
+    /// [`Action::Rebuild`]: crate::identity::Action::Rebuild
     pub fn ingest(&self, record: impl Into<Record>) -> Result<Receipt, Error> {
-        let record = record.into();
-        for _ in 0..MAX_ATTEMPTS {
-            match ingest::plan(&Direct(&self.store), &record)? {
-                Plan::Skip(receipt) => return Ok(receipt),
-                Plan::Apply(commit, receipt) => {
-                    match self.store.apply(std::slice::from_ref(&*commit)) {
-                        Ok(outcomes) if outcomes == [CommitOutcome::Applied] => {
-                            return Ok(receipt);
-                        }
-                        // Another writer stored the same event first: decide again to report
-                        // where it went.
-                        Ok(_) | Err(StoreError::Conflict { .. }) => continue,
-                        Err(err) => return Err(err.into()),
-                    }
-                }
-            }
-        }
-        Err(Error::Contention {
-            attempts: MAX_ATTEMPTS,
-        })
+        self.ingest_batch([record.into()])?
+            .pop()
+            .expect("one result per record")
     }
 
-    /// Ingests many records as one atomic step: far faster than one [`ingest`](Self::ingest)
-    /// per record on a store where each write is a transaction, such as SQLite.
+    /// Ingests many records: far faster than one [`ingest`](Self::ingest) per record on a
+    /// store where each write is a transaction, such as SQLite.
     ///
-    /// Records are decided in the order given, each seeing the effect of the ones before
-    /// it, exactly as if ingested one by one. A record that fails validation gets its error
-    /// in its slot and the rest are still ingested; a store failure fails the whole batch
-    /// and applies none of it. The batch is held in memory until it is applied, so feed a
-    /// large stream in batches of a few thousand.
+    /// Records are decided in evidence order (event time, then id), whatever order they
+    /// are given in; results come back in the order given. A record that fails validation
+    /// gets its error in its slot and the rest are still ingested. The records that are in
+    /// order land as one atomic step (a store failure applies none of them); each late
+    /// record then rebuilds the profiles it touches in a step of its own. The batch is held
+    /// in memory until it is applied, so feed a large stream in batches of a few thousand.
     ///
     /// ```
     /// use oneview::{Channel, Customers, Event, IdentifierKind, MemoryStore, Outcome};
@@ -112,36 +120,244 @@ impl<S: Store> Customers<S> {
         records: impl IntoIterator<Item = R>,
     ) -> Result<Vec<Result<Receipt, Error>>, Error> {
         let records: Vec<Record> = records.into_iter().map(Into::into).collect();
-        for _ in 0..MAX_ATTEMPTS {
-            let mut overlay = Overlay::new(&self.store);
-            overlay.prefetch(&records)?;
-            let mut commits = Vec::with_capacity(records.len());
-            let mut results = Vec::with_capacity(records.len());
-            for record in &records {
-                match ingest::plan(&overlay, record) {
-                    Ok(Plan::Skip(receipt)) => results.push(Ok(receipt)),
+        let mut order: Vec<usize> = (0..records.len()).collect();
+        order.sort_by_key(|&i| records[i].key());
+        let mut attempts = 0;
+        let (mut results, late, repeats) = loop {
+            attempts += 1;
+            if attempts > MAX_ATTEMPTS {
+                return Err(Error::Contention {
+                    attempts: MAX_ATTEMPTS,
+                });
+            }
+            let mut planner = Planner::new(&self.store, &self.policy);
+            planner.prefetch(&records)?;
+            let mut results: Vec<Option<Result<Receipt, Error>>> =
+                (0..records.len()).map(|_| None).collect();
+            let mut commits = Vec::new();
+            let mut late = Vec::new();
+            let mut repeats: Vec<(usize, EventId)> = Vec::new();
+            for &index in &order {
+                match planner.plan(&records[index]) {
+                    Ok(Plan::Skip(receipt)) => results[index] = Some(Ok(receipt)),
                     Ok(Plan::Apply(commit, receipt)) => {
-                        overlay.record(&commit);
                         commits.push(*commit);
-                        results.push(Ok(receipt));
+                        results[index] = Some(Ok(receipt));
                     }
-                    Err(Error::Invalid(invalid)) => results.push(Err(Error::Invalid(invalid))),
+                    Ok(Plan::Repeat(event)) => repeats.push((index, event)),
+                    Ok(Plan::Late) => late.push(index),
+                    Err(Error::Invalid(invalid)) => {
+                        results[index] = Some(Err(Error::Invalid(invalid)));
+                    }
                     Err(other) => return Err(other),
                 }
             }
-            drop(overlay);
+            drop(planner);
             match self.store.apply(&commits) {
                 Ok(outcomes) if outcomes.iter().all(|o| *o == CommitOutcome::Applied) => {
-                    return Ok(results);
+                    break (results, late, repeats);
                 }
                 // Another writer got there first: plan the batch again against fresh state.
                 Ok(_) | Err(StoreError::Conflict { .. }) => continue,
+                Err(err) => return Err(err.into()),
+            }
+        };
+        for index in late {
+            results[index] = Some(self.ingest_late(&records[index]));
+        }
+        for (index, event) in repeats {
+            let first = order
+                .iter()
+                .map(|&i| (i, &records[i]))
+                .find(|(_, r)| matches!(r, Record::Event(e) if e.id == event))
+                .map(|(i, _)| i)
+                .expect("a repeat follows its first");
+            results[index] = Some(match &results[first] {
+                Some(Ok(receipt)) => Ok(Receipt {
+                    outcome: crate::Outcome::Duplicate,
+                    action: None,
+                    merged: Vec::new(),
+                    refused: Vec::new(),
+                    ..receipt.clone()
+                }),
+                _ => self.ingest(records[index].clone()),
+            });
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.expect("every record planned"))
+            .collect())
+    }
+
+    fn ingest_late(&self, record: &Record) -> Result<Receipt, Error> {
+        for _ in 0..MAX_ATTEMPTS {
+            let (commit, receipt) = rebuild::plan_late(&self.store, &self.policy, record)?;
+            match self.store.apply(std::slice::from_ref(&commit)) {
+                Ok(outcomes) if outcomes == [CommitOutcome::Applied] => return Ok(receipt),
+                Ok(_) => {
+                    // Another writer stored the same event first.
+                    return self.ingest(record.clone());
+                }
+                Err(StoreError::Conflict { .. }) => continue,
                 Err(err) => return Err(err.into()),
             }
         }
         Err(Error::Contention {
             attempts: MAX_ATTEMPTS,
         })
+    }
+
+    /// Undoes the merge `merge` of the profile found by `lookup`: the evidence that made
+    /// it no longer links the two sides, and the profiles they touch are rebuilt, taking
+    /// their own events, interactions and traits with them. The unmerge is recorded as an
+    /// [`Override::Unlink`].
+    ///
+    /// With `block`, the two sides are also [separated](Override::Separate) for good: no
+    /// later evidence will merge them again. Without it, other evidence that links them
+    /// (now or later) still does.
+    pub fn unmerge(
+        &self,
+        lookup: impl Into<Lookup>,
+        merge: MergeId,
+        block: bool,
+    ) -> Result<Rebuilt, Error> {
+        let lookup = lookup.into();
+        let customer = view::find(&self.store, &lookup)?.ok_or(Error::UnknownCustomer)?;
+        let record = self
+            .store
+            .merges(customer)?
+            .into_iter()
+            .find(|m| m.id == merge)
+            .ok_or(Error::UnknownMerge(merge))?;
+        let evidence = record
+            .evidence_id
+            .or(record.evidence.map(|e| *e.as_uuid()))
+            .ok_or(Error::UnknownMerge(merge))?;
+        let mut overrides = vec![OverrideRecord {
+            id: OverrideId::new(),
+            at: Utc::now(),
+            rule: Override::Unlink {
+                evidence,
+                merge: Box::new(record.clone()),
+            },
+            reason: None,
+        }];
+        if block {
+            let a = record.absorbed_side.clone();
+            let b: Vec<Identifier> = record
+                .linking
+                .iter()
+                .filter(|i| !a.contains(i))
+                .cloned()
+                .collect();
+            if a.is_empty() || b.is_empty() {
+                return Err(Error::UnknownMerge(merge));
+            }
+            overrides.push(OverrideRecord {
+                id: OverrideId::new(),
+                at: Utc::now(),
+                rule: Override::Separate { a, b },
+                reason: None,
+            });
+        }
+        self.rebuild_with(&record.linking, overrides, true)
+    }
+
+    /// Detaches `identifier` from its profile for good: it is
+    /// [separated](Override::Separate) from every other identifier the profile holds, and
+    /// the profile is rebuilt without it. Evidence that carried it goes where its other
+    /// identifiers lead; it may later join another profile.
+    pub fn detach(&self, identifier: &Identifier) -> Result<Rebuilt, Error> {
+        let customer = view::find(&self.store, &Lookup::from(identifier.clone()))?
+            .ok_or_else(|| Error::UnknownIdentifier(identifier.clone()))?;
+        let profile = self
+            .store
+            .profile(customer)?
+            .ok_or(Error::UnknownCustomer)?;
+        let others: Vec<Identifier> = profile
+            .identifiers
+            .iter()
+            .filter(|i| *i != identifier)
+            .cloned()
+            .collect();
+        let record = OverrideRecord {
+            id: OverrideId::new(),
+            at: Utc::now(),
+            rule: Override::Separate {
+                a: vec![identifier.clone()],
+                b: others,
+            },
+            reason: None,
+        };
+        self.rebuild_with(&profile.identifiers, vec![record], true)
+    }
+
+    /// Merges the profiles holding `a` and `b`, whatever the limits and separations say:
+    /// for an operator who knows they are one customer. Recorded as an
+    /// [`Override::Link`] and a merge under [`MergeRule::Forced`](crate::MergeRule::Forced);
+    /// [`unmerge`](Self::unmerge) undoes it.
+    pub fn force_merge(&self, a: &Identifier, b: &Identifier) -> Result<Rebuilt, Error> {
+        self.rebuild_with(&[a.clone(), b.clone()], vec![self.link(a, b)?], true)
+    }
+
+    /// What [`force_merge`](Self::force_merge) would change, without changing anything.
+    pub fn preview_merge(&self, a: &Identifier, b: &Identifier) -> Result<Rebuilt, Error> {
+        self.rebuild_with(&[a.clone(), b.clone()], vec![self.link(a, b)?], false)
+    }
+
+    fn link(&self, a: &Identifier, b: &Identifier) -> Result<OverrideRecord, Error> {
+        for identifier in [a, b] {
+            if view::find(&self.store, &Lookup::from(identifier.clone()))?.is_none() {
+                return Err(Error::UnknownIdentifier(identifier.clone()));
+            }
+        }
+        Ok(OverrideRecord {
+            id: OverrideId::new(),
+            at: Utc::now(),
+            rule: Override::Link {
+                a: a.clone(),
+                b: b.clone(),
+            },
+            reason: None,
+        })
+    }
+
+    fn rebuild_with(
+        &self,
+        seeds: &[Identifier],
+        overrides: Vec<OverrideRecord>,
+        apply: bool,
+    ) -> Result<Rebuilt, Error> {
+        for _ in 0..MAX_ATTEMPTS {
+            let component = Component::load(&self.store, seeds)?;
+            let resolution = component.resolve(&self.policy, None, &overrides);
+            let (mut commit, report, _) = component.rewrite(&resolution);
+            if !apply {
+                return Ok(report);
+            }
+            let mut identity: Vec<IdentityChange> = overrides
+                .iter()
+                .cloned()
+                .map(IdentityChange::Override)
+                .collect();
+            identity.append(&mut commit.identity);
+            let commit = Commit { identity, ..commit };
+            match self.store.apply(std::slice::from_ref(&commit)) {
+                Ok(_) => return Ok(report),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(Error::Contention {
+            attempts: MAX_ATTEMPTS,
+        })
+    }
+
+    /// How `a` and `b` came to share a profile — the chain of evidence, hop by hop — or
+    /// the refused links that keep them apart.
+    pub fn explain(&self, a: &Identifier, b: &Identifier) -> Result<Explanation, Error> {
+        let component = Component::load(&self.store, &[a.clone(), b.clone()])?;
+        Ok(component.resolve(&self.policy, None, &[]).explain(a, b))
     }
 
     /// The unified view of a customer, found by id or identifier, with the

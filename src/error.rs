@@ -2,7 +2,7 @@
 
 use thiserror::Error;
 
-use crate::model::ValidationError;
+use crate::model::{Identifier, MergeId, ValidationError};
 use crate::store::StoreError;
 
 /// Why a call on [`Customers`](crate::Customers) failed.
@@ -15,6 +15,16 @@ pub enum Error {
     /// The store failed; nothing from the call was applied.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// No profile answers to the id or identifier given.
+    #[error("no such customer")]
+    UnknownCustomer,
+    /// No profile holds the identifier.
+    #[error("no profile holds {0}")]
+    UnknownIdentifier(Identifier),
+    /// The profile has no merge with this id that can be undone (or, to block it, whose
+    /// two sides were recorded).
+    #[error("no merge {0} to undo on that profile")]
+    UnknownMerge(MergeId),
     /// Other writers kept changing the profiles the record touches; nothing was applied,
     /// and trying again later is safe.
     #[error("gave up after {attempts} attempts: other writers kept changing the same profiles")]

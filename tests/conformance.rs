@@ -3,7 +3,10 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use oneview::model::{CustomerId, EventId, Identifier, InteractionId, MergeRecord, TraitOperation};
+use oneview::model::{
+    CustomerId, EventId, Identifier, InteractionId, MergeRecord, OverrideRecord, Refusal,
+    TraitOperation,
+};
 use oneview::store::{
     Attributed, ChannelSummary, Commit, CommitOutcome, EventScan, EventStore, IdentityStore,
     InteractionStore, MemoryStore, Owner, Page, PageRequest, ProfileRecord, Store, StoreError,
@@ -43,6 +46,15 @@ impl IdentityStore for Broken {
     }
     fn merges(&self, customer: CustomerId) -> Result<Vec<MergeRecord>, StoreError> {
         self.inner.merges(customer)
+    }
+    fn refusals(&self, customer: CustomerId) -> Result<Vec<Refusal>, StoreError> {
+        self.inner.refusals(customer)
+    }
+    fn refusals_of(&self, identifiers: &[Identifier]) -> Result<Vec<Refusal>, StoreError> {
+        self.inner.refusals_of(identifiers)
+    }
+    fn overrides(&self, identifiers: &[Identifier]) -> Result<Vec<OverrideRecord>, StoreError> {
+        self.inner.overrides(identifiers)
     }
     fn customers(
         &self,

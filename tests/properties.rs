@@ -168,23 +168,63 @@ fn snapshot<S: Store>(customers: &Customers<S>) -> Snapshot {
         .collect()
 }
 
-/// The reference: identifiers that ever appear together form one profile.
-fn components(events: &[Event]) -> BTreeSet<Vec<String>> {
-    let mut groups: Vec<BTreeSet<String>> = Vec::new();
-    for event in events {
-        let ids: BTreeSet<String> = event.identifiers.iter().map(ToString::to_string).collect();
-        let (touching, rest): (Vec<_>, Vec<_>) =
-            groups.into_iter().partition(|g| !g.is_disjoint(&ids));
-        let merged = touching.into_iter().fold(ids, |mut acc, g| {
-            acc.extend(g);
-            acc
-        });
-        groups = rest;
-        groups.push(merged);
+/// The reference model of resolution under the default policy, written plainly: events in
+/// (time, id) order; each joins the group of its strongest identifier, and each weaker
+/// identifier (strongest first) brings its group, or itself, along only if the result keeps
+/// at most one user id, five emails and fifty anonymous ids.
+fn reference(events: &[Event]) -> BTreeSet<Vec<String>> {
+    let rank = |i: &Identifier| match i.kind() {
+        IdentifierKind::UserId => 0,
+        IdentifierKind::Email => 1,
+        IdentifierKind::Phone => 2,
+        IdentifierKind::AnonymousId => 4,
+        _ => 3,
+    };
+    let fits = |set: &BTreeSet<Identifier>| {
+        let count = |kind: IdentifierKind| set.iter().filter(|i| *i.kind() == kind).count();
+        count(IdentifierKind::UserId) <= 1
+            && count(IdentifierKind::Email) <= 5
+            && count(IdentifierKind::AnonymousId) <= 50
+    };
+    let mut sorted: Vec<&Event> = events.iter().collect();
+    sorted.sort_by_key(|e| (e.occurred_at, e.id));
+    let mut groups: Vec<BTreeSet<Identifier>> = Vec::new();
+    for event in sorted {
+        let mut ids = event.identifiers.clone();
+        ids.sort_by_key(|i| (rank(i), i.clone()));
+        ids.dedup();
+        let mut chosen: Vec<usize> = Vec::new();
+        let mut gathered: BTreeSet<Identifier> = BTreeSet::new();
+        for id in ids {
+            let group = groups.iter().position(|g| g.contains(&id));
+            if group.is_some_and(|g| chosen.contains(&g)) {
+                continue;
+            }
+            let mut candidate = gathered.clone();
+            match group {
+                Some(g) => candidate.extend(groups[g].iter().cloned()),
+                None => {
+                    candidate.insert(id.clone());
+                }
+            }
+            if gathered.is_empty() || fits(&candidate) {
+                gathered = candidate;
+                chosen.extend(group);
+            }
+        }
+        chosen.sort_unstable();
+        for g in chosen.into_iter().rev() {
+            groups.remove(g);
+        }
+        groups.push(gathered);
     }
     groups
         .into_iter()
-        .map(|g| g.into_iter().collect())
+        .map(|g| {
+            let mut names: Vec<String> = g.iter().map(ToString::to_string).collect();
+            names.sort();
+            names
+        })
         .collect()
 }
 
@@ -232,7 +272,7 @@ proptest! {
                 ids
             })
             .collect();
-        prop_assert_eq!(partition, components(&events));
+        prop_assert_eq!(partition, reference(&events));
     }
 
     #[test]

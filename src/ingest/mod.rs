@@ -1,22 +1,32 @@
-//! Turning incoming records into commits: validate, check for repeats, read the owners of
-//! the record's identifiers, let [`crate::identity`] decide, and attribute the record.
+//! Turning incoming records into commits: validate, check for repeats, let
+//! [`crate::identity`] decide who the record is about, and attribute it.
 //!
-//! A batch is planned record by record against an overlay: the store as it is, plus the
-//! decisions already planned for earlier records of the batch. The whole batch then
-//! reaches the store as one atomic call.
+//! A batch is planned in evidence order against a [`Graph`] holding the profiles its
+//! records touch, read from the store as they are needed; the decisions reach the store as
+//! one atomic call. A record older than evidence already applied to the profiles it touches
+//! is *late*: once the batch lands, those profiles are rebuilt from all their evidence with
+//! the record in its place ([`rebuild`]), so the outcome is the one in-order delivery gives.
+//!
+//! [`segment`] reads Segment-spec messages into records.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
+pub(crate) mod rebuild;
+pub use rebuild::{ProfileSummary, Rebuilt};
+pub mod segment;
 
-use chrono::{DateTime, Utc};
+use std::collections::{HashMap, HashSet};
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::identity::{self, Action, Decision, Evidence};
+use crate::identity::{Action, Cluster, Evidence, Graph, Policy, Step};
 use crate::model::{
-    CustomerId, Event, EventId, Identifier, Interaction, InteractionId, Provenance, TraitOperation,
+    CustomerId, Event, EventId, EvidenceKey, Identifier, Interaction, InteractionId, Provenance,
+    Refusal, TraitOperation,
 };
-use crate::store::{Attributed, Commit, Expectation, IdentityChange, Owner, Store, StoreError};
+use crate::store::{
+    Attributed, Commit, EventStore, Expectation, IdentityChange, InteractionStore, Owner,
+    PageRequest, Store, StoreError,
+};
 
 /// Something to ingest: an event or an interaction.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -26,6 +36,29 @@ pub enum Record {
     Event(Event),
     /// A contact between the company and the customer.
     Interaction(Interaction),
+}
+
+impl Record {
+    /// Where the record sits in the evidence order.
+    pub fn key(&self) -> EvidenceKey {
+        match self {
+            Self::Event(event) => EvidenceKey {
+                at: event.occurred_at,
+                id: *event.id.as_uuid(),
+            },
+            Self::Interaction(interaction) => EvidenceKey {
+                at: interaction.occurred_at,
+                id: *interaction.id.as_uuid(),
+            },
+        }
+    }
+
+    fn identifiers(&self) -> &[Identifier] {
+        match self {
+            Self::Event(event) => &event.identifiers,
+            Self::Interaction(interaction) => &interaction.identifiers,
+        }
+    }
 }
 
 impl From<Event> for Record {
@@ -63,73 +96,56 @@ pub struct Receipt {
     pub action: Option<Action>,
     /// The profiles it merged into `customer`.
     pub merged: Vec<CustomerId>,
+    /// The links it carried that were refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<Refusal>,
 }
 
-/// A commit ready to apply, and the receipt to give once it is applied.
+impl Receipt {
+    fn skipped(customer: CustomerId, outcome: Outcome) -> Self {
+        Self {
+            customer,
+            outcome,
+            action: None,
+            merged: Vec::new(),
+            refused: Vec::new(),
+        }
+    }
+}
+
+/// What planning decided for one record.
 #[derive(Debug)]
 pub(crate) enum Plan {
+    /// A commit to apply, and the receipt to give once it is.
     Apply(Box<Commit>, Receipt),
+    /// Nothing to store.
     Skip(Receipt),
+    /// The same event as an earlier record of the batch: its receipt, marked duplicate.
+    Repeat(EventId),
+    /// Older than evidence applied to the profiles it touches: rebuild them once the batch
+    /// has landed.
+    Late,
 }
 
-/// The reads planning needs, from a store or from a store plus a batch's earlier plans.
-pub(crate) trait Reads {
-    /// The live profile a stored event belongs to, if the event is stored.
-    fn event_owner(&self, id: EventId) -> Result<Option<CustomerId>, StoreError>;
-    /// The stored version of an interaction.
-    fn interaction(&self, id: InteractionId)
-    -> Result<Option<Attributed<Interaction>>, StoreError>;
-    /// The live owners of identifiers.
-    fn owners(&self, identifiers: &[Identifier]) -> Result<Vec<Option<Owner>>, StoreError>;
-}
-
-/// Reads straight from a store.
-pub(crate) struct Direct<'a, S: ?Sized>(pub(crate) &'a S);
-
-impl<S: Store + ?Sized> Reads for Direct<'_, S> {
-    fn event_owner(&self, id: EventId) -> Result<Option<CustomerId>, StoreError> {
-        Ok(self.0.event(id)?.map(|stored| stored.customer))
-    }
-
-    fn interaction(
-        &self,
-        id: InteractionId,
-    ) -> Result<Option<Attributed<Interaction>>, StoreError> {
-        self.0.interaction(id)
-    }
-
-    fn owners(&self, identifiers: &[Identifier]) -> Result<Vec<Option<Owner>>, StoreError> {
-        self.0.owners(identifiers)
-    }
-}
-
-/// A store as it will be once the commits planned so far are applied.
-pub(crate) struct Overlay<'a, S: ?Sized> {
+/// Plans a batch against the store as it will be once the batch's earlier commits apply.
+pub(crate) struct Planner<'a, S: ?Sized> {
     store: &'a S,
-    merged_into: HashMap<CustomerId, CustomerId>,
-    attached: HashMap<Identifier, CustomerId>,
-    events: HashMap<EventId, CustomerId>,
-    interactions: HashMap<InteractionId, Attributed<Interaction>>,
-    /// What the store held before the batch, read up front in two calls instead of two per
-    /// record.
+    graph: Graph<'a>,
     stored_events: HashMap<EventId, Option<CustomerId>>,
     stored_owners: HashMap<Identifier, Option<Owner>>,
-    /// Ages of every profile seen or created so far: a profile that absorbs another within
-    /// the batch keeps its own age, which the store cannot report until the batch lands.
-    ages: RefCell<HashMap<CustomerId, DateTime<Utc>>>,
+    planned_events: HashSet<EventId>,
+    planned_interactions: HashMap<InteractionId, Attributed<Interaction>>,
 }
 
-impl<'a, S: Store + ?Sized> Overlay<'a, S> {
-    pub(crate) fn new(store: &'a S) -> Self {
+impl<'a, S: Store + ?Sized> Planner<'a, S> {
+    pub(crate) fn new(store: &'a S, policy: &'a Policy) -> Self {
         Self {
             store,
-            merged_into: HashMap::new(),
-            attached: HashMap::new(),
-            events: HashMap::new(),
-            interactions: HashMap::new(),
+            graph: Graph::new(policy),
             stored_events: HashMap::new(),
             stored_owners: HashMap::new(),
-            ages: RefCell::default(),
+            planned_events: HashSet::new(),
+            planned_interactions: HashMap::new(),
         }
     }
 
@@ -139,14 +155,10 @@ impl<'a, S: Store + ?Sized> Overlay<'a, S> {
         let mut events = Vec::new();
         let mut identifiers = Vec::new();
         for record in records {
-            let carried = match record {
-                Record::Event(event) => {
-                    events.push(event.id);
-                    &event.identifiers
-                }
-                Record::Interaction(interaction) => &interaction.identifiers,
-            };
-            identifiers.extend(carried.iter().cloned());
+            if let Record::Event(event) = record {
+                events.push(event.id);
+            }
+            identifiers.extend(record.identifiers().iter().cloned());
         }
         events.sort_unstable();
         events.dedup();
@@ -159,244 +171,251 @@ impl<'a, S: Store + ?Sized> Overlay<'a, S> {
         Ok(())
     }
 
-    fn stored_owners(&self, identifiers: &[Identifier]) -> Result<Vec<Option<Owner>>, StoreError> {
+    /// Makes sure the graph holds every profile that owns one of `identifiers`, and the
+    /// overrides that concern them.
+    fn load(&mut self, identifiers: &[Identifier]) -> Result<(), StoreError> {
         let unknown: Vec<Identifier> = identifiers
             .iter()
-            .filter(|i| !self.stored_owners.contains_key(*i))
+            .filter(|i| self.graph.owner(i).is_none() && !self.stored_owners.contains_key(*i))
             .cloned()
             .collect();
-        let mut from_store = self.store.owners(&unknown)?.into_iter();
-        Ok(identifiers
-            .iter()
-            .map(|identifier| match self.stored_owners.get(identifier) {
-                Some(owner) => *owner,
-                None => from_store.next().flatten(),
-            })
-            .collect())
-    }
-
-    fn live(&self, mut customer: CustomerId) -> CustomerId {
-        while let Some(&survivor) = self.merged_into.get(&customer) {
-            customer = survivor;
-        }
-        customer
-    }
-
-    /// Takes in a planned commit, as the store will once it is applied.
-    pub(crate) fn record(&mut self, commit: &Commit) {
-        for change in &commit.identity {
-            match change {
-                IdentityChange::CreateProfile { id, created_at } => {
-                    self.ages.get_mut().insert(*id, *created_at);
-                }
-                IdentityChange::Attach {
-                    identifier,
-                    customer,
-                } => {
-                    self.attached.insert(identifier.clone(), *customer);
-                }
-                IdentityChange::Merge(merge) => {
-                    self.merged_into.insert(merge.absorbed, merge.survivor);
-                }
-            }
-        }
-        if let Some(event) = &commit.event {
-            self.events.insert(event.record.id, event.customer);
-        }
-        if let Some(interaction) = &commit.interaction {
-            self.interactions
-                .insert(interaction.record.id, interaction.clone());
-        }
-    }
-}
-
-impl<S: Store + ?Sized> Reads for Overlay<'_, S> {
-    fn event_owner(&self, id: EventId) -> Result<Option<CustomerId>, StoreError> {
-        let owner = match (self.events.get(&id), self.stored_events.get(&id)) {
-            (Some(&customer), _) => Some(customer),
-            (None, Some(&stored)) => stored,
-            (None, None) => self.store.event(id)?.map(|stored| stored.customer),
-        };
-        Ok(owner.map(|customer| self.live(customer)))
-    }
-
-    fn interaction(
-        &self,
-        id: InteractionId,
-    ) -> Result<Option<Attributed<Interaction>>, StoreError> {
-        let stored = match self.interactions.get(&id) {
-            Some(planned) => Some(planned.clone()),
-            None => self.store.interaction(id)?,
-        };
-        Ok(stored.map(|mut stored| {
-            stored.customer = self.live(stored.customer);
-            stored
-        }))
-    }
-
-    fn owners(&self, identifiers: &[Identifier]) -> Result<Vec<Option<Owner>>, StoreError> {
-        let unplanned: Vec<Identifier> = identifiers
-            .iter()
-            .filter(|i| !self.attached.contains_key(*i))
-            .cloned()
-            .collect();
-        let mut from_store = self.stored_owners(&unplanned)?.into_iter();
-        let mut owners = Vec::with_capacity(identifiers.len());
+        let fetched = self.store.owners(&unknown)?;
+        self.stored_owners.extend(unknown.into_iter().zip(fetched));
+        let mut named: Vec<Identifier> = identifiers.to_vec();
         for identifier in identifiers {
-            let found = match self.attached.get(identifier) {
-                Some(&customer) => Some(customer),
-                None => from_store.next().flatten().map(|owner| {
-                    self.ages
-                        .borrow_mut()
-                        .insert(owner.customer, owner.created_at);
-                    owner.customer
-                }),
+            if self.graph.owner(identifier).is_some() {
+                continue;
+            }
+            let Some(owner) = self.stored_owners[identifier] else {
+                continue;
             };
-            owners.push(found.map(|customer| {
-                let live = self.live(customer);
-                let created_at = self.ages.borrow().get(&live).copied();
-                Owner {
-                    customer: live,
-                    // A live owner was seen (or created) before anything could merge into it.
-                    created_at: created_at.expect("the age of every live owner is known"),
-                }
-            }));
+            if self.graph.knows(owner.customer) {
+                continue;
+            }
+            let Some(profile) = self.store.profile(owner.customer)? else {
+                continue;
+            };
+            named.extend(profile.identifiers.iter().cloned());
+            let latest = latest_evidence(self.store, profile.id)?;
+            self.graph.insert(
+                Cluster {
+                    id: profile.id,
+                    created_at: profile.created_at,
+                    identifiers: profile.identifiers.into_iter().collect(),
+                    latest,
+                },
+                profile.members,
+            );
         }
-        Ok(owners)
+        for record in self.store.overrides(&named)? {
+            self.graph.add_override(&record);
+        }
+        Ok(())
+    }
+
+    /// Plans `record`, which must not sort before any record planned earlier.
+    pub(crate) fn plan(&mut self, record: &Record) -> Result<Plan, Error> {
+        match record {
+            Record::Event(event) => self.plan_event(event),
+            Record::Interaction(interaction) => self.plan_interaction(interaction),
+        }
+    }
+
+    fn plan_event(&mut self, event: &Event) -> Result<Plan, Error> {
+        event.validate()?;
+        if self.planned_events.contains(&event.id) {
+            return Ok(Plan::Repeat(event.id));
+        }
+        let stored = match self.stored_events.get(&event.id) {
+            Some(stored) => *stored,
+            None => self.store.event(event.id)?.map(|s| s.customer),
+        };
+        if let Some(customer) = stored {
+            let customer = self.graph.live(customer);
+            return Ok(Plan::Skip(Receipt::skipped(customer, Outcome::Duplicate)));
+        }
+        self.planned_events.insert(event.id);
+        let evidence = Evidence {
+            key: Record::key(&Record::Event(event.clone())),
+            event: Some(event.id),
+            identifiers: event.identifiers.clone(),
+            forced: false,
+        };
+        let Some((step, mut commit)) = self.decide(&evidence)? else {
+            return Ok(Plan::Late);
+        };
+        commit.traits = trait_operations(event, step.customer);
+        commit.event = Some(Attributed {
+            customer: step.customer,
+            record: event.clone(),
+        });
+        Ok(Plan::Apply(Box::new(commit), receipt(&step)))
+    }
+
+    fn plan_interaction(&mut self, interaction: &Interaction) -> Result<Plan, Error> {
+        interaction.validate()?;
+        let stored = match self.planned_interactions.get(&interaction.id) {
+            Some(planned) => Some(planned.clone()),
+            None => self.store.interaction(interaction.id)?,
+        };
+        if let Some(stored) = &stored
+            && !interaction.supersedes(&stored.record)
+        {
+            let customer = self.graph.live(stored.customer);
+            return Ok(Plan::Skip(Receipt::skipped(customer, Outcome::Outdated)));
+        }
+        let version = Expectation::InteractionVersion {
+            id: interaction.id,
+            updated_at: stored.as_ref().map(|s| s.record.updated_at),
+        };
+        // An update that names nobody new stays with the customer it was about: it is no
+        // new evidence of who that is.
+        let (commit, receipt) = match &stored {
+            Some(stored)
+                if interaction
+                    .identifiers
+                    .iter()
+                    .all(|i| stored.record.identifiers.contains(i)) =>
+            {
+                let customer = self.graph.live(stored.customer);
+                let commit = Commit {
+                    expect: vec![Expectation::Live { customer }],
+                    ..Commit::default()
+                };
+                let receipt = Receipt {
+                    action: Some(Action::Attach),
+                    ..Receipt::skipped(customer, Outcome::Stored)
+                };
+                (commit, receipt)
+            }
+            _ => {
+                let evidence = Evidence::new(
+                    Record::key(&Record::Interaction(interaction.clone())),
+                    interaction.identifiers.clone(),
+                );
+                if stored.is_some() {
+                    // New identifiers on a stored interaction change the evidence it was
+                    // resolved by: rebuild.
+                    return Ok(Plan::Late);
+                }
+                let Some((step, commit)) = self.decide(&evidence)? else {
+                    return Ok(Plan::Late);
+                };
+                (commit, receipt(&step))
+            }
+        };
+        let mut commit = commit;
+        commit.expect.push(version);
+        let attributed = Attributed {
+            customer: receipt.customer,
+            record: interaction.clone(),
+        };
+        self.planned_interactions
+            .insert(interaction.id, attributed.clone());
+        commit.interaction = Some(attributed);
+        Ok(Plan::Apply(Box::new(commit), receipt))
+    }
+
+    /// Steps the graph with `evidence`, or `None` when the evidence is late.
+    fn decide(&mut self, evidence: &Evidence) -> Result<Option<(Step, Commit)>, StoreError> {
+        let usable = self.graph.policy().usable(&evidence.identifiers);
+        self.load(&usable)?;
+        let owners: Vec<Option<CustomerId>> = usable.iter().map(|i| self.graph.owner(i)).collect();
+        let late = owners.iter().flatten().any(|&owner| {
+            self.graph
+                .cluster(owner)
+                .and_then(|c| c.latest)
+                .is_some_and(|latest| latest > evidence.key)
+        });
+        if late {
+            return Ok(None);
+        }
+        let step = self.graph.step(evidence);
+        let mut expect: Vec<Expectation> = usable
+            .iter()
+            .zip(owners)
+            .map(|(identifier, owner)| Expectation::Owner {
+                identifier: identifier.clone(),
+                owner,
+            })
+            .collect();
+        if usable.is_empty() {
+            expect.clear();
+        }
+        let mut identity = Vec::new();
+        if let Some(created_at) = step.created {
+            identity.push(IdentityChange::CreateProfile {
+                id: step.customer,
+                created_at,
+            });
+        }
+        identity.extend(step.merges.iter().cloned().map(IdentityChange::Merge));
+        identity.extend(
+            step.attached
+                .iter()
+                .map(|identifier| IdentityChange::Attach {
+                    identifier: identifier.clone(),
+                    customer: step.customer,
+                }),
+        );
+        identity.extend(step.refusals.iter().cloned().map(IdentityChange::Refuse));
+        let commit = Commit {
+            expect,
+            identity,
+            ..Commit::default()
+        };
+        Ok(Some((step, commit)))
     }
 }
 
-/// Plans the ingestion of `record` against what `reads` sees.
-pub(crate) fn plan(reads: &impl Reads, record: &Record) -> Result<Plan, Error> {
-    match record {
-        Record::Event(event) => plan_event(reads, event),
-        Record::Interaction(interaction) => plan_interaction(reads, interaction),
-    }
+/// The newest evidence attributed to the live profile `customer`.
+pub(crate) fn latest_evidence<S: Store + ?Sized>(
+    store: &S,
+    customer: CustomerId,
+) -> Result<Option<EvidenceKey>, StoreError> {
+    let event = EventStore::events(store, customer, PageRequest::first(1))?;
+    let interaction = InteractionStore::interactions(store, customer, PageRequest::first(1))?;
+    let event = event.items.first().map(|e| EvidenceKey {
+        at: e.occurred_at,
+        id: *e.id.as_uuid(),
+    });
+    let interaction = interaction.items.first().map(|i| EvidenceKey {
+        at: i.occurred_at,
+        id: *i.id.as_uuid(),
+    });
+    Ok(event.max(interaction))
 }
 
-fn plan_event(reads: &impl Reads, event: &Event) -> Result<Plan, Error> {
-    event.validate()?;
-    if let Some(customer) = reads.event_owner(event.id)? {
-        return Ok(Plan::Skip(skipped(customer, Outcome::Duplicate)));
-    }
-    let evidence = Evidence {
-        event: Some(event.id),
-        at: event.occurred_at,
-    };
-    let decision = resolve(reads, &event.identifiers, evidence)?;
+/// The trait operations an event carries, attributed to `customer`.
+pub(crate) fn trait_operations(
+    event: &Event,
+    customer: CustomerId,
+) -> Vec<Attributed<TraitOperation>> {
     let provenance = Provenance {
         source: event.source.clone(),
         event_id: Some(event.id),
         observed_at: event.occurred_at,
     };
-    let traits = event
+    event
         .traits
         .iter()
         .map(|update| Attributed {
-            customer: decision.customer,
+            customer,
             record: TraitOperation {
                 key: update.key.clone(),
                 op: update.op.clone(),
                 provenance: provenance.clone(),
             },
         })
-        .collect();
-    let receipt = receipt(&decision);
-    let commit = Commit {
-        expect: decision.expect,
-        identity: decision.changes,
-        event: Some(Attributed {
-            customer: decision.customer,
-            record: event.clone(),
-        }),
-        interaction: None,
-        traits,
-    };
-    Ok(Plan::Apply(Box::new(commit), receipt))
+        .collect()
 }
 
-fn plan_interaction(reads: &impl Reads, interaction: &Interaction) -> Result<Plan, Error> {
-    interaction.validate()?;
-    let stored = reads.interaction(interaction.id)?;
-    if let Some(stored) = &stored
-        && !interaction.supersedes(&stored.record)
-    {
-        return Ok(Plan::Skip(skipped(stored.customer, Outcome::Outdated)));
-    }
-    let version = Expectation::InteractionVersion {
-        id: interaction.id,
-        updated_at: stored.as_ref().map(|s| s.record.updated_at),
-    };
-    // A status update that names nobody stays with the customer it was about.
-    let decision = match &stored {
-        Some(stored) if interaction.identifiers.is_empty() => Decision {
-            action: Action::Attach,
-            customer: stored.customer,
-            changes: Vec::new(),
-            expect: vec![Expectation::Live {
-                customer: stored.customer,
-            }],
-        },
-        _ => {
-            let evidence = Evidence {
-                event: None,
-                at: interaction.occurred_at,
-            };
-            resolve(reads, &interaction.identifiers, evidence)?
-        }
-    };
-    let receipt = receipt(&decision);
-    let mut expect = decision.expect;
-    expect.push(version);
-    let commit = Commit {
-        expect,
-        identity: decision.changes,
-        event: None,
-        interaction: Some(Attributed {
-            customer: decision.customer,
-            record: interaction.clone(),
-        }),
-        traits: Vec::new(),
-    };
-    Ok(Plan::Apply(Box::new(commit), receipt))
-}
-
-fn resolve(
-    reads: &impl Reads,
-    identifiers: &[Identifier],
-    evidence: Evidence,
-) -> Result<Decision, Error> {
-    let owners = reads.owners(identifiers)?;
-    Ok(identity::decide(
-        identifiers,
-        &owners,
-        evidence,
-        CustomerId::new(),
-    ))
-}
-
-fn receipt(decision: &Decision) -> Receipt {
-    let merged = decision
-        .changes
-        .iter()
-        .filter_map(|change| match change {
-            IdentityChange::Merge(merge) => Some(merge.absorbed),
-            _ => None,
-        })
-        .collect();
+fn receipt(step: &Step) -> Receipt {
     Receipt {
-        customer: decision.customer,
+        customer: step.customer,
         outcome: Outcome::Stored,
-        action: Some(decision.action),
-        merged,
-    }
-}
-
-fn skipped(customer: CustomerId, outcome: Outcome) -> Receipt {
-    Receipt {
-        customer,
-        outcome,
-        action: None,
-        merged: Vec::new(),
+        action: Some(step.action),
+        merged: step.merges.iter().map(|m| m.absorbed).collect(),
+        refused: step.refusals.clone(),
     }
 }

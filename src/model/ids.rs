@@ -10,6 +10,8 @@ use uuid::Uuid;
 const EVENT_NAMESPACE: Uuid = Uuid::from_u128(0x6f6e_6576_6965_7701_8000_0000_0000_0001);
 /// Namespace for [`InteractionId`]s derived from `(source, external key)`.
 const INTERACTION_NAMESPACE: Uuid = Uuid::from_u128(0x6f6e_6576_6965_7702_8000_0000_0000_0002);
+/// Namespace for [`CustomerId`]s derived from the evidence that founded the profile.
+const PROFILE_NAMESPACE: Uuid = Uuid::from_u128(0x6f6e_6576_6965_7703_8000_0000_0000_0003);
 
 /// Derives a stable UUID (v5) from a source name and a key the source gave.
 ///
@@ -86,6 +88,25 @@ impl CustomerId {
     pub fn new() -> Self {
         Self(Uuid::now_v7())
     }
+
+    /// The id of the profile founded by the evidence (an event, interaction or operator
+    /// link) with id `evidence`.
+    ///
+    /// Identity resolution names every profile after the evidence that founded it, so the
+    /// same evidence yields the same ids whatever order it arrived in, and rebuilding a
+    /// profile from its evidence gives it back its id.
+    ///
+    /// ```
+    /// use oneview::{CustomerId, EventId};
+    /// let event = EventId::derive("web", "m-1");
+    /// assert_eq!(
+    ///     CustomerId::founded_by(*event.as_uuid()),
+    ///     CustomerId::founded_by(*event.as_uuid())
+    /// );
+    /// ```
+    pub fn founded_by(evidence: Uuid) -> Self {
+        Self(Uuid::new_v5(&PROFILE_NAMESPACE, evidence.as_bytes()))
+    }
 }
 
 uuid_id! {
@@ -128,6 +149,19 @@ uuid_id! {
 }
 
 impl MergeId {
+    /// A fresh, time-ordered id.
+    #[allow(clippy::new_without_default)] // a default id would hide that each call is unique
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+}
+
+uuid_id! {
+    /// The id of one operator override of identity resolution.
+    OverrideId
+}
+
+impl OverrideId {
     /// A fresh, time-ordered id.
     #[allow(clippy::new_without_default)] // a default id would hide that each call is unique
     pub fn new() -> Self {

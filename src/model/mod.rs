@@ -1,5 +1,6 @@
 //! Plain domain types: ids, identifiers and their normalisation, channels, events,
-//! interactions, traits and merges. All of them are `serde`-serializable.
+//! interactions, traits, and the records of identity resolution (merges, refused links,
+//! operator overrides). All of them are `serde`-serializable.
 
 mod channel;
 mod error;
@@ -17,11 +18,13 @@ pub use identifier::{
     CustomKind, Identifier, IdentifierError, IdentifierKind, IdentifierProblem,
     MAX_IDENTIFIER_BYTES, MAX_KIND_NAME_BYTES, NormalizeOptions,
 };
-pub use ids::{CustomerId, EventId, InteractionId, MergeId};
+pub use ids::{CustomerId, EventId, InteractionId, MergeId, OverrideId};
 pub use interaction::{
     Direction, Interaction, InteractionBuilder, InteractionKind, InteractionStatus,
 };
-pub use merge::{MergeRecord, MergeRule};
+pub use merge::{
+    EvidenceKey, MergeRecord, MergeRule, Override, OverrideRecord, Refusal, RefusalRule,
+};
 pub use traits::{
     MAX_TRAIT_KEY_BYTES, Provenance, ResolvedTrait, TraitOp, TraitOperation, TraitUpdate,
     resolve_traits,

@@ -119,6 +119,8 @@ fn merge(survivor: CustomerId, absorbed: CustomerId, minute: i64) -> IdentityCha
         absorbed,
         evidence: None,
         linking: Vec::new(),
+        absorbed_side: Vec::new(),
+        evidence_id: None,
         rule: MergeRule::SharedIdentifier,
         at: at(minute),
     })

@@ -11,11 +11,11 @@ use uuid::Uuid;
 use super::{
     Attributed, ChannelSummary, Commit, CommitOutcome, CommitProblem, EventScan, EventStore,
     Expectation, IdentityChange, IdentityStore, InteractionStore, Owner, Page, PageRequest,
-    ProfileRecord, Store, StoreError, TimelineCursor, TraitStore,
+    ProfileRecord, Rewrite, Store, StoreError, TimelineCursor, TraitStore,
 };
 use crate::model::{
     Channel, CustomerId, Event, EventId, Identifier, Interaction, InteractionId, MergeRecord,
-    TraitOperation,
+    OverrideRecord, Refusal, TraitOperation,
 };
 
 /// How many events a scan reads under one lock.
@@ -55,7 +55,7 @@ fn poisoned<T>(_: PoisonError<T>) -> StoreError {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct ProfileRow {
     created_at: DateTime<Utc>,
     /// The live profile this one was merged into; kept flat (never a merged profile).
@@ -68,7 +68,7 @@ struct ProfileRow {
 
 type Timeline = BTreeSet<(DateTime<Utc>, Uuid)>;
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct State {
     profiles: BTreeMap<CustomerId, ProfileRow>,
     owners: HashMap<Identifier, CustomerId>,
@@ -79,6 +79,8 @@ struct State {
     interactions: HashMap<InteractionId, (CustomerId, Interaction)>,
     interaction_timelines: HashMap<CustomerId, Timeline>,
     traits: HashMap<CustomerId, Vec<TraitOperation>>,
+    refusals: Vec<Refusal>,
+    overrides: Vec<OverrideRecord>,
 }
 
 /// How to take back one applied change.
@@ -93,6 +95,10 @@ enum Undo {
     AppendEvent(EventId),
     PutInteraction(InteractionId, Option<Box<(CustomerId, Interaction)>>),
     AppendTrait(CustomerId),
+    Refuse,
+    Override,
+    /// A rewrite touches too much to undo step by step: the state before the batch.
+    Restore(Box<State>),
 }
 
 impl State {
@@ -129,6 +135,26 @@ impl State {
                 }
                 Some(_) => {}
             },
+            Expectation::Evidence { customer, count } => {
+                let found = self.members(*customer).map_or(0, |members| {
+                    members
+                        .iter()
+                        .map(|m| {
+                            let events = self.event_timelines.get(m).map_or(0, |t| t.len());
+                            let interactions =
+                                self.interaction_timelines.get(m).map_or(0, |t| t.len());
+                            (events + interactions) as u64
+                        })
+                        .sum()
+                });
+                if found != *count {
+                    return Err(CommitProblem::EvidenceCount {
+                        customer: *customer,
+                        expected: *count,
+                        found,
+                    });
+                }
+            }
             Expectation::InteractionVersion { id, updated_at } => {
                 let found = self.interactions.get(id).map(|(_, i)| i.updated_at);
                 if found != *updated_at {
@@ -267,6 +293,157 @@ impl State {
                     moved,
                 });
             }
+            IdentityChange::Refuse(refusal) => {
+                self.require_profile(refusal.customer)?;
+                self.refusals.push(refusal.clone());
+                undo.push(Undo::Refuse);
+            }
+            IdentityChange::Override(record) => {
+                self.overrides.push(record.clone());
+                undo.push(Undo::Override);
+            }
+            IdentityChange::Rewrite(rewrite) => self.rewrite(rewrite)?,
+        }
+        Ok(())
+    }
+
+    /// Applies a rewrite; the caller restores the state taken before the batch on error.
+    fn rewrite(&mut self, rewrite: &Rewrite) -> Result<(), Fault> {
+        let named: HashMap<CustomerId, CustomerId> =
+            rewrite.profiles.iter().map(|p| (p.id, p.live)).collect();
+        for state in &rewrite.profiles {
+            let target_live = match named.get(&state.live) {
+                Some(&live) => live == state.live,
+                None => self.live(state.live) == Some(state.live),
+            };
+            if !target_live {
+                return Err(Fault::Invalid(CommitProblem::NotLiveTarget {
+                    id: state.id,
+                    live: state.live,
+                }));
+            }
+        }
+        // Members of a rewritten profile that the rewrite does not name follow the profile
+        // they were merged into.
+        let mut orphans = Vec::new();
+        for state in &rewrite.profiles {
+            if let Some(live) = self.live(state.id) {
+                let row = self.profiles.get_mut(&live).expect("live profiles exist");
+                row.members.remove(&state.id);
+                if live == state.id {
+                    orphans.extend(
+                        row.members
+                            .iter()
+                            .filter(|m| !named.contains_key(m))
+                            .map(|&m| (m, live)),
+                    );
+                }
+            }
+        }
+        for state in &rewrite.profiles {
+            let row = self.profiles.entry(state.id).or_insert_with(|| ProfileRow {
+                created_at: state.created_at,
+                merged_into: None,
+                members: BTreeSet::new(),
+                identifiers: BTreeSet::new(),
+            });
+            row.created_at = state.created_at;
+            row.merged_into = (state.live != state.id).then_some(state.live);
+            if state.live == state.id {
+                row.members.insert(state.id);
+            } else {
+                row.members.clear();
+            }
+        }
+        for state in &rewrite.profiles {
+            if state.live != state.id {
+                let row = self.profiles.get_mut(&state.live).expect("checked live");
+                row.members.insert(state.id);
+            }
+        }
+        for (orphan, was) in orphans {
+            let live = self.live(was).expect("named profiles exist");
+            self.profiles
+                .get_mut(&orphan)
+                .expect("members exist")
+                .merged_into = Some(live);
+            let row = self.profiles.get_mut(&live).expect("live profiles exist");
+            row.members.insert(orphan);
+        }
+        for (identifier, owner) in &rewrite.identifiers {
+            if let Some(old) = self.owners.remove(identifier)
+                && let Some(row) = self.profiles.get_mut(&old)
+            {
+                row.identifiers.remove(identifier);
+            }
+            if let Some(customer) = owner {
+                self.require_profile(*customer)?;
+                self.owners.insert(identifier.clone(), *customer);
+                let row = self.profiles.get_mut(customer).expect("checked");
+                row.identifiers.insert(identifier.clone());
+            }
+        }
+        let mut moved_events: HashMap<CustomerId, HashMap<EventId, CustomerId>> = HashMap::new();
+        for &(id, customer) in &rewrite.events {
+            self.require_profile(customer)?;
+            let (old, event) = self
+                .events
+                .get_mut(&id)
+                .ok_or(Fault::Invalid(CommitProblem::UnknownRecord(*id.as_uuid())))?;
+            if *old == customer {
+                continue;
+            }
+            let position = (event.occurred_at, *id.as_uuid());
+            if let Some(timeline) = self.event_timelines.get_mut(old) {
+                timeline.remove(&position);
+            }
+            self.event_timelines
+                .entry(customer)
+                .or_default()
+                .insert(position);
+            moved_events.entry(*old).or_default().insert(id, customer);
+            *old = customer;
+        }
+        for (old, moves) in moved_events {
+            let operations = self.traits.remove(&old).unwrap_or_default();
+            let (going, staying): (Vec<_>, Vec<_>) = operations.into_iter().partition(|op| {
+                op.provenance
+                    .event_id
+                    .is_some_and(|id| moves.contains_key(&id))
+            });
+            for op in going {
+                let to = moves[&op.provenance.event_id.expect("partitioned on it")];
+                self.traits.entry(to).or_default().push(op);
+            }
+            if !staying.is_empty() {
+                self.traits.insert(old, staying);
+            }
+        }
+        for &(id, customer) in &rewrite.interactions {
+            self.require_profile(customer)?;
+            let (old, interaction) = self
+                .interactions
+                .get_mut(&id)
+                .ok_or(Fault::Invalid(CommitProblem::UnknownRecord(*id.as_uuid())))?;
+            if *old == customer {
+                continue;
+            }
+            let position = (interaction.occurred_at, *id.as_uuid());
+            if let Some(timeline) = self.interaction_timelines.get_mut(old) {
+                timeline.remove(&position);
+            }
+            self.interaction_timelines
+                .entry(customer)
+                .or_default()
+                .insert(position);
+            *old = customer;
+        }
+        self.merges.retain(|m| !named.contains_key(&m.absorbed));
+        self.merges.extend(rewrite.merges.iter().cloned());
+        self.refusals.retain(|r| !named.contains_key(&r.customer));
+        for refusal in &rewrite.refusals {
+            self.require_profile(refusal.customer)?;
+            self.refusals.push(refusal.clone());
         }
         Ok(())
     }
@@ -328,6 +505,13 @@ impl State {
                     ops.pop();
                 }
             }
+            Undo::Refuse => {
+                self.refusals.pop();
+            }
+            Undo::Override => {
+                self.overrides.pop();
+            }
+            Undo::Restore(state) => *self = *state,
         }
     }
 
@@ -442,6 +626,47 @@ impl IdentityStore for MemoryStore {
             .collect();
         merges.sort_by_key(|m| (m.at, m.id));
         Ok(merges)
+    }
+
+    fn refusals(&self, customer: CustomerId) -> Result<Vec<Refusal>, StoreError> {
+        let state = self.read()?;
+        let Some(members) = state.members(customer) else {
+            return Ok(Vec::new());
+        };
+        let mut refusals: Vec<Refusal> = state
+            .refusals
+            .iter()
+            .filter(|r| members.contains(&r.customer))
+            .cloned()
+            .collect();
+        refusals.sort_by(Refusal::order);
+        Ok(refusals)
+    }
+
+    fn refusals_of(&self, identifiers: &[Identifier]) -> Result<Vec<Refusal>, StoreError> {
+        let state = self.read()?;
+        let wanted: BTreeSet<&Identifier> = identifiers.iter().collect();
+        let mut refusals: Vec<Refusal> = state
+            .refusals
+            .iter()
+            .filter(|r| wanted.contains(&r.identifier))
+            .cloned()
+            .collect();
+        refusals.sort_by(Refusal::order);
+        Ok(refusals)
+    }
+
+    fn overrides(&self, identifiers: &[Identifier]) -> Result<Vec<OverrideRecord>, StoreError> {
+        let state = self.read()?;
+        let wanted: BTreeSet<&Identifier> = identifiers.iter().collect();
+        let mut found: Vec<OverrideRecord> = state
+            .overrides
+            .iter()
+            .filter(|o| o.identifiers().iter().any(|i| wanted.contains(i)))
+            .cloned()
+            .collect();
+        found.sort_by_key(|o| (o.at, o.id));
+        Ok(found)
     }
 
     fn customers(
@@ -610,11 +835,22 @@ impl Store for MemoryStore {
     fn apply(&self, commits: &[Commit]) -> Result<Vec<CommitOutcome>, StoreError> {
         let mut state = self.write()?;
         let mut undo = Vec::new();
+        let rewrites = commits.iter().flat_map(|c| &c.identity);
+        if rewrites
+            .into_iter()
+            .any(|change| matches!(change, IdentityChange::Rewrite(_)))
+        {
+            undo.push(Undo::Restore(Box::new(state.clone())));
+        }
         let mut outcomes = Vec::with_capacity(commits.len());
         for (index, commit) in commits.iter().enumerate() {
             match state.apply(commit, &mut undo) {
                 Ok(outcome) => outcomes.push(outcome),
                 Err(fault) => {
+                    if matches!(undo.first(), Some(Undo::Restore(_))) {
+                        // Restoring the snapshot undoes everything at once.
+                        undo.truncate(1);
+                    }
                     while let Some(step) = undo.pop() {
                         state.undo(step);
                     }

@@ -42,7 +42,7 @@ use uuid::Uuid;
 
 use crate::model::{
     Channel, CustomerId, Event, EventId, Identifier, Interaction, InteractionId, MergeRecord,
-    TraitOperation,
+    OverrideRecord, Refusal, TraitOperation,
 };
 
 pub use memory::MemoryStore;
@@ -178,6 +178,47 @@ pub enum IdentityChange {
     /// A live profile is merged into another live profile. Profiles already merged into the
     /// absorbed one now resolve to the survivor as well.
     Merge(MergeRecord),
+    /// A link was refused; the record is kept so it can be explained.
+    Refuse(Refusal),
+    /// An operator override is stored.
+    Override(OverrideRecord),
+    /// Profiles rebuilt from their evidence replace what was stored about them.
+    Rewrite(Box<Rewrite>),
+}
+
+/// The state of one profile id, as a [`Rewrite`] sets it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileState {
+    /// The profile.
+    pub id: CustomerId,
+    /// When the evidence that founded it happened.
+    pub created_at: DateTime<Utc>,
+    /// The live profile it resolves to: itself when live. Must be a profile set live by
+    /// the same rewrite, or already live and not named by it.
+    pub live: CustomerId,
+}
+
+/// Profiles rebuilt from their evidence: the new state of every profile id, identifier,
+/// event and interaction involved, and the merges and refusals that describe it.
+///
+/// A store applies it as given: profiles are created or updated, identifiers, events
+/// (with their trait operations) and interactions move to the profiles named, the merges
+/// whose absorbed profile is named and the refusals recorded against a named profile are
+/// replaced by `merges` and `refusals`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rewrite {
+    /// Every profile id involved, old and new.
+    pub profiles: Vec<ProfileState>,
+    /// The profile each identifier belongs to; `None` for an identifier nobody holds now.
+    pub identifiers: Vec<(Identifier, Option<CustomerId>)>,
+    /// The profile each stored event (and its trait operations) belongs to.
+    pub events: Vec<(EventId, CustomerId)>,
+    /// The profile each stored interaction belongs to.
+    pub interactions: Vec<(InteractionId, CustomerId)>,
+    /// The merges that built the rebuilt profiles.
+    pub merges: Vec<MergeRecord>,
+    /// The links refused while rebuilding them.
+    pub refusals: Vec<Refusal>,
 }
 
 /// A fact a decision rests on, checked by the store before it applies the decision.
@@ -196,6 +237,14 @@ pub enum Expectation {
     Live {
         /// The profile.
         customer: CustomerId,
+    },
+    /// The live profile has exactly this many events and interactions: nothing was added to
+    /// it since it was read.
+    Evidence {
+        /// The profile.
+        customer: CustomerId,
+        /// Its events plus its interactions.
+        count: u64,
     },
     /// The stored version of an interaction was last updated at this time, or there is none.
     InteractionVersion {
@@ -279,6 +328,27 @@ pub enum CommitProblem {
     /// A merge of a profile into itself.
     #[error("profile {0} cannot be merged into itself")]
     SelfMerge(CustomerId),
+    /// A profile holds a different number of events and interactions than expected.
+    #[error("profile {customer} holds {found} events and interactions, expected {expected}")]
+    EvidenceCount {
+        /// The profile.
+        customer: CustomerId,
+        /// The count expected.
+        expected: u64,
+        /// The count found.
+        found: u64,
+    },
+    /// A rewrite names an event or interaction that is not stored.
+    #[error("record {0} is not stored")]
+    UnknownRecord(Uuid),
+    /// A rewrite makes a profile resolve to one that is not live.
+    #[error("profile {id} cannot resolve to {live}, which is not live")]
+    NotLiveTarget {
+        /// The profile.
+        id: CustomerId,
+        /// Its intended live profile.
+        live: CustomerId,
+    },
 }
 
 /// Why a store call failed.
@@ -328,6 +398,16 @@ pub trait IdentityStore: Debug + Send + Sync {
     /// The merges that built the live profile `customer` resolves to, oldest (`at`, then
     /// id) first.
     fn merges(&self, customer: CustomerId) -> Result<Vec<MergeRecord>, StoreError>;
+
+    /// The refused links recorded against the live profile `customer` resolves to (its
+    /// evidence went there), in evidence order.
+    fn refusals(&self, customer: CustomerId) -> Result<Vec<Refusal>, StoreError>;
+
+    /// The refused links of any of `identifiers`, in evidence order.
+    fn refusals_of(&self, identifiers: &[Identifier]) -> Result<Vec<Refusal>, StoreError>;
+
+    /// The operator overrides naming any of `identifiers`, oldest first.
+    fn overrides(&self, identifiers: &[Identifier]) -> Result<Vec<OverrideRecord>, StoreError>;
 
     /// Up to `limit` live profile ids greater than `after`, in ascending order.
     fn customers(
@@ -414,6 +494,15 @@ macro_rules! forward_store {
             }
             fn merges(&self, customer: CustomerId) -> Result<Vec<MergeRecord>, StoreError> {
                 (**self).merges(customer)
+            }
+            fn refusals(&self, customer: CustomerId) -> Result<Vec<Refusal>, StoreError> {
+                (**self).refusals(customer)
+            }
+            fn refusals_of(&self, identifiers: &[Identifier]) -> Result<Vec<Refusal>, StoreError> {
+                (**self).refusals_of(identifiers)
+            }
+            fn overrides(&self, identifiers: &[Identifier]) -> Result<Vec<OverrideRecord>, StoreError> {
+                (**self).overrides(identifiers)
             }
             fn customers(&self, after: Option<CustomerId>, limit: usize) -> Result<Vec<CustomerId>, StoreError> {
                 (**self).customers(after, limit)

@@ -22,7 +22,7 @@
 
 mod schema;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -36,11 +36,11 @@ use uuid::Uuid;
 use super::{
     Attributed, ChannelSummary, Commit, CommitOutcome, CommitProblem, EventScan, EventStore,
     Expectation, IdentityChange, IdentityStore, InteractionStore, Owner, Page, PageRequest,
-    ProfileRecord, Store, StoreError, TimelineCursor, TraitStore,
+    ProfileRecord, Rewrite, Store, StoreError, TimelineCursor, TraitStore,
 };
 use crate::model::{
     Channel, CustomerId, Event, EventId, Identifier, Interaction, InteractionId, MergeRecord,
-    TraitOperation,
+    OverrideRecord, Refusal, TraitOperation,
 };
 
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
@@ -445,6 +445,27 @@ fn check(conn: &Connection, known: &mut Known, expectation: &Expectation) -> Res
                 known.insert(live);
             }
         },
+        Expectation::Evidence {
+            customer: id,
+            count,
+        } => {
+            let found: i64 = conn
+                .prepare_cached(&format!(
+                    "SELECT (SELECT count(*) FROM profiles p JOIN events e ON e.profile_id = p.id
+                             WHERE p.live_id = {LIVE})
+                          + (SELECT count(*) FROM profiles p
+                             JOIN interactions i ON i.profile_id = p.id
+                             WHERE p.live_id = {LIVE})"
+                ))?
+                .query_row([key(id.as_uuid())], |row| row.get(0))?;
+            if found as u64 != *count {
+                return Err(Fault::Conflict(CommitProblem::EvidenceCount {
+                    customer: *id,
+                    expected: *count,
+                    found: found as u64,
+                }));
+            }
+        }
         Expectation::InteractionVersion { id, updated_at } => {
             let found: Option<i64> = conn
                 .prepare_cached("SELECT updated_at FROM interactions WHERE id = ?1")?
@@ -535,6 +556,154 @@ fn change(conn: &Connection, known: &mut Known, change: &IdentityChange) -> Resu
                 encode(record)?
             ])?;
         }
+        IdentityChange::Refuse(refusal) => insert_refusal(conn, known, refusal)?,
+        IdentityChange::Override(record) => {
+            conn.prepare_cached("INSERT INTO overrides (id, at, record) VALUES (?1, ?2, ?3)")?
+                .execute(params![
+                    key(record.id.as_uuid()),
+                    nanos(record.at)?,
+                    encode(record)?
+                ])?;
+            for identifier in record.identifiers() {
+                conn.prepare_cached(
+                    "INSERT INTO override_identifiers (identifier, override_id) VALUES (?1, ?2)",
+                )?
+                .execute(params![identifier.to_string(), key(record.id.as_uuid())])?;
+            }
+        }
+        IdentityChange::Rewrite(rewrite) => apply_rewrite(conn, known, rewrite)?,
+    }
+    Ok(())
+}
+
+fn insert_refusal(conn: &Connection, known: &mut Known, refusal: &Refusal) -> Result<(), Fault> {
+    require_profile(conn, known, refusal.customer)?;
+    conn.prepare_cached(
+        "INSERT INTO refusals (profile_id, identifier, evidence, at, record)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        key(refusal.customer.as_uuid()),
+        refusal.identifier.to_string(),
+        key(&refusal.evidence),
+        nanos(refusal.at)?,
+        encode(refusal)?
+    ])?;
+    Ok(())
+}
+
+fn apply_rewrite(conn: &Connection, known: &mut Known, rewrite: &Rewrite) -> Result<(), Fault> {
+    let named: HashMap<Key, Key> = rewrite
+        .profiles
+        .iter()
+        .map(|p| (key(p.id.as_uuid()), key(p.live.as_uuid())))
+        .collect();
+    for state in &rewrite.profiles {
+        let target = key(state.live.as_uuid());
+        let target_live = match named.get(&target) {
+            Some(&live) => live == target,
+            None => live_of(conn, &target)? == Some(target),
+        };
+        if !target_live {
+            return Err(Fault::Invalid(CommitProblem::NotLiveTarget {
+                id: state.id,
+                live: state.live,
+            }));
+        }
+    }
+    // Members of a rewritten profile that the rewrite does not name follow the profile
+    // they were merged into.
+    let mut orphans = Vec::new();
+    for state in &rewrite.profiles {
+        let id = key(state.id.as_uuid());
+        if live_of(conn, &id)? == Some(id) {
+            let mut statement =
+                conn.prepare_cached("SELECT id FROM profiles WHERE live_id = ?1")?;
+            let members = statement.query_map([id], |row| row.get::<_, Key>(0))?;
+            for member in members {
+                let member = member?;
+                if !named.contains_key(&member) {
+                    orphans.push((member, id));
+                }
+            }
+        }
+    }
+    for state in &rewrite.profiles {
+        conn.prepare_cached(
+            "INSERT INTO profiles (id, created_at, live_id) VALUES (?1, ?2, ?3)
+             ON CONFLICT (id) DO UPDATE SET created_at = excluded.created_at,
+                                            live_id = excluded.live_id",
+        )?
+        .execute(params![
+            key(state.id.as_uuid()),
+            nanos(state.created_at)?,
+            key(state.live.as_uuid())
+        ])?;
+        known.insert(key(state.id.as_uuid()));
+    }
+    for (orphan, was) in orphans {
+        conn.prepare_cached(
+            "UPDATE profiles SET live_id = (SELECT live_id FROM profiles WHERE id = ?2)
+             WHERE id = ?1",
+        )?
+        .execute([orphan, was])?;
+    }
+    for (identifier, owner) in &rewrite.identifiers {
+        let text = identifier.to_string();
+        match owner {
+            None => {
+                conn.prepare_cached("DELETE FROM identifiers WHERE identifier = ?1")?
+                    .execute([text])?;
+            }
+            Some(id) => {
+                require_profile(conn, known, *id)?;
+                conn.prepare_cached(
+                    "INSERT INTO identifiers (identifier, profile_id) VALUES (?1, ?2)
+                     ON CONFLICT (identifier) DO UPDATE SET profile_id = excluded.profile_id",
+                )?
+                .execute(params![text, key(id.as_uuid())])?;
+            }
+        }
+    }
+    for (id, owner) in &rewrite.events {
+        require_profile(conn, known, *owner)?;
+        let changed = conn
+            .prepare_cached("UPDATE events SET profile_id = ?2 WHERE id = ?1")?
+            .execute([key(id.as_uuid()), key(owner.as_uuid())])?;
+        if changed == 0 {
+            return Err(Fault::Invalid(CommitProblem::UnknownRecord(*id.as_uuid())));
+        }
+        conn.prepare_cached("UPDATE traits SET profile_id = ?2 WHERE event_id = ?1")?
+            .execute([key(id.as_uuid()), key(owner.as_uuid())])?;
+    }
+    for (id, owner) in &rewrite.interactions {
+        require_profile(conn, known, *owner)?;
+        let changed = conn
+            .prepare_cached("UPDATE interactions SET profile_id = ?2 WHERE id = ?1")?
+            .execute([key(id.as_uuid()), key(owner.as_uuid())])?;
+        if changed == 0 {
+            return Err(Fault::Invalid(CommitProblem::UnknownRecord(*id.as_uuid())));
+        }
+    }
+    for id in named.keys() {
+        conn.prepare_cached("DELETE FROM merges WHERE absorbed = ?1")?
+            .execute([id])?;
+        conn.prepare_cached("DELETE FROM refusals WHERE profile_id = ?1")?
+            .execute([id])?;
+    }
+    for record in &rewrite.merges {
+        conn.prepare_cached(
+            "INSERT INTO merges (id, absorbed, at, record) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![
+            key(record.id.as_uuid()),
+            key(record.absorbed.as_uuid()),
+            nanos(record.at)?,
+            encode(record)?
+        ])?;
+    }
+    for refusal in &rewrite.refusals {
+        insert_refusal(conn, known, refusal)?;
     }
     Ok(())
 }
@@ -605,8 +774,12 @@ fn apply_commit(
     } in &commit.traits
     {
         require_profile(conn, known, *id)?;
-        conn.prepare_cached("INSERT INTO traits (profile_id, body) VALUES (?1, ?2)")?
-            .execute(params![key(id.as_uuid()), encode(record)?])?;
+        conn.prepare_cached("INSERT INTO traits (profile_id, body, event_id) VALUES (?1, ?2, ?3)")?
+            .execute(params![
+                key(id.as_uuid()),
+                encode(record)?,
+                record.provenance.event_id.map(|e| key(e.as_uuid()))
+            ])?;
     }
     Ok(CommitOutcome::Applied)
 }
@@ -726,6 +899,40 @@ impl IdentityStore for SqliteStore {
         })
     }
 
+    fn refusals(&self, id: CustomerId) -> Result<Vec<Refusal>, StoreError> {
+        self.read(|conn| {
+            let sql = format!(
+                "SELECT r.record FROM profiles p JOIN refusals r ON r.profile_id = p.id
+                 WHERE p.live_id = {LIVE}"
+            );
+            let mut refusals: Vec<Refusal> = bodies(conn, &sql, key(id.as_uuid()), "refusal")?;
+            refusals.sort_by(Refusal::order);
+            Ok(refusals)
+        })
+    }
+
+    fn refusals_of(&self, identifiers: &[Identifier]) -> Result<Vec<Refusal>, StoreError> {
+        let mut refusals: Vec<Refusal> = self.by_identifiers(
+            identifiers,
+            "SELECT r.record FROM json_each(?1) j JOIN refusals r ON r.identifier = j.value",
+            "refusal",
+        )?;
+        refusals.sort_by(Refusal::order);
+        Ok(refusals)
+    }
+
+    fn overrides(&self, identifiers: &[Identifier]) -> Result<Vec<OverrideRecord>, StoreError> {
+        let mut found: Vec<OverrideRecord> = self.by_identifiers(
+            identifiers,
+            "SELECT o.record FROM overrides o WHERE o.id IN (
+                 SELECT oi.override_id FROM json_each(?1) j
+                 JOIN override_identifiers oi ON oi.identifier = j.value)",
+            "override",
+        )?;
+        found.sort_by_key(|o| (o.at, o.id));
+        Ok(found)
+    }
+
     fn customers(
         &self,
         after: Option<CustomerId>,
@@ -741,6 +948,31 @@ impl IdentityStore for SqliteStore {
             .map_err(sqlite)?
             .map(|id| id.map(customer).map_err(sqlite))
             .collect()
+        })
+    }
+}
+
+impl SqliteStore {
+    /// Reads one JSON column from every row of `sql`, which takes the canonical forms of
+    /// `identifiers` as a JSON array in `?1`.
+    fn by_identifiers<T: serde::de::DeserializeOwned>(
+        &self,
+        identifiers: &[Identifier],
+        sql: &str,
+        what: &str,
+    ) -> Result<Vec<T>, StoreError> {
+        if identifiers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let texts: Vec<String> = identifiers.iter().map(ToString::to_string).collect();
+        let list = serde_json::to_string(&texts).map_err(|err| backend(&err.to_string()))?;
+        self.read(|conn| {
+            let mut statement = conn.prepare_cached(sql).map_err(sqlite)?;
+            let rows = statement
+                .query_map([&list], |row| row.get::<_, String>(0))
+                .map_err(sqlite)?;
+            rows.map(|body| decode(what, &body.map_err(sqlite)?))
+                .collect()
         })
     }
 }

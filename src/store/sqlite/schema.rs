@@ -67,6 +67,35 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX traits_by_profile ON traits (profile_id);
     ",
+    // Version 2: refused links, operator overrides, and trait operations findable by the
+    // event that carried them, so rebuilt profiles can take them along.
+    "
+    CREATE TABLE refusals (
+        profile_id BLOB NOT NULL REFERENCES profiles (id),
+        identifier TEXT NOT NULL,
+        evidence   BLOB NOT NULL,
+        at         INTEGER NOT NULL,
+        record     TEXT NOT NULL
+    );
+    CREATE INDEX refusals_by_profile ON refusals (profile_id);
+    CREATE INDEX refusals_by_identifier ON refusals (identifier);
+
+    CREATE TABLE overrides (
+        id     BLOB PRIMARY KEY,
+        at     INTEGER NOT NULL,
+        record TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE override_identifiers (
+        identifier  TEXT NOT NULL,
+        override_id BLOB NOT NULL REFERENCES overrides (id),
+        PRIMARY KEY (identifier, override_id)
+    ) WITHOUT ROWID;
+
+    ALTER TABLE traits ADD COLUMN event_id BLOB;
+    UPDATE traits
+       SET event_id = unhex(replace(json_extract(body, '$.provenance.event_id'), '-', ''));
+    CREATE INDEX traits_by_event ON traits (event_id);
+    ",
 ];
 
 /// The schema version this build writes.

@@ -1,0 +1,509 @@
+//! Rebuilding profiles from their evidence: for late records and operator overrides.
+//!
+//! The profiles a change can affect form a *component*: every profile reachable from the
+//! seed identifiers through the identifiers their evidence carries, refused links
+//! included, and through operator overrides. The component's evidence is folded afresh in
+//! evidence order ([`identity::resolve`]), and the result replaces what the store held
+//! ([`Rewrite`]).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{Outcome, Receipt, Record, trait_operations};
+use crate::identity::{self, Action, Evidence, Policy, Resolution};
+use crate::model::{
+    CustomerId, Event, EvidenceKey, Identifier, Interaction, MergeRecord, Override, OverrideRecord,
+    Refusal,
+};
+use crate::store::{
+    Attributed, Commit, Expectation, IdentityChange, PageRequest, ProfileRecord, ProfileState,
+    Rewrite, Store, StoreError,
+};
+
+/// One profile, summed up, before or after a rebuild.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileSummary {
+    /// The live profile.
+    pub customer: CustomerId,
+    /// Its identifiers, in ascending order.
+    pub identifiers: Vec<Identifier>,
+    /// How many events belong to it.
+    pub events: usize,
+    /// How many interactions belong to it.
+    pub interactions: usize,
+}
+
+/// What rebuilding a set of profiles changes (or, in a preview, would change).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rebuilt {
+    /// The live profiles involved before, by id.
+    pub before: Vec<ProfileSummary>,
+    /// The live profiles after, by id.
+    pub after: Vec<ProfileSummary>,
+    /// The merges that build the profiles after.
+    pub merges: Vec<MergeRecord>,
+    /// The links refused while building them.
+    pub refusals: Vec<Refusal>,
+}
+
+/// The stored profiles a change can affect, with all their evidence.
+#[derive(Debug, Default)]
+pub(crate) struct Component {
+    profiles: BTreeMap<CustomerId, ProfileRecord>,
+    events: Vec<Attributed<Event>>,
+    interactions: Vec<Attributed<Interaction>>,
+    overrides: BTreeMap<crate::model::OverrideId, OverrideRecord>,
+}
+
+impl Component {
+    /// Reads every profile reachable from `seeds`.
+    pub(crate) fn load<S: Store + ?Sized>(
+        store: &S,
+        seeds: &[Identifier],
+    ) -> Result<Self, StoreError> {
+        let mut component = Self::default();
+        let mut seen: HashSet<Identifier> = HashSet::new();
+        let mut pending: Vec<Identifier> = seeds.to_vec();
+        loop {
+            pending.retain(|identifier| seen.insert(identifier.clone()));
+            if pending.is_empty() {
+                return Ok(component);
+            }
+            let mut next = Vec::new();
+            let mut customers: BTreeSet<CustomerId> = store
+                .owners(&pending)?
+                .into_iter()
+                .flatten()
+                .map(|owner| owner.customer)
+                .collect();
+            customers.extend(store.refusals_of(&pending)?.iter().map(|r| r.customer));
+            for record in store.overrides(&pending)? {
+                next.extend(record.identifiers());
+                component.overrides.insert(record.id, record);
+            }
+            for customer in customers {
+                let Some(profile) = store.profile(customer)? else {
+                    continue;
+                };
+                if component.profiles.contains_key(&profile.id) {
+                    continue;
+                }
+                next.extend(profile.identifiers.iter().cloned());
+                next.extend(
+                    store
+                        .refusals(profile.id)?
+                        .into_iter()
+                        .map(|r| r.identifier),
+                );
+                let mut page = PageRequest::first(crate::store::MAX_PAGE_SIZE);
+                loop {
+                    let events = store.events(profile.id, page)?;
+                    for event in events.items {
+                        next.extend(event.identifiers.iter().cloned());
+                        component.events.push(Attributed {
+                            customer: profile.id,
+                            record: event,
+                        });
+                    }
+                    match events.next {
+                        Some(cursor) => page = PageRequest::after(cursor, page.limit()),
+                        None => break,
+                    }
+                }
+                let mut page = PageRequest::first(crate::store::MAX_PAGE_SIZE);
+                loop {
+                    let interactions = store.interactions(profile.id, page)?;
+                    for interaction in interactions.items {
+                        next.extend(interaction.identifiers.iter().cloned());
+                        component.interactions.push(Attributed {
+                            customer: profile.id,
+                            record: interaction,
+                        });
+                    }
+                    match interactions.next {
+                        Some(cursor) => page = PageRequest::after(cursor, page.limit()),
+                        None => break,
+                    }
+                }
+                component.profiles.insert(profile.id, profile);
+            }
+            pending = next;
+        }
+    }
+
+    /// The component's evidence, plus `extra`.
+    fn evidence(&self, extra: Option<&Record>) -> Vec<Evidence> {
+        let events = self
+            .events
+            .iter()
+            .map(|stored| &stored.record)
+            .chain(match extra {
+                Some(Record::Event(event)) => Some(event),
+                _ => None,
+            })
+            .map(|event| Evidence {
+                key: EvidenceKey {
+                    at: event.occurred_at,
+                    id: *event.id.as_uuid(),
+                },
+                event: Some(event.id),
+                identifiers: event.identifiers.clone(),
+                forced: false,
+            });
+        let stored_interactions = self
+            .interactions
+            .iter()
+            .map(|stored| &stored.record)
+            .filter(|i| match extra {
+                Some(Record::Interaction(new)) => new.id != i.id,
+                _ => true,
+            });
+        let interactions = stored_interactions
+            .chain(match extra {
+                Some(Record::Interaction(interaction)) => Some(interaction),
+                _ => None,
+            })
+            .filter(|i| !i.identifiers.is_empty())
+            .map(|i| {
+                Evidence::new(
+                    EvidenceKey {
+                        at: i.occurred_at,
+                        id: *i.id.as_uuid(),
+                    },
+                    i.identifiers.clone(),
+                )
+            });
+        let links = self
+            .overrides
+            .values()
+            .filter_map(|record| match &record.rule {
+                Override::Link { a, b } => Some(Evidence {
+                    key: EvidenceKey {
+                        at: record.at,
+                        id: *record.id.as_uuid(),
+                    },
+                    event: None,
+                    identifiers: vec![a.clone(), b.clone()],
+                    forced: true,
+                }),
+                _ => None,
+            });
+        events.chain(interactions).chain(links).collect()
+    }
+
+    /// Folds the component's evidence, with `extra` and the overrides `added`.
+    pub(crate) fn resolve<'p>(
+        &self,
+        policy: &'p Policy,
+        extra: Option<&Record>,
+        added: &[OverrideRecord],
+    ) -> Resolution<'p> {
+        let mut overrides: Vec<OverrideRecord> = self.overrides.values().cloned().collect();
+        overrides.extend(added.iter().cloned());
+        let mut evidence = self.evidence(extra);
+        for record in added {
+            if let Override::Link { a, b } = &record.rule {
+                evidence.push(Evidence {
+                    key: EvidenceKey {
+                        at: record.at,
+                        id: *record.id.as_uuid(),
+                    },
+                    event: None,
+                    identifiers: vec![a.clone(), b.clone()],
+                    forced: true,
+                });
+            }
+        }
+        identity::resolve(policy, &overrides, evidence)
+    }
+
+    /// The live profiles before, summed up.
+    fn before(&self) -> Vec<ProfileSummary> {
+        self.profiles
+            .values()
+            .map(|profile| ProfileSummary {
+                customer: profile.id,
+                identifiers: profile.identifiers.clone(),
+                events: self
+                    .events
+                    .iter()
+                    .filter(|e| e.customer == profile.id)
+                    .count(),
+                interactions: self
+                    .interactions
+                    .iter()
+                    .filter(|i| i.customer == profile.id)
+                    .count(),
+            })
+            .collect()
+    }
+
+    /// The commit that replaces the component by `resolution`, the summary of the change,
+    /// and the live profile each piece of evidence now belongs to.
+    pub(crate) fn rewrite(
+        &self,
+        resolution: &Resolution<'_>,
+    ) -> (Commit, Rebuilt, HashMap<Uuid, CustomerId>) {
+        let graph = resolution.graph();
+        let attributed: HashMap<Uuid, CustomerId> = resolution
+            .attribution()
+            .map(|(evidence, customer)| (evidence.key.id, customer))
+            .collect();
+        let mut states: BTreeMap<CustomerId, ProfileState> = BTreeMap::new();
+        for cluster in graph.clusters() {
+            states.insert(
+                cluster.id,
+                ProfileState {
+                    id: cluster.id,
+                    created_at: cluster.created_at,
+                    live: cluster.id,
+                },
+            );
+        }
+        for (from, to) in graph.merged() {
+            let created_at = graph
+                .created_at(from)
+                .unwrap_or(graph.cluster(to).expect("live").created_at);
+            states.insert(
+                from,
+                ProfileState {
+                    id: from,
+                    created_at,
+                    live: to,
+                },
+            );
+        }
+        // Each old profile the fold did not found again follows its earliest evidence.
+        let mut keyed: Vec<(EvidenceKey, CustomerId)> = self
+            .events
+            .iter()
+            .map(|e| {
+                let key = EvidenceKey {
+                    at: e.record.occurred_at,
+                    id: *e.record.id.as_uuid(),
+                };
+                (key, e.customer)
+            })
+            .chain(self.interactions.iter().map(|i| {
+                let key = EvidenceKey {
+                    at: i.record.occurred_at,
+                    id: *i.record.id.as_uuid(),
+                };
+                (key, i.customer)
+            }))
+            .collect();
+        keyed.sort();
+        let mut moved_to: HashMap<CustomerId, CustomerId> = HashMap::new();
+        for (key, old) in &keyed {
+            if let Some(&new) = attributed.get(&key.id) {
+                moved_to.entry(*old).or_insert(new);
+            }
+        }
+        for profile in self.profiles.values() {
+            let target = moved_to
+                .get(&profile.id)
+                .copied()
+                .or_else(|| profile.identifiers.iter().find_map(|i| graph.owner(i)));
+            moved_to.insert(profile.id, target.unwrap_or(profile.id));
+            for &member in &profile.members {
+                if states.contains_key(&member) {
+                    continue;
+                }
+                let live = target.unwrap_or(profile.id);
+                states.insert(
+                    member,
+                    ProfileState {
+                        id: member,
+                        created_at: profile.created_at,
+                        live: if states.contains_key(&live) || live == member {
+                            live
+                        } else {
+                            member
+                        },
+                    },
+                );
+            }
+        }
+        let mut identifiers: BTreeSet<Identifier> = BTreeSet::new();
+        for profile in self.profiles.values() {
+            identifiers.extend(profile.identifiers.iter().cloned());
+        }
+        for cluster in graph.clusters() {
+            identifiers.extend(cluster.identifiers.iter().cloned());
+        }
+        let events = self
+            .events
+            .iter()
+            .map(|e| (e.record.id, attributed[e.record.id.as_uuid()]))
+            .collect();
+        let interactions = self
+            .interactions
+            .iter()
+            .map(|i| {
+                let to = attributed
+                    .get(i.record.id.as_uuid())
+                    .copied()
+                    .unwrap_or_else(|| moved_to[&i.customer]);
+                (i.record.id, to)
+            })
+            .collect();
+        let mut expect: Vec<Expectation> = Vec::new();
+        for profile in self.profiles.values() {
+            for identifier in &profile.identifiers {
+                expect.push(Expectation::Owner {
+                    identifier: identifier.clone(),
+                    owner: Some(profile.id),
+                });
+            }
+            let count = self
+                .events
+                .iter()
+                .filter(|e| e.customer == profile.id)
+                .count()
+                + self
+                    .interactions
+                    .iter()
+                    .filter(|i| i.customer == profile.id)
+                    .count();
+            expect.push(Expectation::Evidence {
+                customer: profile.id,
+                count: count as u64,
+            });
+        }
+        let rewrite = Rewrite {
+            profiles: states.into_values().collect(),
+            identifiers: identifiers
+                .into_iter()
+                .map(|i| {
+                    let owner = graph.owner(&i);
+                    (i, owner)
+                })
+                .collect(),
+            events,
+            interactions,
+            merges: resolution.merges(),
+            refusals: resolution.refusals(),
+        };
+        let mut after: Vec<ProfileSummary> = graph
+            .clusters()
+            .map(|cluster| ProfileSummary {
+                customer: cluster.id,
+                identifiers: cluster.identifiers.iter().cloned().collect(),
+                events: rewrite
+                    .events
+                    .iter()
+                    .filter(|(_, c)| *c == cluster.id)
+                    .count(),
+                interactions: rewrite
+                    .interactions
+                    .iter()
+                    .filter(|(_, c)| *c == cluster.id)
+                    .count(),
+            })
+            .filter(|summary| {
+                !summary.identifiers.is_empty() || summary.events + summary.interactions > 0
+            })
+            .collect();
+        after.sort_by_key(|s| s.customer);
+        let report = Rebuilt {
+            before: self.before(),
+            after,
+            merges: rewrite.merges.clone(),
+            refusals: rewrite.refusals.clone(),
+        };
+        let commit = Commit {
+            expect,
+            identity: vec![IdentityChange::Rewrite(Box::new(rewrite))],
+            ..Commit::default()
+        };
+        (commit, report, attributed)
+    }
+}
+
+/// Plans a late record: rebuilds the profiles it touches with it in its place.
+pub(crate) fn plan_late<S: Store + ?Sized>(
+    store: &S,
+    policy: &Policy,
+    record: &Record,
+) -> Result<(Commit, Receipt), StoreError> {
+    let seeds = policy.usable(record.identifiers());
+    let mut component = Component::load(store, &seeds)?;
+    if let Record::Interaction(interaction) = record
+        && let Some(stored) = store.interaction(interaction.id)?
+    {
+        // The stored version's profile belongs to the component even if the update names
+        // none of its identifiers.
+        let more = Component::load(
+            store,
+            &store
+                .profile(stored.customer)?
+                .map(|p| p.identifiers)
+                .unwrap_or_default(),
+        )?;
+        component.absorb(more);
+    }
+    let resolution = component.resolve(policy, Some(record), &[]);
+    let (mut commit, _, attributed) = component.rewrite(&resolution);
+    let key = record.key();
+    let customer = attributed[&key.id];
+    let refused = resolution
+        .refusals()
+        .into_iter()
+        .filter(|r| r.evidence == key.id)
+        .collect();
+    match record {
+        Record::Event(event) => {
+            commit.traits = trait_operations(event, customer);
+            commit.event = Some(Attributed {
+                customer,
+                record: event.clone(),
+            });
+        }
+        Record::Interaction(interaction) => {
+            let stored = store.interaction(interaction.id)?;
+            commit.expect.push(Expectation::InteractionVersion {
+                id: interaction.id,
+                updated_at: stored.map(|s| s.record.updated_at),
+            });
+            // The rewrite moves the stored version; the new one replaces it after.
+            if let IdentityChange::Rewrite(rewrite) = &mut commit.identity[0] {
+                rewrite.interactions.retain(|(id, _)| *id != interaction.id);
+            }
+            commit.interaction = Some(Attributed {
+                customer,
+                record: interaction.clone(),
+            });
+        }
+    }
+    let receipt = Receipt {
+        customer,
+        outcome: Outcome::Stored,
+        action: Some(Action::Rebuild),
+        merged: Vec::new(),
+        refused,
+    };
+    Ok((commit, receipt))
+}
+
+impl Component {
+    fn absorb(&mut self, other: Self) {
+        for (id, profile) in other.profiles {
+            if self.profiles.contains_key(&id) {
+                continue;
+            }
+            self.events
+                .extend(other.events.iter().filter(|e| e.customer == id).cloned());
+            self.interactions.extend(
+                other
+                    .interactions
+                    .iter()
+                    .filter(|i| i.customer == id)
+                    .cloned(),
+            );
+            self.profiles.insert(id, profile);
+        }
+        self.overrides.extend(other.overrides);
+    }
+}
