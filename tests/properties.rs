@@ -320,3 +320,33 @@ proptest! {
         prop_assert_eq!(snapshot(&sqlite), snapshot(&reference));
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn a_forced_merge_then_its_unmerge_restores_the_profiles(
+        events in events(),
+        pick in (any::<Index>(), any::<Index>()),
+    ) {
+        let customers = Customers::new(MemoryStore::new());
+        for event in &events {
+            customers.ingest(event.clone()).unwrap();
+        }
+        let before = snapshot(&customers);
+        let held: Vec<Identifier> = events.iter().flat_map(|e| e.identifiers.clone()).collect();
+        let (a, b) = (pick.0.get(&held).clone(), pick.1.get(&held).clone());
+        prop_assume!(customers.profile(a.clone()).unwrap().unwrap().customer_id
+            != customers.profile(b.clone()).unwrap().unwrap().customer_id);
+        customers.force_merge(&a, &b).unwrap();
+        let merged = customers.profile(a.clone()).unwrap().unwrap();
+        prop_assert!(merged.identifiers.contains(&b));
+        let forced = merged
+            .merges
+            .iter()
+            .find(|m| m.rule == oneview::MergeRule::Forced)
+            .expect("the forced merge is recorded");
+        customers.unmerge(merged.customer_id, forced.id, false).unwrap();
+        prop_assert_eq!(snapshot(&customers), before);
+    }
+}

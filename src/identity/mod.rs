@@ -342,10 +342,12 @@ impl<'p> Graph<'p> {
                         refused.push((identifier, rule.clone()));
                         continue;
                     }
-                    let rule = if gathered.is_empty() || evidence.forced {
+                    let rule = if gathered.is_empty() {
                         None
                     } else if let Some(by) = unlinked_by {
                         Some(RefusalRule::Unlinked { by })
+                    } else if evidence.forced {
+                        None
                     } else {
                         self.conflict(&gathered, self.clusters[&owner].identifiers.iter())
                     };
