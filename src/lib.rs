@@ -40,15 +40,19 @@
 //! # Map of the crate
 //! - [`model`]: plain domain types — ids, [`Identifier`]s and their normalisation,
 //!   [`Channel`]s, [`Event`]s, [`Interaction`]s, traits with [`Provenance`], merges.
-//! - [`identity`]: identity resolution as pure logic, returning decisions as data.
-//! - [`ingest`]: turning incoming records into commits.
+//! - [`identity`]: identity resolution as pure logic — a fold over evidence under a
+//!   [`Policy`](identity::Policy) of limits, priorities and blocked values, with
+//!   explanations.
+//! - [`ingest`]: turning incoming records into commits, rebuilding profiles when evidence
+//!   arrives late, and reading Segment-spec messages ([`ingest::segment`]).
 //! - [`store`]: the storage traits, the [`MemoryStore`] backend, the embedded
 //!   `SqliteStore` backend (feature `sqlite`, on by default), and (feature `testkit`) the
 //!   `conformance` tests every backend must pass.
 //! - [`view`]: the unified [`Profile`] and its timeline.
 //! - [`analytics`]: RFM summaries, scores and segments, and customer lifetime value
 //!   from the BG/NBD, Pareto/NBD and Gamma-Gamma models.
-//! - [`Customers`]: the facade over all of it.
+//! - [`Customers`]: the facade over all of it, including the operator's corrections
+//!   (`unmerge`, `detach`, `force_merge`, `preview_merge`) and `explain`.
 //!
 //! # Features
 //! - `sqlite` (default): `SqliteStore`, a fast, crash-safe store in one file, with SQLite

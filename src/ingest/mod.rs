@@ -5,7 +5,7 @@
 //! records touch, read from the store as they are needed; the decisions reach the store as
 //! one atomic call. A record older than evidence already applied to the profiles it touches
 //! is *late*: once the batch lands, those profiles are rebuilt from all their evidence with
-//! the record in its place ([`rebuild`]), so the outcome is the one in-order delivery gives.
+//! the record in its place (an [`Action::Rebuild`]), so the outcome is the one in-order delivery gives.
 //!
 //! [`segment`] reads Segment-spec messages into records.
 

@@ -1,0 +1,163 @@
+//! Replays Segment messages (one JSON object per line) into a SQLite store and prints the
+//! resolved profiles, one JSON object per line.
+//!
+//! ```text
+//! cargo run --release --example replay -- [--db FILE] FILE.jsonl...
+//! ```
+//!
+//! Without `--db`, a temporary database is used. Bad lines are reported on stderr with
+//! their line number and skipped; a summary ends on stderr. The same messages in any
+//! order print the same profiles.
+
+use std::error::Error;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use chrono::Utc;
+use oneview::ingest::segment::{self, SegmentOptions};
+use oneview::store::IdentityStore;
+use oneview::{Customers, Outcome, Record, SqliteStore};
+use serde_json::{Map, Value, json};
+
+/// Records ingested per atomic batch.
+const BATCH: usize = 5_000;
+
+#[derive(Default)]
+struct Summary {
+    read: u64,
+    ingested: u64,
+    duplicates: u64,
+    rejected: u64,
+}
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let mut db: Option<PathBuf> = None;
+    let mut inputs = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--db" => db = Some(args.next().ok_or("--db needs a file")?.into()),
+            "-h" | "--help" => {
+                eprintln!("usage: replay [--db FILE] FILE.jsonl...");
+                return Ok(());
+            }
+            _ => inputs.push(PathBuf::from(arg)),
+        }
+    }
+    if inputs.is_empty() {
+        return Err("usage: replay [--db FILE] FILE.jsonl...".into());
+    }
+    let temp = tempfile::tempdir()?;
+    let path = db.unwrap_or_else(|| temp.path().join("replay.db"));
+    let customers = Customers::new(SqliteStore::open(&path)?);
+    let options = SegmentOptions::default();
+    let started = Instant::now();
+    let mut summary = Summary::default();
+    let mut pending: Vec<(String, Record)> = Vec::with_capacity(BATCH);
+    for input in &inputs {
+        let reader = BufReader::new(File::open(input)?);
+        for (number, line) in reader.lines().enumerate() {
+            let line = line?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let place = format!("{}:{}", input.display(), number + 1);
+            let value: Value = match serde_json::from_str(&line) {
+                Ok(value) => value,
+                Err(err) => {
+                    summary.read += 1;
+                    summary.rejected += 1;
+                    eprintln!("{place}: not JSON: {err}");
+                    continue;
+                }
+            };
+            for parsed in segment::parse(&value, &options, Utc::now()) {
+                summary.read += 1;
+                match parsed {
+                    Ok(record) => pending.push((place.clone(), record)),
+                    Err(err) => {
+                        summary.rejected += 1;
+                        eprintln!("{place}: {err}");
+                    }
+                }
+            }
+            if pending.len() >= BATCH {
+                flush(&customers, &mut pending, &mut summary)?;
+            }
+        }
+    }
+    flush(&customers, &mut pending, &mut summary)?;
+    let ingest_time = started.elapsed();
+
+    let store = customers.store();
+    let mut profiles = Vec::new();
+    let (mut merges, mut refused) = (0, 0);
+    let mut after = None;
+    loop {
+        let page = store.customers(after, 1_000)?;
+        let Some(&last) = page.last() else { break };
+        after = Some(last);
+        for id in page {
+            let profile = customers
+                .profile_with(id, 1)?
+                .ok_or("a listed profile vanished")?;
+            merges += profile.merges.len();
+            refused += store.refusals(id)?.len();
+            let mut identifiers: Vec<String> = profile
+                .identifiers
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            identifiers.sort();
+            let traits: Map<String, Value> = profile
+                .traits
+                .iter()
+                .map(|(key, resolved)| (key.clone(), resolved.value.clone()))
+                .collect();
+            profiles.push(json!({
+                "customer_id": profile.customer_id,
+                "identifiers": identifiers,
+                "traits": traits,
+                "event_count": profile.event_count(),
+            }));
+        }
+    }
+    // Sorted by what the profile is, so the output does not depend on arrival order.
+    profiles.sort_by_key(|p| (p["identifiers"].to_string(), p["customer_id"].to_string()));
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    for profile in &profiles {
+        writeln!(out, "{profile}")?;
+    }
+    out.flush()?;
+    eprintln!(
+        "messages read {}, ingested {}, duplicates {}, rejected {}, profiles {}, merges {merges}, refused links {refused} ({:.2} s)",
+        summary.read,
+        summary.ingested,
+        summary.duplicates,
+        summary.rejected,
+        profiles.len(),
+        ingest_time.as_secs_f64(),
+    );
+    Ok(())
+}
+
+fn flush(
+    customers: &Customers<SqliteStore>,
+    pending: &mut Vec<(String, Record)>,
+    summary: &mut Summary,
+) -> Result<(), Box<dyn Error>> {
+    let (places, records): (Vec<String>, Vec<Record>) = pending.drain(..).unzip();
+    for (place, result) in places.iter().zip(customers.ingest_batch(records)?) {
+        match result {
+            Ok(receipt) if receipt.outcome == Outcome::Stored => summary.ingested += 1,
+            Ok(_) => summary.duplicates += 1,
+            Err(err) => {
+                summary.rejected += 1;
+                eprintln!("{place}: {err}");
+            }
+        }
+    }
+    Ok(())
+}
