@@ -1,5 +1,7 @@
 //! [`Customers`]: the one entry point an application needs.
 
+use std::collections::HashMap;
+
 use chrono::Utc;
 
 use crate::error::Error;
@@ -165,13 +167,15 @@ impl<S: Store> Customers<S> {
         for index in late {
             results[index] = Some(self.ingest_late(&records[index]));
         }
+        // The first of each repeated event, in the order the records were decided.
+        let mut firsts: HashMap<EventId, usize> = HashMap::new();
+        for &i in order.iter().rev() {
+            if let Record::Event(e) = &records[i] {
+                firsts.insert(e.id, i);
+            }
+        }
         for (index, event) in repeats {
-            let first = order
-                .iter()
-                .map(|&i| (i, &records[i]))
-                .find(|(_, r)| matches!(r, Record::Event(e) if e.id == event))
-                .map(|(i, _)| i)
-                .expect("a repeat follows its first");
+            let first = firsts[&event];
             results[index] = Some(match &results[first] {
                 Some(Ok(receipt)) => Ok(Receipt {
                     outcome: crate::Outcome::Duplicate,

@@ -5,7 +5,8 @@
 //! records touch, read from the store as they are needed; the decisions reach the store as
 //! one atomic call. A record older than evidence already applied to the profiles it touches
 //! is *late*: once the batch lands, those profiles are rebuilt from all their evidence with
-//! the record in its place (an [`Action::Rebuild`]), so the outcome is the one in-order delivery gives.
+//! the record in its place (an [`Action::Rebuild`]), so the outcome is the one in-order
+//! delivery gives.
 //!
 //! [`segment`] reads Segment-spec messages into records.
 
@@ -42,14 +43,8 @@ impl Record {
     /// Where the record sits in the evidence order.
     pub fn key(&self) -> EvidenceKey {
         match self {
-            Self::Event(event) => EvidenceKey {
-                at: event.occurred_at,
-                id: *event.id.as_uuid(),
-            },
-            Self::Interaction(interaction) => EvidenceKey {
-                at: interaction.occurred_at,
-                id: *interaction.id.as_uuid(),
-            },
+            Self::Event(event) => event_key(event),
+            Self::Interaction(interaction) => interaction_key(interaction),
         }
     }
 
@@ -236,7 +231,7 @@ impl<'a, S: Store + ?Sized> Planner<'a, S> {
         }
         self.planned_events.insert(event.id);
         let evidence = Evidence {
-            key: Record::key(&Record::Event(event.clone())),
+            key: event_key(event),
             event: Some(event.id),
             identifiers: event.identifiers.clone(),
             forced: false,
@@ -290,7 +285,7 @@ impl<'a, S: Store + ?Sized> Planner<'a, S> {
             }
             _ => {
                 let evidence = Evidence::new(
-                    Record::key(&Record::Interaction(interaction.clone())),
+                    interaction_key(interaction),
                     interaction.identifiers.clone(),
                 );
                 if stored.is_some() {
@@ -331,7 +326,7 @@ impl<'a, S: Store + ?Sized> Planner<'a, S> {
             return Ok(None);
         }
         let step = self.graph.step(evidence);
-        let mut expect: Vec<Expectation> = usable
+        let expect: Vec<Expectation> = usable
             .iter()
             .zip(owners)
             .map(|(identifier, owner)| Expectation::Owner {
@@ -339,9 +334,6 @@ impl<'a, S: Store + ?Sized> Planner<'a, S> {
                 owner,
             })
             .collect();
-        if usable.is_empty() {
-            expect.clear();
-        }
         let mut identity = Vec::new();
         if let Some(created_at) = step.created {
             identity.push(IdentityChange::CreateProfile {
@@ -368,6 +360,22 @@ impl<'a, S: Store + ?Sized> Planner<'a, S> {
     }
 }
 
+/// Where an event sits in the evidence order.
+pub(crate) fn event_key(event: &Event) -> EvidenceKey {
+    EvidenceKey {
+        at: event.occurred_at,
+        id: *event.id.as_uuid(),
+    }
+}
+
+/// Where an interaction sits in the evidence order.
+pub(crate) fn interaction_key(interaction: &Interaction) -> EvidenceKey {
+    EvidenceKey {
+        at: interaction.occurred_at,
+        id: *interaction.id.as_uuid(),
+    }
+}
+
 /// The newest evidence attributed to the live profile `customer`.
 pub(crate) fn latest_evidence<S: Store + ?Sized>(
     store: &S,
@@ -375,14 +383,8 @@ pub(crate) fn latest_evidence<S: Store + ?Sized>(
 ) -> Result<Option<EvidenceKey>, StoreError> {
     let event = EventStore::events(store, customer, PageRequest::first(1))?;
     let interaction = InteractionStore::interactions(store, customer, PageRequest::first(1))?;
-    let event = event.items.first().map(|e| EvidenceKey {
-        at: e.occurred_at,
-        id: *e.id.as_uuid(),
-    });
-    let interaction = interaction.items.first().map(|i| EvidenceKey {
-        at: i.occurred_at,
-        id: *i.id.as_uuid(),
-    });
+    let event = event.items.first().map(event_key);
+    let interaction = interaction.items.first().map(interaction_key);
     Ok(event.max(interaction))
 }
 

@@ -11,15 +11,15 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Outcome, Receipt, Record, trait_operations};
+use super::{Outcome, Receipt, Record, event_key, interaction_key, trait_operations};
 use crate::identity::{self, Action, Evidence, Policy, Resolution};
 use crate::model::{
     CustomerId, Event, EvidenceKey, Identifier, Interaction, MergeRecord, Override, OverrideRecord,
     Refusal,
 };
 use crate::store::{
-    Attributed, Commit, Expectation, IdentityChange, PageRequest, ProfileRecord, ProfileState,
-    Rewrite, Store, StoreError,
+    Attributed, Commit, Expectation, IdentityChange, MAX_PAGE_SIZE, Page, PageRequest,
+    ProfileRecord, ProfileState, Rewrite, Store, StoreError,
 };
 
 /// One profile, summed up, before or after a rebuild.
@@ -97,35 +97,19 @@ impl Component {
                         .into_iter()
                         .map(|r| r.identifier),
                 );
-                let mut page = PageRequest::first(crate::store::MAX_PAGE_SIZE);
-                loop {
-                    let events = store.events(profile.id, page)?;
-                    for event in events.items {
-                        next.extend(event.identifiers.iter().cloned());
-                        component.events.push(Attributed {
-                            customer: profile.id,
-                            record: event,
-                        });
-                    }
-                    match events.next {
-                        Some(cursor) => page = PageRequest::after(cursor, page.limit()),
-                        None => break,
-                    }
+                for event in every_page(|page| store.events(profile.id, page))? {
+                    next.extend(event.identifiers.iter().cloned());
+                    component.events.push(Attributed {
+                        customer: profile.id,
+                        record: event,
+                    });
                 }
-                let mut page = PageRequest::first(crate::store::MAX_PAGE_SIZE);
-                loop {
-                    let interactions = store.interactions(profile.id, page)?;
-                    for interaction in interactions.items {
-                        next.extend(interaction.identifiers.iter().cloned());
-                        component.interactions.push(Attributed {
-                            customer: profile.id,
-                            record: interaction,
-                        });
-                    }
-                    match interactions.next {
-                        Some(cursor) => page = PageRequest::after(cursor, page.limit()),
-                        None => break,
-                    }
+                for interaction in every_page(|page| store.interactions(profile.id, page))? {
+                    next.extend(interaction.identifiers.iter().cloned());
+                    component.interactions.push(Attributed {
+                        customer: profile.id,
+                        record: interaction,
+                    });
                 }
                 component.profiles.insert(profile.id, profile);
             }
@@ -144,10 +128,7 @@ impl Component {
                 _ => None,
             })
             .map(|event| Evidence {
-                key: EvidenceKey {
-                    at: event.occurred_at,
-                    id: *event.id.as_uuid(),
-                },
+                key: event_key(event),
                 event: Some(event.id),
                 identifiers: event.identifiers.clone(),
                 forced: false,
@@ -166,15 +147,7 @@ impl Component {
                 _ => None,
             })
             .filter(|i| !i.identifiers.is_empty())
-            .map(|i| {
-                Evidence::new(
-                    EvidenceKey {
-                        at: i.occurred_at,
-                        id: *i.id.as_uuid(),
-                    },
-                    i.identifiers.clone(),
-                )
-            });
+            .map(|i| Evidence::new(interaction_key(i), i.identifiers.clone()));
         let links = self
             .overrides
             .values()
@@ -279,20 +252,12 @@ impl Component {
         let mut keyed: Vec<(EvidenceKey, CustomerId)> = self
             .events
             .iter()
-            .map(|e| {
-                let key = EvidenceKey {
-                    at: e.record.occurred_at,
-                    id: *e.record.id.as_uuid(),
-                };
-                (key, e.customer)
-            })
-            .chain(self.interactions.iter().map(|i| {
-                let key = EvidenceKey {
-                    at: i.record.occurred_at,
-                    id: *i.record.id.as_uuid(),
-                };
-                (key, i.customer)
-            }))
+            .map(|e| (event_key(&e.record), e.customer))
+            .chain(
+                self.interactions
+                    .iter()
+                    .map(|i| (interaction_key(&i.record), i.customer)),
+            )
             .collect();
         keyed.sort();
         let mut moved_to: HashMap<CustomerId, CustomerId> = HashMap::new();
@@ -422,6 +387,22 @@ impl Component {
     }
 }
 
+/// Every item of a newest-first paged read, all pages.
+fn every_page<T>(
+    mut read: impl FnMut(PageRequest) -> Result<Page<T>, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut items = Vec::new();
+    let mut page = PageRequest::first(MAX_PAGE_SIZE);
+    loop {
+        let found = read(page)?;
+        items.extend(found.items);
+        match found.next {
+            Some(cursor) => page = PageRequest::after(cursor, MAX_PAGE_SIZE),
+            None => return Ok(items),
+        }
+    }
+}
+
 /// Plans a late record: rebuilds the profiles it touches with it in its place.
 pub(crate) fn plan_late<S: Store + ?Sized>(
     store: &S,
@@ -430,9 +411,11 @@ pub(crate) fn plan_late<S: Store + ?Sized>(
 ) -> Result<(Commit, Receipt), StoreError> {
     let seeds = policy.usable(record.identifiers());
     let mut component = Component::load(store, &seeds)?;
-    if let Record::Interaction(interaction) = record
-        && let Some(stored) = store.interaction(interaction.id)?
-    {
+    let stored_interaction = match record {
+        Record::Interaction(interaction) => store.interaction(interaction.id)?,
+        Record::Event(_) => None,
+    };
+    if let Some(stored) = &stored_interaction {
         // The stored version's profile belongs to the component even if the update names
         // none of its identifiers.
         let more = Component::load(
@@ -462,10 +445,9 @@ pub(crate) fn plan_late<S: Store + ?Sized>(
             });
         }
         Record::Interaction(interaction) => {
-            let stored = store.interaction(interaction.id)?;
             commit.expect.push(Expectation::InteractionVersion {
                 id: interaction.id,
-                updated_at: stored.map(|s| s.record.updated_at),
+                updated_at: stored_interaction.map(|s| s.record.updated_at),
             });
             // The rewrite moves the stored version; the new one replaces it after.
             if let IdentityChange::Rewrite(rewrite) = &mut commit.identity[0] {

@@ -546,15 +546,7 @@ fn change(conn: &Connection, known: &mut Known, change: &IdentityChange) -> Resu
                     key(record.survivor.as_uuid()),
                     key(record.absorbed.as_uuid()),
                 ])?;
-            conn.prepare_cached(
-                "INSERT INTO merges (id, absorbed, at, record) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![
-                key(record.id.as_uuid()),
-                key(record.absorbed.as_uuid()),
-                nanos(record.at)?,
-                encode(record)?
-            ])?;
+            insert_merge(conn, record)?;
         }
         IdentityChange::Refuse(refusal) => insert_refusal(conn, known, refusal)?,
         IdentityChange::Override(record) => {
@@ -573,6 +565,17 @@ fn change(conn: &Connection, known: &mut Known, change: &IdentityChange) -> Resu
         }
         IdentityChange::Rewrite(rewrite) => apply_rewrite(conn, known, rewrite)?,
     }
+    Ok(())
+}
+
+fn insert_merge(conn: &Connection, record: &MergeRecord) -> Result<(), Fault> {
+    conn.prepare_cached("INSERT INTO merges (id, absorbed, at, record) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![
+            key(record.id.as_uuid()),
+            key(record.absorbed.as_uuid()),
+            nanos(record.at)?,
+            encode(record)?
+        ])?;
     Ok(())
 }
 
@@ -692,15 +695,7 @@ fn apply_rewrite(conn: &Connection, known: &mut Known, rewrite: &Rewrite) -> Res
             .execute([id])?;
     }
     for record in &rewrite.merges {
-        conn.prepare_cached(
-            "INSERT INTO merges (id, absorbed, at, record) VALUES (?1, ?2, ?3, ?4)",
-        )?
-        .execute(params![
-            key(record.id.as_uuid()),
-            key(record.absorbed.as_uuid()),
-            nanos(record.at)?,
-            encode(record)?
-        ])?;
+        insert_merge(conn, record)?;
     }
     for refusal in &rewrite.refusals {
         insert_refusal(conn, known, refusal)?;
