@@ -1,6 +1,7 @@
 //! [`Customers`]: the one entry point an application needs.
 
 use std::collections::HashMap;
+use std::sync::{PoisonError, RwLock};
 
 use chrono::Utc;
 
@@ -11,12 +12,18 @@ use crate::ingest::{Plan, Planner, Receipt, Record};
 use crate::model::{
     CustomerId, EventId, Identifier, MergeId, Override, OverrideId, OverrideRecord,
 };
-use crate::store::{Commit, CommitOutcome, IdentityChange, Page, PageRequest, Store, StoreError};
+use crate::store::{
+    Commit, CommitOutcome, IdentityChange, Page, PageRequest, Store, StoreError, read_consistent,
+};
 use crate::view::{self, DEFAULT_TIMELINE_ENTRIES, Lookup, Profile, TimelineEntry};
 
-/// How often an ingest decides again when other writers keep changing the profiles it
+/// How often a write decides again when other writers keep changing the profiles it
 /// touches, before it gives up with [`Error::Contention`].
 const MAX_ATTEMPTS: usize = 64;
+
+/// How many of those attempts run alongside other writers of this `Customers`; later ones
+/// shut them out, so a write that keeps losing the race is sure to land.
+const OPTIMISTIC_ATTEMPTS: usize = 4;
 
 /// All customers, over one store: ingest what they did and said, read who they are.
 ///
@@ -48,6 +55,17 @@ const MAX_ATTEMPTS: usize = 64;
 pub struct Customers<S> {
     store: S,
     policy: Policy,
+    /// Writers share it while they plan and apply; one that has lost too many races
+    /// takes it alone.
+    writers: RwLock<()>,
+}
+
+/// What one attempt at a write came to.
+enum Attempt<T> {
+    /// It landed (or failed for good).
+    Done(T),
+    /// Another writer changed what it rested on: decide again.
+    Conflict,
 }
 
 impl<S: Store> Customers<S> {
@@ -58,7 +76,31 @@ impl<S: Store> Customers<S> {
 
     /// Customers kept in `store`, resolved under `policy`.
     pub fn with_policy(store: S, policy: Policy) -> Self {
-        Self { store, policy }
+        Self {
+            store,
+            policy,
+            writers: RwLock::new(()),
+        }
+    }
+
+    /// Runs `attempt` until it lands: the first few times alongside other writers, then
+    /// with them shut out, which no writer in this process can make fail again.
+    fn write<T>(&self, mut attempt: impl FnMut() -> Result<Attempt<T>, Error>) -> Result<T, Error> {
+        for n in 0..MAX_ATTEMPTS {
+            let outcome = if n < OPTIMISTIC_ATTEMPTS {
+                let _shared = self.writers.read().unwrap_or_else(PoisonError::into_inner);
+                attempt()?
+            } else {
+                let _alone = self.writers.write().unwrap_or_else(PoisonError::into_inner);
+                attempt()?
+            };
+            if let Attempt::Done(done) = outcome {
+                return Ok(done);
+            }
+        }
+        Err(Error::Contention {
+            attempts: MAX_ATTEMPTS,
+        })
     }
 
     /// The policy identities are resolved under.
@@ -124,14 +166,7 @@ impl<S: Store> Customers<S> {
         let records: Vec<Record> = records.into_iter().map(Into::into).collect();
         let mut order: Vec<usize> = (0..records.len()).collect();
         order.sort_by_key(|&i| records[i].key());
-        let mut attempts = 0;
-        let (mut results, late, repeats) = loop {
-            attempts += 1;
-            if attempts > MAX_ATTEMPTS {
-                return Err(Error::Contention {
-                    attempts: MAX_ATTEMPTS,
-                });
-            }
+        let (mut results, late, repeats) = self.write(|| {
             let mut planner = Planner::new(&self.store, &self.policy);
             planner.prefetch(&records)?;
             let mut results: Vec<Option<Result<Receipt, Error>>> =
@@ -157,13 +192,13 @@ impl<S: Store> Customers<S> {
             drop(planner);
             match self.store.apply(&commits) {
                 Ok(outcomes) if outcomes.iter().all(|o| *o == CommitOutcome::Applied) => {
-                    break (results, late, repeats);
+                    Ok(Attempt::Done((results, late, repeats)))
                 }
                 // Another writer got there first: plan the batch again against fresh state.
-                Ok(_) | Err(StoreError::Conflict { .. }) => continue,
-                Err(err) => return Err(err.into()),
+                Ok(_) | Err(StoreError::Conflict { .. }) => Ok(Attempt::Conflict),
+                Err(err) => Err(err.into()),
             }
-        };
+        })?;
         for index in late {
             results[index] = Some(self.ingest_late(&records[index]));
         }
@@ -194,21 +229,24 @@ impl<S: Store> Customers<S> {
     }
 
     fn ingest_late(&self, record: &Record) -> Result<Receipt, Error> {
-        for _ in 0..MAX_ATTEMPTS {
-            let (commit, receipt) = rebuild::plan_late(&self.store, &self.policy, record)?;
+        let landed = self.write(|| {
+            let (commit, receipt) = read_consistent(&self.store, |reads| {
+                rebuild::plan_late(reads, &self.policy, record)
+            })?;
             match self.store.apply(std::slice::from_ref(&commit)) {
-                Ok(outcomes) if outcomes == [CommitOutcome::Applied] => return Ok(receipt),
-                Ok(_) => {
-                    // Another writer stored the same event first.
-                    return self.ingest(record.clone());
+                Ok(outcomes) if outcomes == [CommitOutcome::Applied] => {
+                    Ok(Attempt::Done(Some(receipt)))
                 }
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(err) => return Err(err.into()),
+                // Another writer stored the same event first.
+                Ok(_) => Ok(Attempt::Done(None)),
+                Err(StoreError::Conflict { .. }) => Ok(Attempt::Conflict),
+                Err(err) => Err(err.into()),
             }
+        })?;
+        match landed {
+            Some(receipt) => Ok(receipt),
+            None => self.ingest(record.clone()),
         }
-        Err(Error::Contention {
-            attempts: MAX_ATTEMPTS,
-        })
     }
 
     /// Undoes the merge `merge` of the profile found by `lookup`: the evidence that made
@@ -332,12 +370,12 @@ impl<S: Store> Customers<S> {
         overrides: Vec<OverrideRecord>,
         apply: bool,
     ) -> Result<Rebuilt, Error> {
-        for _ in 0..MAX_ATTEMPTS {
-            let component = Component::load(&self.store, seeds)?;
+        self.write(|| {
+            let component = read_consistent(&self.store, |reads| Component::load(reads, seeds))?;
             let resolution = component.resolve(&self.policy, None, &overrides);
             let (mut commit, report, _) = component.rewrite(&resolution);
             if !apply {
-                return Ok(report);
+                return Ok(Attempt::Done(report));
             }
             let mut identity: Vec<IdentityChange> = overrides
                 .iter()
@@ -347,20 +385,19 @@ impl<S: Store> Customers<S> {
             identity.append(&mut commit.identity);
             let commit = Commit { identity, ..commit };
             match self.store.apply(std::slice::from_ref(&commit)) {
-                Ok(_) => return Ok(report),
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(err) => return Err(err.into()),
+                Ok(_) => Ok(Attempt::Done(report)),
+                Err(StoreError::Conflict { .. }) => Ok(Attempt::Conflict),
+                Err(err) => Err(err.into()),
             }
-        }
-        Err(Error::Contention {
-            attempts: MAX_ATTEMPTS,
         })
     }
 
     /// How `a` and `b` came to share a profile — the chain of evidence, hop by hop — or
     /// the refused links that keep them apart.
     pub fn explain(&self, a: &Identifier, b: &Identifier) -> Result<Explanation, Error> {
-        let component = Component::load(&self.store, &[a.clone(), b.clone()])?;
+        let component = read_consistent(&self.store, |reads| {
+            Component::load(reads, &[a.clone(), b.clone()])
+        })?;
         Ok(component.resolve(&self.policy, None, &[]).explain(a, b))
     }
 
@@ -376,10 +413,13 @@ impl<S: Store> Customers<S> {
         lookup: impl Into<Lookup>,
         entries: usize,
     ) -> Result<Option<Profile>, Error> {
-        let Some(customer) = view::find(&self.store, &lookup.into())? else {
-            return Ok(None);
-        };
-        Ok(view::build(&self.store, customer, entries)?)
+        let lookup = lookup.into();
+        read_consistent(&self.store, |reads| {
+            let Some(customer) = view::find(reads, &lookup)? else {
+                return Ok(None);
+            };
+            Ok(view::build(reads, customer, entries)?)
+        })
     }
 
     /// A page of a customer's timeline: events and interactions from every channel, newest
@@ -389,6 +429,8 @@ impl<S: Store> Customers<S> {
         customer: CustomerId,
         page: PageRequest,
     ) -> Result<Page<TimelineEntry>, Error> {
-        Ok(view::timeline(&self.store, customer, page)?)
+        read_consistent(&self.store, |reads| {
+            Ok(view::timeline(reads, customer, page)?)
+        })
     }
 }

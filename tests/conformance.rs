@@ -9,8 +9,8 @@ use oneview::model::{
 };
 use oneview::store::{
     Attributed, ChannelSummary, Commit, CommitOutcome, EventScan, EventStore, IdentityStore,
-    InteractionStore, MemoryStore, Owner, Page, PageRequest, ProfileRecord, Store, StoreError,
-    TraitStore, conformance,
+    InteractionStore, MemoryStore, Owner, Page, PageRequest, ProfileRecord, Reads, Store,
+    StoreError, TraitStore, conformance,
 };
 use oneview::{Event, Interaction};
 
@@ -110,6 +110,13 @@ impl TraitStore for Broken {
 }
 
 impl Store for Broken {
+    fn snapshot(
+        &self,
+        reads: &mut dyn FnMut(&dyn Reads) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        reads(self)
+    }
+
     fn apply(&self, commits: &[Commit]) -> Result<Vec<CommitOutcome>, StoreError> {
         match self.flaw {
             Flaw::NotAtomic => {

@@ -1,12 +1,11 @@
 //! What only the SQLite backend has: a file format, migrations, many connections.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use chrono::{Duration, TimeZone, Utc};
 use oneview::store::EventStore;
 use oneview::store::sqlite::{OpenError, SCHEMA_VERSION, SqliteStore};
-use oneview::{Channel, Customers, Event, Identifier, IdentifierKind, MemoryStore, Store};
+use oneview::{Channel, Customers, Event, Identifier, IdentifierKind, Store};
 use serde_json::json;
 
 fn read(path: &Path) -> Vec<u8> {
@@ -205,94 +204,4 @@ fn a_batch_stores_its_valid_records_and_reports_the_invalid_one() {
     assert!(results[1].is_err());
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 3);
     assert_eq!(customers.store().scan_events().count(), 3);
-}
-
-#[test]
-fn concurrent_writers_and_readers_agree_with_a_sequential_replay() {
-    // 8 writers ingest events about overlapping people while 4 readers read profiles. No
-    // call may fail with "database is locked", and the end state must equal one writer's.
-    let at = |i: i64| Utc.with_ymd_and_hms(2026, 4, 1, 0, 0, 0).unwrap() + Duration::seconds(i);
-    let events: Vec<Event> = (0..1600i64)
-        .map(|i| {
-            let person = i % 50;
-            Event::builder("load", Channel::Web, "Clicked")
-                .message_id(&format!("m{i}"))
-                .occurred_at(at(i))
-                .identifier(IdentifierKind::Email, &format!("p{person}@x.com"))
-                .identifier(IdentifierKind::AnonymousId, &format!("d{person}-{}", i % 4))
-                .set_trait("n", json!(i))
-                .build()
-                .unwrap()
-        })
-        .collect();
-    let dir = tempfile::tempdir().unwrap();
-    let shared = Arc::new(Customers::new(
-        SqliteStore::open(dir.path().join("load.db")).unwrap(),
-    ));
-    let done = std::sync::atomic::AtomicBool::new(false);
-    std::thread::scope(|scope| {
-        let writers: Vec<_> = (0..8)
-            .map(|worker| {
-                let (shared, events) = (Arc::clone(&shared), &events);
-                scope.spawn(move || {
-                    let mine: Vec<Event> = events.iter().skip(worker).step_by(8).cloned().collect();
-                    // Half the writers ingest one by one, half in batches.
-                    if worker % 2 == 0 {
-                        for e in mine {
-                            shared.ingest(e).expect("ingest");
-                        }
-                    } else {
-                        for chunk in mine.chunks(25) {
-                            for result in shared.ingest_batch(chunk.to_vec()).expect("batch") {
-                                result.expect("valid");
-                            }
-                        }
-                    }
-                })
-            })
-            .collect();
-        for reader in 0..4 {
-            let (shared, done) = (Arc::clone(&shared), &done);
-            scope.spawn(move || {
-                let mut reads = 0;
-                while !done.load(std::sync::atomic::Ordering::Relaxed) || reads == 0 {
-                    let email =
-                        Identifier::email(&format!("p{}@x.com", (reads + reader) % 50)).unwrap();
-                    shared.profile(email).expect("read");
-                    reads += 1;
-                }
-            });
-        }
-        for writer in writers {
-            writer.join().unwrap();
-        }
-        done.store(true, std::sync::atomic::Ordering::Relaxed);
-    });
-
-    let sequential = Customers::new(MemoryStore::new());
-    for e in &events {
-        sequential.ingest(e.clone()).unwrap();
-    }
-    assert_eq!(state(&shared), state(&sequential));
-    assert_eq!(shared.store().scan_events().count(), events.len());
-}
-
-/// Each profile's identifiers, event count and traits, sorted.
-fn state<S: Store>(customers: &Customers<S>) -> Vec<(Vec<String>, u64, String)> {
-    let mut out: Vec<_> = customers
-        .store()
-        .customers(None, 100_000)
-        .unwrap()
-        .into_iter()
-        .map(|id| {
-            let p = customers.profile(id).unwrap().unwrap();
-            (
-                p.identifiers.iter().map(ToString::to_string).collect(),
-                p.event_count(),
-                serde_json::to_string(&p.traits).unwrap(),
-            )
-        })
-        .collect();
-    out.sort();
-    out
 }

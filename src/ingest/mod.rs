@@ -26,7 +26,7 @@ use crate::model::{
 };
 use crate::store::{
     Attributed, Commit, EventStore, Expectation, IdentityChange, InteractionStore, Owner,
-    PageRequest, Store, StoreError,
+    PageRequest, Reads, Store, StoreError,
 };
 
 /// Something to ingest: an event or an interaction.
@@ -377,7 +377,7 @@ pub(crate) fn interaction_key(interaction: &Interaction) -> EvidenceKey {
 }
 
 /// The newest evidence attributed to the live profile `customer`.
-pub(crate) fn latest_evidence<S: Store + ?Sized>(
+pub(crate) fn latest_evidence<S: Reads + ?Sized>(
     store: &S,
     customer: CustomerId,
 ) -> Result<Option<EvidenceKey>, StoreError> {

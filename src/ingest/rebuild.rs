@@ -19,7 +19,7 @@ use crate::model::{
 };
 use crate::store::{
     Attributed, Commit, Expectation, IdentityChange, MAX_PAGE_SIZE, Page, PageRequest,
-    ProfileRecord, ProfileState, Rewrite, Store, StoreError,
+    ProfileRecord, ProfileState, Reads, Rewrite, StoreError,
 };
 
 /// One profile, summed up, before or after a rebuild.
@@ -59,7 +59,7 @@ pub(crate) struct Component {
 
 impl Component {
     /// Reads every profile reachable from `seeds`.
-    pub(crate) fn load<S: Store + ?Sized>(
+    pub(crate) fn load<S: Reads + ?Sized>(
         store: &S,
         seeds: &[Identifier],
     ) -> Result<Self, StoreError> {
@@ -404,7 +404,7 @@ fn every_page<T>(
 }
 
 /// Plans a late record: rebuilds the profiles it touches with it in its place.
-pub(crate) fn plan_late<S: Store + ?Sized>(
+pub(crate) fn plan_late<S: Reads + ?Sized>(
     store: &S,
     policy: &Policy,
     record: &Record,

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::{
     Attributed, ChannelSummary, Commit, CommitOutcome, CommitProblem, EventScan, EventStore,
     Expectation, IdentityChange, IdentityStore, InteractionStore, Owner, Page, PageRequest,
-    ProfileRecord, Rewrite, Store, StoreError, TimelineCursor, TraitStore,
+    ProfileRecord, Reads, Rewrite, Store, StoreError, TimelineCursor, TraitStore,
 };
 use crate::model::{
     Channel, CustomerId, Event, EventId, Identifier, Interaction, InteractionId, MergeRecord,
@@ -580,9 +580,9 @@ fn summarize<'a>(items: impl Iterator<Item = (&'a Channel, DateTime<Utc>)>) -> V
     by_channel.into_values().collect()
 }
 
-impl IdentityStore for MemoryStore {
+impl IdentityStore for Frozen<'_> {
     fn owners(&self, identifiers: &[Identifier]) -> Result<Vec<Option<Owner>>, StoreError> {
-        let state = self.read()?;
+        let state = self.0;
         Ok(identifiers
             .iter()
             .map(|i| {
@@ -595,7 +595,7 @@ impl IdentityStore for MemoryStore {
     }
 
     fn profile(&self, customer: CustomerId) -> Result<Option<ProfileRecord>, StoreError> {
-        let state = self.read()?;
+        let state = self.0;
         let Some(live) = state.live(customer) else {
             return Ok(None);
         };
@@ -614,7 +614,7 @@ impl IdentityStore for MemoryStore {
     }
 
     fn merges(&self, customer: CustomerId) -> Result<Vec<MergeRecord>, StoreError> {
-        let state = self.read()?;
+        let state = self.0;
         let Some(members) = state.members(customer) else {
             return Ok(Vec::new());
         };
@@ -629,7 +629,7 @@ impl IdentityStore for MemoryStore {
     }
 
     fn refusals(&self, customer: CustomerId) -> Result<Vec<Refusal>, StoreError> {
-        let state = self.read()?;
+        let state = self.0;
         let Some(members) = state.members(customer) else {
             return Ok(Vec::new());
         };
@@ -644,7 +644,7 @@ impl IdentityStore for MemoryStore {
     }
 
     fn refusals_of(&self, identifiers: &[Identifier]) -> Result<Vec<Refusal>, StoreError> {
-        let state = self.read()?;
+        let state = self.0;
         let wanted: BTreeSet<&Identifier> = identifiers.iter().collect();
         let mut refusals: Vec<Refusal> = state
             .refusals
@@ -657,7 +657,7 @@ impl IdentityStore for MemoryStore {
     }
 
     fn overrides(&self, identifiers: &[Identifier]) -> Result<Vec<OverrideRecord>, StoreError> {
-        let state = self.read()?;
+        let state = self.0;
         let wanted: BTreeSet<&Identifier> = identifiers.iter().collect();
         let mut found: Vec<OverrideRecord> = state
             .overrides
@@ -674,7 +674,7 @@ impl IdentityStore for MemoryStore {
         after: Option<CustomerId>,
         limit: usize,
     ) -> Result<Vec<CustomerId>, StoreError> {
-        let state = self.read()?;
+        let state = self.0;
         let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
         Ok(state
             .profiles
@@ -686,9 +686,9 @@ impl IdentityStore for MemoryStore {
     }
 }
 
-impl EventStore for MemoryStore {
+impl EventStore for Frozen<'_> {
     fn event(&self, id: EventId) -> Result<Option<Attributed<Event>>, StoreError> {
-        let state = self.read()?;
+        let state = self.0;
         Ok(state.events.get(&id).map(|(customer, event)| Attributed {
             customer: state.live(*customer).unwrap_or(*customer),
             record: event.clone(),
@@ -696,14 +696,14 @@ impl EventStore for MemoryStore {
     }
 
     fn events(&self, customer: CustomerId, page: PageRequest) -> Result<Page<Event>, StoreError> {
-        let state = self.read()?;
+        let state = self.0;
         Ok(state.page(customer, page, &state.event_timelines, |id| {
             state.events[&EventId::from_uuid(id)].1.clone()
         }))
     }
 
     fn event_summary(&self, customer: CustomerId) -> Result<Vec<ChannelSummary>, StoreError> {
-        let state = self.read()?;
+        let state = self.0;
         let Some(members) = state.members(customer) else {
             return Ok(Vec::new());
         };
@@ -716,12 +716,14 @@ impl EventStore for MemoryStore {
     }
 
     fn scan_events(&self) -> EventScan<'_> {
-        Box::new(Scan {
-            store: self,
-            after: None,
-            buffer: Vec::new().into_iter(),
-            done: false,
-        })
+        let state = self.0;
+        Box::new(state.event_order.iter().map(move |(_, id)| {
+            let (customer, event) = &state.events[id];
+            Ok(Attributed {
+                customer: state.live(*customer).unwrap_or(*customer),
+                record: event.clone(),
+            })
+        }))
     }
 }
 
@@ -771,12 +773,12 @@ impl Iterator for Scan<'_> {
     }
 }
 
-impl InteractionStore for MemoryStore {
+impl InteractionStore for Frozen<'_> {
     fn interaction(
         &self,
         id: InteractionId,
     ) -> Result<Option<Attributed<Interaction>>, StoreError> {
-        let state = self.read()?;
+        let state = self.0;
         Ok(state
             .interactions
             .get(&id)
@@ -791,7 +793,7 @@ impl InteractionStore for MemoryStore {
         customer: CustomerId,
         page: PageRequest,
     ) -> Result<Page<Interaction>, StoreError> {
-        let state = self.read()?;
+        let state = self.0;
         Ok(
             state.page(customer, page, &state.interaction_timelines, |id| {
                 state.interactions[&InteractionId::from_uuid(id)].1.clone()
@@ -800,7 +802,7 @@ impl InteractionStore for MemoryStore {
     }
 
     fn interaction_summary(&self, customer: CustomerId) -> Result<Vec<ChannelSummary>, StoreError> {
-        let state = self.read()?;
+        let state = self.0;
         let Some(members) = state.members(customer) else {
             return Ok(Vec::new());
         };
@@ -816,9 +818,9 @@ impl InteractionStore for MemoryStore {
     }
 }
 
-impl TraitStore for MemoryStore {
+impl TraitStore for Frozen<'_> {
     fn trait_operations(&self, customer: CustomerId) -> Result<Vec<TraitOperation>, StoreError> {
-        let state = self.read()?;
+        let state = self.0;
         let Some(members) = state.members(customer) else {
             return Ok(Vec::new());
         };
@@ -831,7 +833,91 @@ impl TraitStore for MemoryStore {
     }
 }
 
+/// The state under a read lock: every read through it sees the same state.
+#[derive(Debug)]
+struct Frozen<'a>(&'a State);
+
+impl IdentityStore for MemoryStore {
+    fn owners(&self, identifiers: &[Identifier]) -> Result<Vec<Option<Owner>>, StoreError> {
+        Frozen(&*self.read()?).owners(identifiers)
+    }
+    fn profile(&self, customer: CustomerId) -> Result<Option<ProfileRecord>, StoreError> {
+        Frozen(&*self.read()?).profile(customer)
+    }
+    fn merges(&self, customer: CustomerId) -> Result<Vec<MergeRecord>, StoreError> {
+        Frozen(&*self.read()?).merges(customer)
+    }
+    fn refusals(&self, customer: CustomerId) -> Result<Vec<Refusal>, StoreError> {
+        Frozen(&*self.read()?).refusals(customer)
+    }
+    fn refusals_of(&self, identifiers: &[Identifier]) -> Result<Vec<Refusal>, StoreError> {
+        Frozen(&*self.read()?).refusals_of(identifiers)
+    }
+    fn overrides(&self, identifiers: &[Identifier]) -> Result<Vec<OverrideRecord>, StoreError> {
+        Frozen(&*self.read()?).overrides(identifiers)
+    }
+    fn customers(
+        &self,
+        after: Option<CustomerId>,
+        limit: usize,
+    ) -> Result<Vec<CustomerId>, StoreError> {
+        Frozen(&*self.read()?).customers(after, limit)
+    }
+}
+
+impl EventStore for MemoryStore {
+    fn event(&self, id: EventId) -> Result<Option<Attributed<Event>>, StoreError> {
+        Frozen(&*self.read()?).event(id)
+    }
+    fn events(&self, customer: CustomerId, page: PageRequest) -> Result<Page<Event>, StoreError> {
+        Frozen(&*self.read()?).events(customer, page)
+    }
+    fn event_summary(&self, customer: CustomerId) -> Result<Vec<ChannelSummary>, StoreError> {
+        Frozen(&*self.read()?).event_summary(customer)
+    }
+    fn scan_events(&self) -> EventScan<'_> {
+        Box::new(Scan {
+            store: self,
+            after: None,
+            buffer: Vec::new().into_iter(),
+            done: false,
+        })
+    }
+}
+
+impl InteractionStore for MemoryStore {
+    fn interaction(
+        &self,
+        id: InteractionId,
+    ) -> Result<Option<Attributed<Interaction>>, StoreError> {
+        Frozen(&*self.read()?).interaction(id)
+    }
+    fn interactions(
+        &self,
+        customer: CustomerId,
+        page: PageRequest,
+    ) -> Result<Page<Interaction>, StoreError> {
+        Frozen(&*self.read()?).interactions(customer, page)
+    }
+    fn interaction_summary(&self, customer: CustomerId) -> Result<Vec<ChannelSummary>, StoreError> {
+        Frozen(&*self.read()?).interaction_summary(customer)
+    }
+}
+
+impl TraitStore for MemoryStore {
+    fn trait_operations(&self, customer: CustomerId) -> Result<Vec<TraitOperation>, StoreError> {
+        Frozen(&*self.read()?).trait_operations(customer)
+    }
+}
+
 impl Store for MemoryStore {
+    fn snapshot(
+        &self,
+        reads: &mut dyn FnMut(&dyn Reads) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        reads(&Frozen(&*self.read()?))
+    }
+
     fn apply(&self, commits: &[Commit]) -> Result<Vec<CommitOutcome>, StoreError> {
         let mut state = self.write()?;
         let mut undo = Vec::new();

@@ -20,6 +20,10 @@
 //! decision rests on, and a store refuses a commit whose expectations no longer hold with
 //! [`StoreError::Conflict`], upon which the engine decides again.
 //!
+//! Each read method answers from one committed state. A read that needs several calls
+//! (the unified view, a timeline page, an explanation) goes through [`Store::snapshot`]
+//! (or [`read_consistent`]), so that a merge landing between two calls cannot tear it.
+//!
 //! # Implementing
 //! Implement the four read traits and [`Store`], then run the behaviour tests in
 //! `conformance` (feature `testkit`) from your crate's tests.
@@ -469,8 +473,25 @@ pub trait TraitStore: Debug + Send + Sync {
     fn trait_operations(&self, customer: CustomerId) -> Result<Vec<TraitOperation>, StoreError>;
 }
 
+/// Every read of the contract, as one object: what [`Store::snapshot`] hands out.
+pub trait Reads: IdentityStore + EventStore + InteractionStore + TraitStore {}
+
+impl<T: IdentityStore + EventStore + InteractionStore + TraitStore + ?Sized> Reads for T {}
+
 /// A complete backend: the reads, and the one way to write.
 pub trait Store: IdentityStore + EventStore + InteractionStore + TraitStore {
+    /// Runs `reads` against one consistent, committed state of the store: every read made
+    /// through the [`Reads`] it is given sees the same state, whatever other threads or
+    /// processes commit meanwhile. Reads only: `reads` must not write to this store.
+    ///
+    /// A backend with transactions runs `reads` in one read transaction (SQLite: a
+    /// deferred transaction on one connection; PostgreSQL: `REPEATABLE READ`); an
+    /// in-process backend holds its read lock. [`read_consistent`] is the convenient form.
+    fn snapshot(
+        &self,
+        reads: &mut dyn FnMut(&dyn Reads) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+
     /// Applies `commits` in order as one atomic unit, returning what became of each.
     ///
     /// # Contract
@@ -481,6 +502,46 @@ pub trait Store: IdentityStore + EventStore + InteractionStore + TraitStore {
     ///   an invariant; [`CommitProblem::AlreadyOwned`] counts as a conflict).
     /// - On any error, nothing from any of the commits is applied.
     fn apply(&self, commits: &[Commit]) -> Result<Vec<CommitOutcome>, StoreError>;
+}
+
+/// Runs `read` on one consistent snapshot of `store` (see [`Store::snapshot`]) and returns
+/// what it returns.
+///
+/// ```
+/// use oneview::store::{IdentityStore, MemoryStore, read_consistent};
+/// use oneview::{Identifier, StoreError};
+///
+/// let store = MemoryStore::new();
+/// let email = Identifier::email("ana@example.com")?;
+/// let owner = read_consistent(&store, |reads| -> Result<_, StoreError> {
+///     Ok(reads.owners(std::slice::from_ref(&email))?.pop().flatten())
+/// })?;
+/// assert!(owner.is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn read_consistent<S, T, E>(
+    store: &S,
+    read: impl FnOnce(&dyn Reads) -> Result<T, E>,
+) -> Result<T, E>
+where
+    S: Store + ?Sized,
+    E: From<StoreError>,
+{
+    let mut read = Some(read);
+    let mut answer = None;
+    store.snapshot(&mut |reads| {
+        if let Some(read) = read.take() {
+            answer = Some(read(reads));
+        }
+        Ok(())
+    })?;
+    answer.unwrap_or_else(|| {
+        Err(StoreError::Backend {
+            backend: "snapshot",
+            source: "the store did not run the reads it was given".into(),
+        }
+        .into())
+    })
 }
 
 macro_rules! forward_store {
@@ -542,6 +603,12 @@ macro_rules! forward_store {
             }
         }
         impl<$($generics)*> Store for $pointer {
+            fn snapshot(
+                &self,
+                reads: &mut dyn FnMut(&dyn Reads) -> Result<(), StoreError>,
+            ) -> Result<(), StoreError> {
+                (**self).snapshot(reads)
+            }
             fn apply(&self, commits: &[Commit]) -> Result<Vec<CommitOutcome>, StoreError> {
                 (**self).apply(commits)
             }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{
     Channel, CustomerId, Event, Identifier, Interaction, MergeRecord, ResolvedTrait, resolve_traits,
 };
-use crate::store::{ChannelSummary, Page, PageRequest, Store, StoreError, TimelineCursor};
+use crate::store::{ChannelSummary, Page, PageRequest, Reads, StoreError, TimelineCursor};
 
 /// How many timeline entries [`Customers::profile`](crate::Customers::profile) includes.
 pub const DEFAULT_TIMELINE_ENTRIES: usize = 20;
@@ -129,7 +129,7 @@ impl Profile {
 }
 
 /// The live profile `lookup` finds.
-pub(crate) fn find<S: Store + ?Sized>(
+pub(crate) fn find<S: Reads + ?Sized>(
     store: &S,
     lookup: &Lookup,
 ) -> Result<Option<CustomerId>, StoreError> {
@@ -146,7 +146,7 @@ pub(crate) fn find<S: Store + ?Sized>(
 }
 
 /// Builds the unified view of the live profile `customer`.
-pub(crate) fn build<S: Store + ?Sized>(
+pub(crate) fn build<S: Reads + ?Sized>(
     store: &S,
     customer: CustomerId,
     entries: usize,
@@ -177,7 +177,7 @@ pub(crate) fn build<S: Store + ?Sized>(
 }
 
 /// One page of a profile's events and interactions, merged newest first.
-pub(crate) fn timeline<S: Store + ?Sized>(
+pub(crate) fn timeline<S: Reads + ?Sized>(
     store: &S,
     customer: CustomerId,
     page: PageRequest,

@@ -22,6 +22,7 @@
 
 mod schema;
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -36,7 +37,7 @@ use uuid::Uuid;
 use super::{
     Attributed, ChannelSummary, Commit, CommitOutcome, CommitProblem, EventScan, EventStore,
     Expectation, IdentityChange, IdentityStore, InteractionStore, Owner, Page, PageRequest,
-    ProfileRecord, Rewrite, Store, StoreError, TimelineCursor, TraitStore,
+    ProfileRecord, Reads, Rewrite, Store, StoreError, TimelineCursor, TraitStore,
 };
 use crate::model::{
     Channel, CustomerId, Event, EventId, Identifier, Interaction, InteractionId, MergeRecord,
@@ -301,21 +302,20 @@ impl SqliteStore {
         self.writer.lock().map_err(|_| backend("a writer panicked"))
     }
 
-    /// Runs `read` on a read connection (the writer's, for an in-memory database).
-    fn read<T>(
-        &self,
-        read: impl FnOnce(&Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let Some(readers) = &self.readers else {
-            return read(&*self.writer()?);
-        };
+    /// This store's key among the connections pinned to a thread.
+    fn pin_key(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+
+    /// An idle read connection, or a new one.
+    fn take_reader(&self, readers: &Readers) -> Result<Connection, StoreError> {
         let idle = readers
             .idle
             .lock()
             .map_err(|_| backend("a reader panicked"))?
             .pop();
-        let conn = match idle {
-            Some(conn) => conn,
+        match idle {
+            Some(conn) => Ok(conn),
             None => {
                 let conn = Connection::open_with_flags(
                     &readers.path,
@@ -323,16 +323,93 @@ impl SqliteStore {
                 )
                 .map_err(sqlite)?;
                 self.options.configure(&conn, false).map_err(sqlite)?;
-                conn
+                Ok(conn)
             }
-        };
-        let result = read(&conn);
+        }
+    }
+
+    fn give_back(&self, readers: &Readers, conn: Connection) {
         if let Ok(mut idle) = readers.idle.lock()
             && idle.len() < self.options.max_idle_readers
         {
             idle.push(conn);
         }
+    }
+
+    /// Runs `read` on a read connection: the one pinned to this thread by a snapshot if
+    /// there is one, else an idle reader (the writer's, for an in-memory database).
+    fn read<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let key = self.pin_key();
+        let mut read = Some(read);
+        let pinned = PINNED.with_borrow(|pinned| {
+            pinned
+                .iter()
+                .find(|(store, _)| *store == key)
+                .map(|(_, conn)| (read.take().expect("not run yet"))(conn))
+        });
+        if let Some(answer) = pinned {
+            return answer;
+        }
+        let read = read.take().expect("not run yet");
+        let Some(readers) = &self.readers else {
+            return read(&*self.writer()?);
+        };
+        let conn = self.take_reader(readers)?;
+        let result = read(&conn);
+        self.give_back(readers, conn);
         result
+    }
+
+    /// Like [`read`](Self::read), for reads of several statements: outside a snapshot they
+    /// run in a read transaction of their own, so they see one committed state.
+    fn read_together<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.read(|conn| {
+            if !conn.is_autocommit() {
+                return read(conn);
+            }
+            conn.execute_batch("BEGIN").map_err(sqlite)?;
+            let answer = read(conn);
+            conn.execute_batch("COMMIT").map_err(sqlite)?;
+            answer
+        })
+    }
+}
+
+thread_local! {
+    /// Connections pinned to this thread by [`SqliteStore::snapshot`], by store.
+    static PINNED: RefCell<Vec<(usize, Connection)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Unpins a snapshot's connection when the snapshot ends, even by a panic: the writer's
+/// connection goes back to the writer; a reader ends its transaction and goes back idle.
+struct Pin<'a> {
+    store: &'a SqliteStore,
+    writer: Option<MutexGuard<'a, Connection>>,
+}
+
+impl Drop for Pin<'_> {
+    fn drop(&mut self) {
+        let key = self.store.pin_key();
+        let conn = PINNED.with_borrow_mut(|pinned| {
+            let at = pinned.iter().position(|(store, _)| *store == key)?;
+            Some(pinned.remove(at).1)
+        });
+        let Some(conn) = conn else { return };
+        match (&mut self.writer, &self.store.readers) {
+            (Some(writer), _) => **writer = conn,
+            (None, Some(readers)) => {
+                if conn.execute_batch("COMMIT").is_ok() || conn.is_autocommit() {
+                    self.store.give_back(readers, conn);
+                }
+            }
+            (None, None) => {}
+        }
     }
 }
 
@@ -780,6 +857,48 @@ fn apply_commit(
 }
 
 impl Store for SqliteStore {
+    fn snapshot(
+        &self,
+        reads: &mut dyn FnMut(&dyn Reads) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let key = self.pin_key();
+        if PINNED.with_borrow(|pinned| pinned.iter().any(|(store, _)| *store == key)) {
+            return reads(self);
+        }
+        let (conn, pin) = match &self.readers {
+            Some(readers) => {
+                let conn = self.take_reader(readers)?;
+                // Deferred: the snapshot is taken by the first read and held until COMMIT.
+                conn.execute_batch("BEGIN").map_err(sqlite)?;
+                (
+                    conn,
+                    Pin {
+                        store: self,
+                        writer: None,
+                    },
+                )
+            }
+            None => {
+                // One connection serves everything in memory: hold it for the snapshot,
+                // leaving an empty stand-in behind the lock while it is pinned here.
+                let mut writer = self.writer()?;
+                let stand_in = Connection::open_in_memory().map_err(sqlite)?;
+                let conn = std::mem::replace(&mut *writer, stand_in);
+                (
+                    conn,
+                    Pin {
+                        store: self,
+                        writer: Some(writer),
+                    },
+                )
+            }
+        };
+        PINNED.with_borrow_mut(|pinned| pinned.push((key, conn)));
+        let answer = reads(self);
+        drop(pin);
+        answer
+    }
+
     fn apply(&self, commits: &[Commit]) -> Result<Vec<CommitOutcome>, StoreError> {
         let mut conn = self.writer()?;
         let tx = conn
@@ -841,7 +960,7 @@ impl IdentityStore for SqliteStore {
     }
 
     fn profile(&self, id: CustomerId) -> Result<Option<ProfileRecord>, StoreError> {
-        self.read(|conn| {
+        self.read_together(|conn| {
             let Some(live) = live_of(conn, &key(id.as_uuid())).map_err(sqlite)? else {
                 return Ok(None);
             };
