@@ -1,17 +1,31 @@
 //! Segment-spec messages: `identify`, `track`, `page`, `screen`, `group` and `alias`,
-//! one message per JSON object or many in a `{"batch": [...]}` envelope.
+//! one message per JSON object or many in a `{"batch": [...]}` envelope — as the Segment
+//! spec writes them and as real clients send them.
 //!
 //! What a message becomes:
 //!
+//! - **Type**: `type`. Clients that post single messages to `/v1/track`, `/v1/identify`, …
+//!   leave it out, because the endpoint says it; then it is read from the fields the
+//!   message has: `event` (track), `previousId` (alias), `groupId` (group), `traits`
+//!   (identify), `name` (page; a `screen` must say so). [`parse_as`] takes the type from
+//!   the caller instead, for an application that knows which endpoint it received on.
 //! - **Identifiers**: `userId` (a user id), `anonymousId` and an alias's `previousId`
 //!   (anonymous ids: the id the person was known by before), and `traits.email`,
 //!   `traits.phone`, `context.traits.email`, `context.traits.phone`. Ids may be strings or
-//!   numbers. An email or phone number that cannot be normalised (a national number with
-//!   no calling code, say) is kept in the traits but is not an identifier.
-//! - **Idempotency**: `messageId` (required); the same message delivered twice is one
-//!   event.
+//!   numbers; an empty string is no id. An email or phone number that cannot be
+//!   normalised (a national number with no calling code, say) is kept in the traits but
+//!   is not an identifier. A message with none of these is refused
+//!   ([`SegmentError::NoIdentity`]), as the Segment API refuses it.
+//! - **Idempotency**: `messageId`. Many clients (the `segment` crate among them) leave it
+//!   to the Segment API to fill in; without it, the id is derived from the message's
+//!   content: its canonical JSON (keys sorted) without the delivery fields `sentAt`,
+//!   `receivedAt` and `messageId`, and with its type. So the same message delivered twice
+//!   is still one event, and replaying a file gives the same store. Two messages that
+//!   differ in nothing but delivery time are one event.
 //! - **Time**: `timestamp`, else `originalTimestamp`, else `sentAt`, else the time of
-//!   receipt.
+//!   receipt. Offsets are kept (`+02:00` is read as such), fractions of a second too.
+//! - **Batch context**: a batch envelope's `context` applies to each of its messages;
+//!   a message's own context keys win.
 //! - **Name**: a `track`'s `event`; the message type for the others.
 //! - **Channel**: `page` is web, `screen` is mobile; otherwise `context.channel` when given
 //!   (`browser` is web), else `server`.
@@ -19,7 +33,10 @@
 //! - **Properties**: `properties` (for `group`: `groupId` and the group's `traits`).
 //!
 //! A malformed message is a [`SegmentError`] naming the field, with its position in the
-//! batch; the other messages of the batch still parse.
+//! batch; the other messages of the batch still parse. Refused: a message that is not an
+//! object, an unknown `type`, a `track` without `event`, an `alias` without `previousId`,
+//! ids that are neither strings nor numbers, times that are not RFC 3339, `traits`,
+//! `context` or `properties` that are not objects (`null` is read as absent).
 //!
 //! ```
 //! use chrono::Utc;
@@ -131,6 +148,13 @@ pub enum SegmentError {
         /// The type found.
         value: String,
     },
+    /// The message names nobody: no `userId`, no `anonymousId`, and no email or phone
+    /// in its traits.
+    #[error("{field}: no userId or anonymousId (and no email or phone in its traits)")]
+    NoIdentity {
+        /// The message.
+        field: String,
+    },
     /// The message reads, but the event it makes is invalid (a user id of 300 bytes).
     #[error("{field}: {source}")]
     Invalid {
@@ -148,11 +172,26 @@ pub fn parse(
     received_at: DateTime<Utc>,
 ) -> Vec<Result<Record, SegmentError>> {
     match value.get("batch") {
-        Some(Value::Array(messages)) => messages
-            .iter()
-            .enumerate()
-            .map(|(i, message)| read(message, &format!("batch[{i}]."), options, received_at))
-            .collect(),
+        Some(Value::Array(messages)) => {
+            let shared = match value.get("context") {
+                Some(Value::Object(context)) => Some(context),
+                _ => None,
+            };
+            messages
+                .iter()
+                .enumerate()
+                .map(|(i, message)| {
+                    let prefix = format!("batch[{i}].");
+                    match (shared, message) {
+                        (Some(shared), Value::Object(object)) => {
+                            let merged = with_context(object, shared);
+                            read(&merged, &prefix, None, options, received_at)
+                        }
+                        _ => read(message, &prefix, None, options, received_at),
+                    }
+                })
+                .collect()
+        }
         Some(other) => vec![Err(SegmentError::WrongType {
             field: "batch".to_owned(),
             expected: "an array",
@@ -168,7 +207,119 @@ pub fn parse_message(
     options: &SegmentOptions,
     received_at: DateTime<Utc>,
 ) -> Result<Record, SegmentError> {
-    read(value, "", options, received_at)
+    read(value, "", None, options, received_at)
+}
+
+/// Reads one message of type `kind` (`"track"`, `"identify"`, …), whatever its own `type`
+/// field says or lacks: for messages posted to a type's own endpoint (`/v1/track`).
+///
+/// ```
+/// use chrono::Utc;
+/// use oneview::ingest::segment::{self, SegmentOptions};
+/// use serde_json::json;
+///
+/// // What a client posts to /v1/screen: no type, no messageId.
+/// let body = json!({"anonymousId": "ios-1", "name": "Home", "properties": {}});
+/// let record = segment::parse_as("screen", &body, &SegmentOptions::default(), Utc::now())?;
+/// let oneview::Record::Event(event) = record else { unreachable!() };
+/// assert_eq!(event.name, "screen");
+/// assert_eq!(event.channel, oneview::Channel::Mobile);
+/// # Ok::<(), oneview::ingest::segment::SegmentError>(())
+/// ```
+pub fn parse_as(
+    kind: &str,
+    value: &Value,
+    options: &SegmentOptions,
+    received_at: DateTime<Utc>,
+) -> Result<Record, SegmentError> {
+    read(value, "", Some(kind), options, received_at)
+}
+
+/// `message` with the keys of a batch's shared `context` it does not set itself.
+fn with_context(message: &Map<String, Value>, shared: &Map<String, Value>) -> Value {
+    let mut message = message.clone();
+    let context = message
+        .entry("context")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Value::Object(context) = context {
+        for (key, value) in shared {
+            context.entry(key.clone()).or_insert_with(|| value.clone());
+        }
+    }
+    Value::Object(message)
+}
+
+/// The type of a message that does not say, from the fields only that type has.
+fn implied_type(object: &Map<String, Value>) -> Option<&'static str> {
+    let has = |name: &str| object.get(name).is_some_and(|v| !v.is_null());
+    if has("event") {
+        Some("track")
+    } else if has("previousId") {
+        Some("alias")
+    } else if has("groupId") {
+        Some("group")
+    } else if has("traits") {
+        Some("identify")
+    } else if has("name") || has("properties") {
+        Some("page")
+    } else {
+        None
+    }
+}
+
+/// The delivery fields left out of a message's content when its id is derived from it.
+const DELIVERY_FIELDS: &[&str] = &["messageId", "sentAt", "receivedAt", "type"];
+
+/// A message id derived from the message's content: stable across deliveries and key
+/// order, different for any difference in what the message says.
+fn content_id(object: &Map<String, Value>, kind: &str) -> String {
+    let mut text = String::with_capacity(256);
+    text.push_str(kind);
+    text.push('\n');
+    let content: Vec<(&String, &Value)> = object
+        .iter()
+        .filter(|(key, _)| !DELIVERY_FIELDS.contains(&key.as_str()))
+        .collect();
+    write_canonical_object(&mut text, content);
+    format!(
+        "content:{}",
+        uuid::Uuid::new_v5(&CONTENT_NAMESPACE, text.as_bytes()).simple()
+    )
+}
+
+/// Namespace for message ids derived from content.
+const CONTENT_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x6f6e_6576_6965_7704_8000_0000_0000_0004);
+
+fn write_canonical(out: &mut String, value: &Value) {
+    match value {
+        Value::Object(object) => write_canonical_object(out, object.iter().collect()),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(out, item);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+fn write_canonical_object(out: &mut String, mut entries: Vec<(&String, &Value)>) {
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    out.push('{');
+    for (i, (key, value)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&Value::String(key.clone()).to_string());
+        out.push(':');
+        write_canonical(out, value);
+    }
+    out.push('}');
 }
 
 fn json_type(value: &Value) -> &'static str {
@@ -215,10 +366,11 @@ impl<'a> Fields<'a> {
         })
     }
 
-    /// An id: a string, or a number read as its decimal text.
+    /// An id: a string, or a number read as its decimal text; an empty string is none.
     fn id(&self, name: &str) -> Result<Option<String>, SegmentError> {
         match self.get(name) {
             None => Ok(None),
+            Some(Value::String(text)) if text.trim().is_empty() => Ok(None),
             Some(Value::String(text)) => Ok(Some(text.clone())),
             Some(Value::Number(number)) => Ok(Some(number.to_string())),
             Some(other) => Err(SegmentError::WrongType {
@@ -257,6 +409,7 @@ impl<'a> Fields<'a> {
 fn read(
     value: &Value,
     prefix: &str,
+    kind: Option<&str>,
     options: &SegmentOptions,
     received_at: DateTime<Utc>,
 ) -> Result<Record, SegmentError> {
@@ -271,8 +424,26 @@ fn read(
         });
     };
     let fields = Fields { object, prefix };
-    let kind = fields.required("type")?;
-    let message_id = fields.required("messageId")?;
+    let kind = match kind {
+        Some(kind) => kind,
+        None => match fields.string("type")? {
+            Some(kind) => kind,
+            None => implied_type(object).ok_or_else(|| SegmentError::Missing {
+                field: fields.path("type"),
+            })?,
+        },
+    };
+    let message_id = match fields.id("messageId")? {
+        Some(id) => id,
+        None => content_id(object, kind),
+    };
+    let message_path = || {
+        if prefix.is_empty() {
+            "message".to_owned()
+        } else {
+            prefix.trim_end_matches('.').to_owned()
+        }
+    };
     let occurred_at = match fields.time("timestamp")? {
         Some(at) => at,
         None => match fields.time("originalTimestamp")? {
@@ -313,16 +484,19 @@ fn read(
         },
         (None, None) => Channel::Other("server".to_owned()),
     };
+    let mut named = false;
     let mut builder = Event::builder(&options.source, channel, &name)
-        .message_id(message_id)
+        .message_id(&message_id)
         .occurred_at(occurred_at)
         .received_at(received_at)
         .normalize_with(options.normalize.clone());
     if let Some(user) = fields.id("userId")? {
         builder = builder.identifier(IdentifierKind::UserId, &user);
+        named = true;
     }
     if let Some(anonymous) = fields.id("anonymousId")? {
         builder = builder.identifier(IdentifierKind::AnonymousId, &anonymous);
+        named = true;
     }
     if kind == "alias" {
         let previous = fields
@@ -331,6 +505,7 @@ fn read(
                 field: fields.path("previousId"),
             })?;
         builder = builder.identifier(IdentifierKind::AnonymousId, &previous);
+        named = true;
     }
     for (object, path) in [
         (traits, &traits_path),
@@ -349,6 +524,7 @@ fn read(
                 && let Ok(identifier) = Identifier::with_options(kind, &raw, &options.normalize)
             {
                 builder = builder.with_identifier(identifier);
+                named = true;
             }
         }
     }
@@ -371,6 +547,11 @@ fn read(
             properties
         }
     };
+    if !named {
+        return Err(SegmentError::NoIdentity {
+            field: message_path(),
+        });
+    }
     builder = builder.properties(Value::Object(properties));
     if kind == "identify"
         && let Some(traits) = traits
@@ -383,11 +564,7 @@ fn read(
         .build()
         .map(Record::Event)
         .map_err(|source| SegmentError::Invalid {
-            field: if prefix.is_empty() {
-                "message".to_owned()
-            } else {
-                prefix.trim_end_matches('.').to_owned()
-            },
+            field: message_path(),
             source,
         })
 }
