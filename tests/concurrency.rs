@@ -288,3 +288,65 @@ fn stress_late_linking_merging_and_unmerging() {
     assert!(reads > 0 && rounds > 0);
     assert_matches_sequential_replay(&load, &shared);
 }
+
+/// Racing writers each add an email to one person whose policy allows two: the limit
+/// holds, and the result is the one a single writer reaches.
+fn limit_holds_under_racing_writers<S: Store>(make: impl Fn() -> S) {
+    let finished = watchdog("limit", Duration::from_secs(120));
+    let policy = oneview::identity::Policy::default().limit(IdentifierKind::Email, 2);
+    let start = Utc.with_ymd_and_hms(2026, 4, 1, 0, 0, 0).unwrap();
+    let signup = |n: i64| {
+        Event::builder("load", Channel::Web, "Signed In")
+            .message_id(&format!("s{n}"))
+            .occurred_at(start + chrono::Duration::seconds(n))
+            .identifier(IdentifierKind::UserId, "u-1")
+            .with_identifier(email(n))
+            .build()
+            .unwrap()
+    };
+    for round in 0..20 {
+        let shared = Customers::with_policy(make(), policy.clone());
+        shared.ingest(signup(0)).unwrap();
+        let gate = std::sync::Barrier::new(8);
+        std::thread::scope(|scope| {
+            for n in 1..=8 {
+                let (shared, gate) = (&shared, &gate);
+                scope.spawn(move || {
+                    gate.wait();
+                    shared.ingest(signup(n)).expect("ingest");
+                });
+            }
+        });
+        let person = shared
+            .profile(Identifier::user_id("u-1").unwrap())
+            .unwrap()
+            .unwrap();
+        let emails = person
+            .identifiers
+            .iter()
+            .filter(|i| *i.kind() == IdentifierKind::Email)
+            .count();
+        assert_eq!(emails, 2, "round {round}: {:?}", person.identifiers);
+        let sequential = Customers::with_policy(MemoryStore::new(), policy.clone());
+        for n in 0..=8 {
+            sequential.ingest(signup(n)).unwrap();
+        }
+        assert_eq!(state(&shared), state(&sequential), "round {round}");
+    }
+    finished.store(true, Ordering::SeqCst);
+}
+
+#[test]
+fn a_per_kind_limit_holds_under_racing_writers_in_memory() {
+    limit_holds_under_racing_writers(MemoryStore::new);
+}
+
+#[test]
+fn a_per_kind_limit_holds_under_racing_writers_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let count = AtomicUsize::new(0);
+    limit_holds_under_racing_writers(|| {
+        let n = count.fetch_add(1, Ordering::Relaxed);
+        SqliteStore::open(dir.path().join(format!("limit-{n}.db"))).unwrap()
+    });
+}

@@ -8,9 +8,9 @@ use oneview::model::{
     TraitOperation,
 };
 use oneview::store::{
-    Attributed, ChannelSummary, Commit, CommitOutcome, EventScan, EventStore, IdentityStore,
-    InteractionStore, MemoryStore, Owner, Page, PageRequest, ProfileRecord, Reads, Store,
-    StoreError, TraitStore, conformance,
+    Attributed, ChannelSummary, Commit, CommitOutcome, EventScan, EventStore, IdentityChange,
+    IdentityStore, InteractionStore, MemoryStore, Owner, Page, PageRequest, ProfileRecord, Reads,
+    Store, StoreError, TraitStore, conformance,
 };
 use oneview::{Event, Interaction};
 
@@ -28,6 +28,10 @@ enum Flaw {
     PagesOldestFirst,
     /// Reports a repeated event as applied instead of a duplicate.
     DuplicatesApplied,
+    /// Applies a rewrite's profiles and identifiers but leaves events where they were.
+    RewriteLeavesEvents,
+    /// Runs a snapshot's reads one by one, each on whatever state is current.
+    TornSnapshots,
 }
 
 /// A memory store with one flaw.
@@ -114,7 +118,10 @@ impl Store for Broken {
         &self,
         reads: &mut dyn FnMut(&dyn Reads) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        reads(self)
+        match self.flaw {
+            Flaw::TornSnapshots => reads(self),
+            _ => self.inner.snapshot(reads),
+        }
     }
 
     fn apply(&self, commits: &[Commit]) -> Result<Vec<CommitOutcome>, StoreError> {
@@ -143,7 +150,18 @@ impl Store for Broken {
                 .into_iter()
                 .map(|_| CommitOutcome::Applied)
                 .collect()),
-            Flaw::PagesOldestFirst => self.inner.apply(commits),
+            Flaw::RewriteLeavesEvents => {
+                let mut commits = commits.to_vec();
+                for commit in &mut commits {
+                    for change in &mut commit.identity {
+                        if let IdentityChange::Rewrite(rewrite) = change {
+                            rewrite.events.clear();
+                        }
+                    }
+                }
+                self.inner.apply(&commits)
+            }
+            Flaw::PagesOldestFirst | Flaw::TornSnapshots => self.inner.apply(commits),
         }
     }
 }
@@ -179,4 +197,16 @@ fn kit_catches_pages_in_the_wrong_order() {
 fn kit_catches_duplicates_reported_as_applied() {
     let message = kit_rejects(Flaw::DuplicatesApplied);
     assert!(message.contains("Duplicate"), "{message}");
+}
+
+#[test]
+fn kit_catches_a_rewrite_that_leaves_events_behind() {
+    let message = kit_rejects(Flaw::RewriteLeavesEvents);
+    assert!(message.contains("events follow a rewrite"), "{message}");
+}
+
+#[test]
+fn kit_catches_snapshots_that_are_not_one_state() {
+    let message = kit_rejects(Flaw::TornSnapshots);
+    assert!(message.contains("a snapshot saw a commit"), "{message}");
 }

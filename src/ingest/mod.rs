@@ -325,8 +325,25 @@ impl<'a, S: Store + ?Sized> Planner<'a, S> {
         if late {
             return Ok(None);
         }
+        // A decision about linking rests on the identifier sets of the profiles involved
+        // (the per-kind limits are counted on them): state them, so that two writers
+        // cannot both add to one profile under a limit.
+        let mut held: Vec<Expectation> = Vec::new();
+        if usable.len() > 1 {
+            let mut touched: Vec<CustomerId> = owners.iter().flatten().copied().collect();
+            touched.sort_unstable();
+            touched.dedup();
+            for customer in touched {
+                if let Some(cluster) = self.graph.cluster(customer) {
+                    held.push(Expectation::Identifiers {
+                        customer,
+                        identifiers: cluster.identifiers.iter().cloned().collect(),
+                    });
+                }
+            }
+        }
         let step = self.graph.step(evidence);
-        let expect: Vec<Expectation> = usable
+        let mut expect: Vec<Expectation> = usable
             .iter()
             .zip(owners)
             .map(|(identifier, owner)| Expectation::Owner {
@@ -334,6 +351,7 @@ impl<'a, S: Store + ?Sized> Planner<'a, S> {
                 owner,
             })
             .collect();
+        expect.append(&mut held);
         let mut identity = Vec::new();
         if let Some(created_at) = step.created {
             identity.push(IdentityChange::CreateProfile {

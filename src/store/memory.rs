@@ -155,6 +155,24 @@ impl State {
                     });
                 }
             }
+            Expectation::Identifiers {
+                customer,
+                identifiers,
+            } => {
+                let found: BTreeSet<&Identifier> = self
+                    .members(*customer)
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|member| &self.profiles[member].identifiers)
+                    .collect();
+                if !found.iter().copied().eq(identifiers.iter()) {
+                    return Err(CommitProblem::IdentifiersChanged {
+                        customer: *customer,
+                        expected: identifiers.len(),
+                        found: found.len(),
+                    });
+                }
+            }
             Expectation::InteractionVersion { id, updated_at } => {
                 let found = self.interactions.get(id).map(|(_, i)| i.updated_at);
                 if found != *updated_at {

@@ -208,7 +208,8 @@ pub struct ProfileState {
 /// A store applies it as given: profiles are created or updated, identifiers, events
 /// (with their trait operations) and interactions move to the profiles named, the merges
 /// whose absorbed profile is named and the refusals recorded against a named profile are
-/// replaced by `merges` and `refusals`.
+/// replaced by `merges` and `refusals`. A profile the rewrite does not name that resolved
+/// to a named live profile resolves to whatever that profile resolves to afterwards.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Rewrite {
     /// Every profile id involved, old and new.
@@ -249,6 +250,15 @@ pub enum Expectation {
         customer: CustomerId,
         /// Its events plus its interactions.
         count: u64,
+    },
+    /// The live profile holds exactly these identifiers (in ascending order): nothing was
+    /// attached to it, merged into it or moved out of it since it was read. Per-kind
+    /// limits are decided on this set, so a decision that rests on one states it.
+    Identifiers {
+        /// The profile.
+        customer: CustomerId,
+        /// Its identifiers, in ascending order.
+        identifiers: Vec<Identifier>,
     },
     /// The stored version of an interaction was last updated at this time, or there is none.
     InteractionVersion {
@@ -341,6 +351,16 @@ pub enum CommitProblem {
         expected: u64,
         /// The count found.
         found: u64,
+    },
+    /// A profile holds other identifiers than expected.
+    #[error("profile {customer} holds {found} identifiers, not the {expected} expected")]
+    IdentifiersChanged {
+        /// The profile.
+        customer: CustomerId,
+        /// How many were expected.
+        expected: usize,
+        /// How many it holds.
+        found: usize,
     },
     /// A rewrite names an event or interaction that is not stored.
     #[error("record {0} is not stored")]

@@ -543,6 +543,28 @@ fn check(conn: &Connection, known: &mut Known, expectation: &Expectation) -> Res
                 }));
             }
         }
+        Expectation::Identifiers {
+            customer: id,
+            identifiers,
+        } => {
+            let mut found: Vec<String> = conn
+                .prepare_cached(&format!(
+                    "SELECT i.identifier FROM profiles p JOIN identifiers i ON i.profile_id = p.id
+                     WHERE p.live_id = {LIVE}"
+                ))?
+                .query_map([key(id.as_uuid())], |row| row.get(0))?
+                .collect::<Result<_, _>>()?;
+            found.sort_unstable();
+            let mut expected: Vec<String> = identifiers.iter().map(ToString::to_string).collect();
+            expected.sort_unstable();
+            if found != expected {
+                return Err(Fault::Conflict(CommitProblem::IdentifiersChanged {
+                    customer: *id,
+                    expected: expected.len(),
+                    found: found.len(),
+                }));
+            }
+        }
         Expectation::InteractionVersion { id, updated_at } => {
             let found: Option<i64> = conn
                 .prepare_cached("SELECT updated_at FROM interactions WHERE id = ?1")?

@@ -19,6 +19,8 @@
 //! The functions are tied to this version of the contract; they may gain assertions in any
 //! release, as the contract is clarified.
 
+mod identity;
+
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -34,12 +36,17 @@ use crate::model::{
     resolve_traits,
 };
 
+pub use identity::{
+    conflicting_commits_one_wins, identity_expectations_are_checked,
+    refusals_and_overrides_read_back, rewrites_apply_in_full, snapshots_see_one_state,
+};
+
 /// One behaviour test of the contract.
 pub type BehaviourTest = fn(&dyn Store);
 
 /// Runs every behaviour test, each on a fresh store from `make`.
 pub fn run_all<S: Store>(make: impl Fn() -> S) {
-    let tests: [(&str, BehaviourTest); 12] = [
+    let tests: [(&str, BehaviourTest); 17] = [
         ("events_append_and_read_back", events_append_and_read_back),
         (
             "duplicate_events_are_stored_once",
@@ -70,6 +77,17 @@ pub fn run_all<S: Store>(make: impl Fn() -> S) {
             scan_reads_every_event_in_order,
         ),
         ("lookups_answer_many_at_once", lookups_answer_many_at_once),
+        ("rewrites_apply_in_full", rewrites_apply_in_full),
+        (
+            "refusals_and_overrides_read_back",
+            refusals_and_overrides_read_back,
+        ),
+        (
+            "identity_expectations_are_checked",
+            identity_expectations_are_checked,
+        ),
+        ("conflicting_commits_one_wins", conflicting_commits_one_wins),
+        ("snapshots_see_one_state", snapshots_see_one_state),
     ];
     for (name, test) in tests {
         let store = make();
@@ -81,15 +99,15 @@ pub fn run_all<S: Store>(make: impl Fn() -> S) {
     }
 }
 
-fn at(minute: i64) -> DateTime<Utc> {
+pub(super) fn at(minute: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + Duration::minutes(minute)
 }
 
-fn email(n: usize) -> Identifier {
+pub(super) fn email(n: usize) -> Identifier {
     Identifier::email(&format!("person{n}@example.com")).expect("valid email")
 }
 
-fn event(message: &str, minute: i64, channel: Channel) -> Event {
+pub(super) fn event(message: &str, minute: i64, channel: Channel) -> Event {
     Event::builder("conformance", channel, "Tested")
         .message_id(message)
         .occurred_at(at(minute))
@@ -98,21 +116,21 @@ fn event(message: &str, minute: i64, channel: Channel) -> Event {
         .expect("valid event")
 }
 
-fn create(id: CustomerId, minute: i64) -> IdentityChange {
+pub(super) fn create(id: CustomerId, minute: i64) -> IdentityChange {
     IdentityChange::CreateProfile {
         id,
         created_at: at(minute),
     }
 }
 
-fn attach(identifier: &Identifier, customer: CustomerId) -> IdentityChange {
+pub(super) fn attach(identifier: &Identifier, customer: CustomerId) -> IdentityChange {
     IdentityChange::Attach {
         identifier: identifier.clone(),
         customer,
     }
 }
 
-fn merge(survivor: CustomerId, absorbed: CustomerId, minute: i64) -> IdentityChange {
+pub(super) fn merge(survivor: CustomerId, absorbed: CustomerId, minute: i64) -> IdentityChange {
     IdentityChange::Merge(MergeRecord {
         id: MergeId::new(),
         survivor,
@@ -126,14 +144,14 @@ fn merge(survivor: CustomerId, absorbed: CustomerId, minute: i64) -> IdentityCha
     })
 }
 
-fn identity(changes: Vec<IdentityChange>) -> Commit {
+pub(super) fn identity(changes: Vec<IdentityChange>) -> Commit {
     Commit {
         identity: changes,
         ..Commit::default()
     }
 }
 
-fn with_event(customer: CustomerId, event: Event) -> Commit {
+pub(super) fn with_event(customer: CustomerId, event: Event) -> Commit {
     Commit {
         event: Some(Attributed {
             customer,
@@ -143,7 +161,7 @@ fn with_event(customer: CustomerId, event: Event) -> Commit {
     }
 }
 
-fn trait_op(
+pub(super) fn trait_op(
     customer: CustomerId,
     key: &str,
     op: TraitOp,
@@ -163,7 +181,12 @@ fn trait_op(
     }
 }
 
-fn interaction(key: &str, minute: i64, updated: i64, status: InteractionStatus) -> Interaction {
+pub(super) fn interaction(
+    key: &str,
+    minute: i64,
+    updated: i64,
+    status: InteractionStatus,
+) -> Interaction {
     Interaction::builder("conformance", Channel::Chat, Direction::Inbound)
         .key(key)
         .occurred_at(at(minute))
@@ -174,7 +197,7 @@ fn interaction(key: &str, minute: i64, updated: i64, status: InteractionStatus) 
 }
 
 /// The live profile ids the identifiers resolve to.
-fn owners(
+pub(super) fn owners(
     store: &dyn Store,
     identifiers: &[Identifier],
 ) -> Result<Vec<Option<CustomerId>>, StoreError> {
@@ -186,7 +209,7 @@ fn owners(
 }
 
 /// A new profile with one identifier.
-fn new_profile(store: &dyn Store, n: usize, minute: i64) -> CustomerId {
+pub(super) fn new_profile(store: &dyn Store, n: usize, minute: i64) -> CustomerId {
     let id = CustomerId::new();
     store
         .apply(&[identity(vec![create(id, minute), attach(&email(n), id)])])
@@ -194,7 +217,7 @@ fn new_profile(store: &dyn Store, n: usize, minute: i64) -> CustomerId {
     id
 }
 
-fn all_events(store: &dyn Store, customer: CustomerId, page_size: usize) -> Vec<Event> {
+pub(super) fn all_events(store: &dyn Store, customer: CustomerId, page_size: usize) -> Vec<Event> {
     let mut out = Vec::new();
     let mut request = PageRequest::first(page_size);
     loop {

@@ -1,0 +1,440 @@
+//! The identity half of the contract that the engine leans on beyond attaching and
+//! merging: rewrites, refusals, overrides, the expectations limits rest on, concurrent
+//! commits and snapshots.
+
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use super::{at, attach, create, email, event, identity, merge, new_profile, owners};
+use crate::model::{
+    Channel, CustomerId, Identifier, IdentifierKind, MergeId, MergeRecord, MergeRule, Override,
+    OverrideId, OverrideRecord, Provenance, Refusal, RefusalRule, TraitOp, TraitOperation,
+};
+use crate::store::{
+    Attributed, Commit, CommitOutcome, CommitProblem, Expectation, IdentityChange, ProfileState,
+    Rewrite, Store, StoreError,
+};
+
+fn refusal(evidence: u128, minute: i64, identifier: Identifier, customer: CustomerId) -> Refusal {
+    Refusal {
+        evidence: uuid::Uuid::from_u128(evidence),
+        at: at(minute),
+        identifier,
+        customer,
+        rule: RefusalRule::Limit {
+            kind: IdentifierKind::Email,
+            limit: 1,
+        },
+    }
+}
+
+fn live(store: &dyn Store, customer: CustomerId) -> Option<CustomerId> {
+    store.profile(customer).expect("profile").map(|p| p.id)
+}
+
+/// A rewrite replaces what was stored about the profiles it names, all of it, at once:
+/// profile states, owners, events with their trait operations, merges and refusals; and
+/// members it does not name follow the live profile they resolved to.
+pub fn rewrites_apply_in_full(store: &dyn Store) {
+    let a = new_profile(store, 1, 0);
+    let b = new_profile(store, 2, 1);
+    let d = new_profile(store, 3, 2);
+    let event_a = event("rewrite-a", 10, Channel::Web);
+    let event_b = event("rewrite-b", 11, Channel::Email);
+    let traited = |customer, event: &crate::model::Event| Attributed {
+        customer,
+        record: TraitOperation {
+            key: "plan".into(),
+            op: TraitOp::Set(serde_json::json!(event.message_id)),
+            provenance: Provenance {
+                source: "conformance".into(),
+                event_id: Some(event.id),
+                observed_at: event.occurred_at,
+            },
+        },
+    };
+    // Stored with a, as if a link had put it there; the rebuild gives it to c.
+    let mut with_b = super::with_event(a, event_b.clone());
+    with_b.traits = vec![traited(a, &event_b)];
+    store
+        .apply(&[
+            super::with_event(a, event_a.clone()),
+            with_b,
+            identity(vec![
+                merge(b, d, 3),
+                merge(a, b, 4),
+                IdentityChange::Refuse(refusal(1, 5, email(7), a)),
+            ]),
+        ])
+        .expect("setting up");
+    assert_eq!(live(store, d), Some(a));
+
+    // Rebuilt: b is its own again, under a new profile c founded by its evidence.
+    let c = CustomerId::new();
+    let rebuilt_merge = MergeRecord {
+        id: MergeId::new(),
+        survivor: c,
+        absorbed: b,
+        evidence: Some(event_b.id),
+        linking: vec![email(2)],
+        absorbed_side: vec![email(2)],
+        evidence_id: Some(*event_b.id.as_uuid()),
+        rule: MergeRule::SharedIdentifier,
+        at: at(11),
+    };
+    let rewrite = Rewrite {
+        profiles: vec![
+            ProfileState {
+                id: a,
+                created_at: at(0),
+                live: a,
+            },
+            ProfileState {
+                id: b,
+                created_at: at(1),
+                live: c,
+            },
+            ProfileState {
+                id: c,
+                created_at: at(1),
+                live: c,
+            },
+        ],
+        identifiers: vec![(email(1), Some(a)), (email(2), Some(c)), (email(3), None)],
+        events: vec![(event_a.id, a), (event_b.id, c)],
+        interactions: Vec::new(),
+        merges: vec![rebuilt_merge.clone()],
+        refusals: vec![refusal(2, 11, email(8), c)],
+    };
+    let commit = identity(vec![IdentityChange::Rewrite(Box::new(rewrite.clone()))]);
+
+    // Atomic: a rewrite in a batch whose later commit fails leaves no trace.
+    let failing = Commit {
+        expect: vec![Expectation::Live {
+            customer: CustomerId::new(),
+        }],
+        ..Commit::default()
+    };
+    assert!(
+        store.apply(&[commit.clone(), failing]).is_err(),
+        "a batch with a failing commit fails"
+    );
+    assert_eq!(
+        owners(store, &[email(2)]).unwrap(),
+        vec![Some(a)],
+        "a failed batch applied part of a rewrite"
+    );
+
+    assert_eq!(
+        store.apply(&[commit]).expect("rewrite"),
+        vec![CommitOutcome::Applied]
+    );
+    assert_eq!(
+        owners(store, &[email(1), email(2), email(3)]).unwrap(),
+        vec![Some(a), Some(c), None],
+        "identifiers follow a rewrite (and one owned by nobody is released)"
+    );
+    assert_eq!(live(store, b), Some(c), "a profile resolves as rewritten");
+    assert_eq!(
+        live(store, d),
+        Some(a),
+        "an unnamed member follows the live profile it resolved to"
+    );
+    let events_of = |customer| -> Vec<String> {
+        super::all_events(store, customer, 10)
+            .into_iter()
+            .map(|e| e.message_id)
+            .collect()
+    };
+    assert_eq!(events_of(a), ["rewrite-a"], "events follow a rewrite");
+    assert_eq!(events_of(c), ["rewrite-b"], "events follow a rewrite");
+    let traits_of_c = store.trait_operations(c).unwrap();
+    assert_eq!(
+        traits_of_c.len(),
+        1,
+        "trait operations follow the event that carried them"
+    );
+    assert!(store.trait_operations(a).unwrap().is_empty());
+    let absorbed: Vec<CustomerId> = store
+        .merges(a)
+        .unwrap()
+        .iter()
+        .map(|m| m.absorbed)
+        .collect();
+    assert_eq!(
+        absorbed,
+        vec![d],
+        "merges absorbing a rewritten profile are replaced; others are kept"
+    );
+    assert_eq!(store.merges(c).unwrap(), vec![rebuilt_merge]);
+    assert!(
+        store.refusals(a).unwrap().is_empty(),
+        "refusals of rewritten profiles are replaced"
+    );
+    assert_eq!(
+        store.refusals(c).unwrap(),
+        vec![refusal(2, 11, email(8), c)]
+    );
+    let mut listed = store.customers(None, 100).unwrap();
+    listed.sort();
+    let mut expected = vec![a, c];
+    expected.sort();
+    assert_eq!(listed, expected, "only live profiles are listed");
+
+    // A rewrite that points a profile at one that is not live is refused whole.
+    let bad = Rewrite {
+        profiles: vec![ProfileState {
+            id: a,
+            created_at: at(0),
+            live: b,
+        }],
+        identifiers: vec![(email(1), None)],
+        ..Rewrite::default()
+    };
+    match store.apply(&[identity(vec![IdentityChange::Rewrite(Box::new(bad))])]) {
+        Err(StoreError::InvalidCommit { problem, .. }) => {
+            assert_eq!(problem, CommitProblem::NotLiveTarget { id: a, live: b })
+        }
+        other => panic!("expected NotLiveTarget, got {other:?}"),
+    }
+    assert_eq!(owners(store, &[email(1)]).unwrap(), vec![Some(a)]);
+
+    // A rewrite naming an event that is not stored is refused whole.
+    let unknown = event("never-stored", 20, Channel::Web);
+    let bad = Rewrite {
+        identifiers: vec![(email(1), None)],
+        events: vec![(unknown.id, a)],
+        ..Rewrite::default()
+    };
+    match store.apply(&[identity(vec![IdentityChange::Rewrite(Box::new(bad))])]) {
+        Err(StoreError::InvalidCommit { problem, .. }) => {
+            assert_eq!(problem, CommitProblem::UnknownRecord(*unknown.id.as_uuid()));
+        }
+        other => panic!("expected UnknownRecord, got {other:?}"),
+    }
+    assert_eq!(owners(store, &[email(1)]).unwrap(), vec![Some(a)]);
+}
+
+/// Refusals are read back by profile (through merges) and by identifier, in evidence
+/// order; overrides by any identifier they name.
+pub fn refusals_and_overrides_read_back(store: &dyn Store) {
+    let a = new_profile(store, 1, 0);
+    let b = new_profile(store, 2, 1);
+    let late = refusal(9, 30, email(5), b);
+    let early = refusal(3, 10, email(5), a);
+    let other = refusal(4, 20, email(6), a);
+    store
+        .apply(&[identity(vec![
+            IdentityChange::Refuse(late.clone()),
+            IdentityChange::Refuse(early.clone()),
+            IdentityChange::Refuse(other.clone()),
+        ])])
+        .expect("refusals");
+    assert_eq!(
+        store.refusals(a).unwrap(),
+        vec![early.clone(), other.clone()]
+    );
+    assert_eq!(store.refusals(b).unwrap(), vec![late.clone()]);
+    assert_eq!(
+        store.refusals_of(&[email(5)]).unwrap(),
+        vec![early.clone(), late.clone()],
+        "refusals of an identifier, in evidence order"
+    );
+    assert!(store.refusals_of(&[email(1)]).unwrap().is_empty());
+    store
+        .apply(&[identity(vec![merge(a, b, 40)])])
+        .expect("merge");
+    assert_eq!(
+        store.refusals(b).unwrap(),
+        vec![early, other, late],
+        "a merged profile answers with its survivor's refusals"
+    );
+
+    let separate = OverrideRecord {
+        id: OverrideId::new(),
+        at: at(50),
+        rule: Override::Separate {
+            a: vec![email(1)],
+            b: vec![email(2), email(3)],
+        },
+        reason: Some("two people".into()),
+    };
+    let link = OverrideRecord {
+        id: OverrideId::new(),
+        at: at(60),
+        rule: Override::Link {
+            a: email(3),
+            b: email(4),
+        },
+        reason: None,
+    };
+    store
+        .apply(&[identity(vec![
+            IdentityChange::Override(link.clone()),
+            IdentityChange::Override(separate.clone()),
+        ])])
+        .expect("overrides");
+    assert_eq!(
+        store.overrides(&[email(1)]).unwrap(),
+        vec![separate.clone()]
+    );
+    assert_eq!(
+        store.overrides(&[email(3)]).unwrap(),
+        vec![separate.clone(), link.clone()],
+        "overrides naming an identifier, oldest first"
+    );
+    assert_eq!(
+        store.overrides(&[email(4), email(2)]).unwrap(),
+        vec![separate, link]
+    );
+    assert!(store.overrides(&[email(9)]).unwrap().is_empty());
+}
+
+/// The expectations that limits and late records rest on reject the whole commit when
+/// they no longer hold.
+pub fn identity_expectations_are_checked(store: &dyn Store) {
+    let a = new_profile(store, 1, 0);
+    store
+        .apply(&[super::with_event(a, event("counted", 1, Channel::Web))])
+        .expect("an event");
+    let guarded = |expectation: Expectation| Commit {
+        expect: vec![expectation],
+        identity: vec![attach(&email(6), a)],
+        ..Commit::default()
+    };
+    match store.apply(&[guarded(Expectation::Evidence {
+        customer: a,
+        count: 2,
+    })]) {
+        Err(StoreError::Conflict { problem, .. }) => assert_eq!(
+            problem,
+            CommitProblem::EvidenceCount {
+                customer: a,
+                expected: 2,
+                found: 1
+            }
+        ),
+        other => panic!("expected EvidenceCount, got {other:?}"),
+    }
+    match store.apply(&[guarded(Expectation::Identifiers {
+        customer: a,
+        identifiers: vec![email(1), email(2)],
+    })]) {
+        Err(StoreError::Conflict { problem, .. }) => assert!(
+            matches!(problem, CommitProblem::IdentifiersChanged { customer, .. } if customer == a),
+            "{problem:?}"
+        ),
+        other => panic!("expected IdentifiersChanged, got {other:?}"),
+    }
+    assert_eq!(
+        owners(store, &[email(6)]).unwrap(),
+        vec![None],
+        "a commit whose expectation failed attached nothing"
+    );
+    let holds = guarded(Expectation::Identifiers {
+        customer: a,
+        identifiers: vec![email(1)],
+    });
+    assert_eq!(store.apply(&[holds]).unwrap(), vec![CommitOutcome::Applied]);
+    let stale = Commit {
+        expect: vec![
+            Expectation::Evidence {
+                customer: a,
+                count: 1,
+            },
+            Expectation::Identifiers {
+                customer: a,
+                identifiers: vec![email(1)],
+            },
+        ],
+        ..Commit::default()
+    };
+    assert!(
+        matches!(
+            store.apply(&[stale]),
+            Err(StoreError::Conflict {
+                problem: CommitProblem::IdentifiersChanged { .. },
+                ..
+            })
+        ),
+        "an identifier set that changed is a conflict"
+    );
+}
+
+/// Writers that decided from the same state and expect it: exactly one lands.
+pub fn conflicting_commits_one_wins(store: &dyn Store) {
+    const WRITERS: usize = 8;
+    let contested = email(50);
+    let start = Barrier::new(WRITERS);
+    let results: Vec<Result<Vec<CommitOutcome>, StoreError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..WRITERS)
+            .map(|n| {
+                let (start, contested) = (&start, &contested);
+                scope.spawn(move || {
+                    let id = CustomerId::new();
+                    let commit = Commit {
+                        expect: vec![Expectation::Owner {
+                            identifier: contested.clone(),
+                            owner: None,
+                        }],
+                        identity: vec![create(id, n as i64), attach(contested, id)],
+                        ..Commit::default()
+                    };
+                    start.wait();
+                    store.apply(&[commit])
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a writer panicked"))
+            .collect()
+    });
+    let won = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(won, 1, "exactly one of the conflicting commits lands");
+    for result in &results {
+        if let Err(err) = result {
+            assert!(
+                matches!(err, StoreError::Conflict { .. }),
+                "a loser gets Conflict, not {err:?}"
+            );
+        }
+    }
+    let winner = owners(store, &[contested]).unwrap()[0].expect("owned");
+    assert_eq!(store.customers(None, 100).unwrap(), vec![winner]);
+}
+
+/// Reads inside a snapshot all see the state it began with, while another thread
+/// commits; after it, they see the commit.
+pub fn snapshots_see_one_state(store: &dyn Store) {
+    let a = new_profile(store, 1, 0);
+    let written = std::thread::scope(|scope| {
+        let mut writer = None;
+        store
+            .snapshot(&mut |reads| {
+                let before = reads.profile(a)?.expect("a exists");
+                let handle = scope.spawn(|| store.apply(&[identity(vec![attach(&email(60), a)])]));
+                // Give the writer every chance to land; a store may also hold it back.
+                let deadline = Instant::now() + Duration::from_millis(300);
+                while !handle.is_finished() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                writer = Some(handle);
+                assert_eq!(
+                    reads
+                        .owners(&[email(60)])?
+                        .pop()
+                        .flatten()
+                        .map(|o| o.customer),
+                    None,
+                    "a snapshot saw a commit made after it began"
+                );
+                assert_eq!(reads.profile(a)?.expect("a exists"), before);
+                Ok(())
+            })
+            .expect("snapshot");
+        writer.expect("the reads ran").join().expect("writer")
+    });
+    written.expect("the write lands");
+    assert_eq!(owners(store, &[email(60)]).unwrap(), vec![Some(a)]);
+}
