@@ -6,11 +6,11 @@ use std::sync::{PoisonError, RwLock};
 use chrono::Utc;
 
 use crate::error::Error;
-use crate::identity::{Explanation, Policy};
+use crate::identity::{Explanation, Policy, Suspect, SuspectStatus};
 use crate::ingest::rebuild::{self, Component, Rebuilt};
 use crate::ingest::{Plan, Planner, Receipt, Record};
 use crate::model::{
-    CustomerId, EventId, Identifier, MergeId, Override, OverrideId, OverrideRecord,
+    CustomerId, EventId, Identifier, MergeId, Override, OverrideId, OverrideRecord, RefusalRule,
 };
 use crate::store::{
     Commit, CommitOutcome, IdentityChange, Page, PageRequest, Store, StoreError, read_consistent,
@@ -302,7 +302,7 @@ impl<S: Store> Customers<S> {
                 reason: None,
             });
         }
-        self.rebuild_with(&record.linking, overrides, true)
+        self.rebuild_with(&record.linking, &[], overrides, true)
     }
 
     /// Detaches `identifier` from its profile for good: it is
@@ -331,7 +331,7 @@ impl<S: Store> Customers<S> {
             },
             reason: None,
         };
-        self.rebuild_with(&profile.identifiers, vec![record], true)
+        self.rebuild_with(&profile.identifiers, &[], vec![record], true)
     }
 
     /// Merges the profiles holding `a` and `b`, whatever the limits and separations say:
@@ -339,12 +339,12 @@ impl<S: Store> Customers<S> {
     /// [`Override::Link`] and a merge under [`MergeRule::Forced`](crate::MergeRule::Forced);
     /// [`unmerge`](Self::unmerge) undoes it.
     pub fn force_merge(&self, a: &Identifier, b: &Identifier) -> Result<Rebuilt, Error> {
-        self.rebuild_with(&[a.clone(), b.clone()], vec![self.link(a, b)?], true)
+        self.rebuild_with(&[a.clone(), b.clone()], &[], vec![self.link(a, b)?], true)
     }
 
     /// What [`force_merge`](Self::force_merge) would change, without changing anything.
     pub fn preview_merge(&self, a: &Identifier, b: &Identifier) -> Result<Rebuilt, Error> {
-        self.rebuild_with(&[a.clone(), b.clone()], vec![self.link(a, b)?], false)
+        self.rebuild_with(&[a.clone(), b.clone()], &[], vec![self.link(a, b)?], false)
     }
 
     fn link(&self, a: &Identifier, b: &Identifier) -> Result<OverrideRecord, Error> {
@@ -364,14 +364,126 @@ impl<S: Store> Customers<S> {
         })
     }
 
+    /// Every identifier found suspect — seen beside the user ids of several different
+    /// people, like a placeholder email nobody listed ([`Policy::suspect_after`]) — and
+    /// every value an operator [confirmed](Self::confirm_suspect) or
+    /// [cleared](Self::clear_suspect), oldest first.
+    ///
+    /// ```
+    /// use oneview::identity::SuspectStatus;
+    /// use oneview::{Channel, Customers, Event, Identifier, IdentifierKind, MemoryStore};
+    ///
+    /// let customers = Customers::new(MemoryStore::new());
+    /// for person in ["ana", "ben", "eve"] {
+    ///     customers.ingest(
+    ///         Event::builder("shop", Channel::Store, "Signed Up")
+    ///             .identifier(IdentifierKind::UserId, person)
+    ///             .identifier(IdentifierKind::Email, "nomail@shop.de")
+    ///             .build()?,
+    ///     )?;
+    /// }
+    /// let suspects = customers.suspects()?;
+    /// assert_eq!(suspects[0].identifier, Identifier::email("nomail@shop.de")?);
+    /// assert_eq!((suspects[0].people, suspects[0].profiles), (3, 3));
+    /// assert_eq!(suspects[0].status, SuspectStatus::Open);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn suspects(&self) -> Result<Vec<Suspect>, Error> {
+        read_consistent(&self.store, |reads| {
+            let mut suspects: Vec<Suspect> = Vec::new();
+            for record in reads.standing_overrides()? {
+                let Some(identifier) = record.standing() else {
+                    continue;
+                };
+                let position = match suspects.iter().position(|s| s.identifier == *identifier) {
+                    Some(position) => position,
+                    None => {
+                        suspects.push(Suspect {
+                            identifier: identifier.clone(),
+                            people: 0,
+                            since: record.at,
+                            profiles: 0,
+                            status: SuspectStatus::Open,
+                        });
+                        suspects.len() - 1
+                    }
+                };
+                let suspect = &mut suspects[position];
+                match record.rule {
+                    Override::Suspect { people, .. } => suspect.people = people,
+                    Override::Block { .. } => suspect.status = SuspectStatus::Confirmed,
+                    _ => suspect.status = SuspectStatus::Cleared,
+                }
+            }
+            for suspect in &mut suspects {
+                let mut profiles: Vec<CustomerId> = Vec::new();
+                for refusal in reads.refusals_of(std::slice::from_ref(&suspect.identifier))? {
+                    if let RefusalRule::Suspect { .. } = refusal.rule
+                        && let Some(profile) = reads.profile(refusal.customer)?
+                    {
+                        profiles.push(profile.id);
+                    }
+                }
+                profiles.sort_unstable();
+                profiles.dedup();
+                suspect.profiles = profiles.len();
+            }
+            Ok(suspects)
+        })
+    }
+
+    /// Confirms that `identifier` is junk: it is no identifier from now on, as if the
+    /// policy blocked it, and the profiles whose evidence carried it are rebuilt without
+    /// it. Recorded as an [`Override::Block`]; [`clear_suspect`](Self::clear_suspect)
+    /// overrules it. Works on any value, suspect or not.
+    pub fn confirm_suspect(&self, identifier: &Identifier) -> Result<Rebuilt, Error> {
+        let record = self.standing(Override::Block {
+            identifier: identifier.clone(),
+        });
+        self.rebuild_with(
+            std::slice::from_ref(identifier),
+            std::slice::from_ref(identifier),
+            vec![record],
+            true,
+        )
+    }
+
+    /// Clears `identifier`: it is never suspect from now on and links like any other, and
+    /// the profiles whose evidence carried it are rebuilt, merging what it links (within
+    /// the limits). Recorded as an [`Override::Allow`]; it overrules an earlier
+    /// [`confirm_suspect`](Self::confirm_suspect), and a later one overrules it.
+    pub fn clear_suspect(&self, identifier: &Identifier) -> Result<Rebuilt, Error> {
+        let record = self.standing(Override::Allow {
+            identifier: identifier.clone(),
+        });
+        self.rebuild_with(
+            std::slice::from_ref(identifier),
+            std::slice::from_ref(identifier),
+            vec![record],
+            true,
+        )
+    }
+
+    fn standing(&self, rule: Override) -> OverrideRecord {
+        OverrideRecord {
+            id: OverrideId::new(),
+            at: Utc::now(),
+            rule,
+            reason: None,
+        }
+    }
+
     fn rebuild_with(
         &self,
         seeds: &[Identifier],
+        through: &[Identifier],
         overrides: Vec<OverrideRecord>,
         apply: bool,
     ) -> Result<Rebuilt, Error> {
         self.write(|| {
-            let component = read_consistent(&self.store, |reads| Component::load(reads, seeds))?;
+            let component = read_consistent(&self.store, |reads| {
+                Component::load_through(reads, seeds, through)
+            })?;
             let resolution = component.resolve(&self.policy, None, &overrides);
             let (mut commit, report, _) = component.rewrite(&resolution);
             if !apply {

@@ -60,6 +60,9 @@ impl IdentityStore for Broken {
     fn overrides(&self, identifiers: &[Identifier]) -> Result<Vec<OverrideRecord>, StoreError> {
         self.inner.overrides(identifiers)
     }
+    fn standing_overrides(&self) -> Result<Vec<OverrideRecord>, StoreError> {
+        self.inner.standing_overrides()
+    }
     fn customers(
         &self,
         after: Option<CustomerId>,

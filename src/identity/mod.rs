@@ -13,6 +13,10 @@
 //!   unmerge. Refusals are recorded as [`Refusal`]s, merges as [`MergeRecord`]s, and the
 //!   oldest profile (by creation time, then id) survives a merge.
 //!
+//! A value the evidence shows beside the user ids of several different people is
+//! *suspect* (a placeholder nobody listed; see [`Policy::suspect_after`]) and links
+//! nothing, like a blocked value but recorded and reversible.
+//!
 //! The result of folding a set of evidence depends on the set alone, never on the order
 //! it arrived in: [`resolve`] sorts by [`EvidenceKey`] first. Ingestion keeps that
 //! promise incrementally: evidence newer than everything the profiles it touches hold is
@@ -47,6 +51,7 @@
 
 mod explain;
 mod policy;
+mod suspect;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -61,6 +66,8 @@ use crate::model::{
 
 pub use explain::{Explanation, Hop};
 pub use policy::{KindRule, Policy};
+pub(crate) use suspect::{Sightings, is_witness};
+pub use suspect::{Suspect, SuspectStatus, Suspicion};
 
 /// One piece of identity evidence: identifiers seen together, and where it sits in the
 /// evidence order.
@@ -149,6 +156,24 @@ pub struct Graph<'p> {
     unlinked: HashMap<Uuid, OverrideId>,
     known_overrides: HashSet<OverrideId>,
     founded: HashMap<CustomerId, DateTime<Utc>>,
+    /// Identifiers that link nothing, with the override that says so.
+    suspects: HashMap<Identifier, OverrideId>,
+    /// Identifiers an operator allowed or blocked, latest word last.
+    standing: HashMap<Identifier, (DateTime<Utc>, OverrideId, Standing)>,
+}
+
+/// An operator's word on one identifier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Standing {
+    Allowed,
+    Blocked,
+}
+
+/// What a step's evidence gathers, before anything is changed.
+struct Gathering {
+    gathered: Gathered,
+    refused: Vec<(Identifier, RefusalRule)>,
+    via: HashMap<CustomerId, Vec<Identifier>>,
 }
 
 /// The profiles an evidence's accepted links gather, while a step decides.
@@ -186,6 +211,8 @@ impl<'p> Graph<'p> {
             unlinked: HashMap::new(),
             known_overrides: HashSet::new(),
             founded: HashMap::new(),
+            suspects: HashMap::new(),
+            standing: HashMap::new(),
         }
     }
 
@@ -242,7 +269,54 @@ impl<'p> Graph<'p> {
                 self.unlinked.insert(*evidence, record.id);
             }
             Override::Link { .. } => {}
+            Override::Suspect { identifier, .. } => {
+                self.suspects.insert(identifier.clone(), record.id);
+            }
+            Override::Block { identifier } | Override::Allow { identifier } => {
+                let standing = if matches!(record.rule, Override::Block { .. }) {
+                    Standing::Blocked
+                } else {
+                    Standing::Allowed
+                };
+                let entry = (record.at, record.id, standing);
+                let latest = self.standing.entry(identifier.clone()).or_insert(entry);
+                if (entry.0, entry.1) >= (latest.0, latest.1) {
+                    *latest = entry;
+                }
+            }
         }
+    }
+
+    fn standing(&self, identifier: &Identifier) -> Option<Standing> {
+        self.standing
+            .get(identifier)
+            .map(|&(_, _, standing)| standing)
+    }
+
+    /// Whether `identifier` is suspect: it links nothing.
+    pub fn is_suspect(&self, identifier: &Identifier) -> bool {
+        self.suspects.contains_key(identifier)
+            && self.standing(identifier) != Some(Standing::Allowed)
+    }
+
+    /// Whether `identifier` may still turn suspect: its kind may be shared by mistake (not
+    /// an anonymous id, not a unique kind), no operator allowed it, and it is not suspect
+    /// already.
+    pub fn may_turn_suspect(&self, identifier: &Identifier) -> bool {
+        self.policy.suspect_threshold().is_some()
+            && suspect::may_be_suspect(self.policy, identifier.kind())
+            && self.standing(identifier) != Some(Standing::Allowed)
+            && !self.is_suspect(identifier)
+    }
+
+    /// The identifiers of `identifiers` that resolution uses: those the policy allows and
+    /// no operator blocked, strongest first.
+    pub fn usable(&self, identifiers: &[Identifier]) -> Vec<Identifier> {
+        self.policy
+            .usable(identifiers)
+            .into_iter()
+            .filter(|identifier| self.standing(identifier) != Some(Standing::Blocked))
+            .collect()
     }
 
     /// The live profile `customer` resolves to.
@@ -326,13 +400,25 @@ impl<'p> Graph<'p> {
 
     /// Decides where `evidence` belongs and applies the decision to the graph.
     pub fn step(&mut self, evidence: &Evidence) -> Step {
-        let usable = self.policy.usable(&evidence.identifiers);
+        let gathering = self.gather(evidence);
+        self.settle(evidence, gathering)
+    }
+
+    /// What `evidence` gathers: the profiles and unheld identifiers it links, and the
+    /// links refused. Changes nothing.
+    fn gather(&self, evidence: &Evidence) -> Gathering {
+        let usable = self.usable(&evidence.identifiers);
         let unlinked_by = self.unlinked.get(&evidence.key.id).copied();
         let mut gathered = Gathered::default();
         let mut refused_clusters: HashMap<CustomerId, RefusalRule> = HashMap::new();
         let mut refused: Vec<(Identifier, RefusalRule)> = Vec::new();
         let mut via: HashMap<CustomerId, Vec<Identifier>> = HashMap::new();
         for identifier in usable {
+            if !evidence.forced && self.is_suspect(&identifier) {
+                let by = self.suspects[&identifier];
+                refused.push((identifier, RefusalRule::Suspect { by }));
+                continue;
+            }
             match self.owner(&identifier) {
                 Some(owner) if gathered.clusters.contains(&owner) => {
                     via.entry(owner).or_default().push(identifier);
@@ -379,6 +465,19 @@ impl<'p> Graph<'p> {
                 }
             }
         }
+        Gathering {
+            gathered,
+            refused,
+            via,
+        }
+    }
+
+    fn settle(&mut self, evidence: &Evidence, gathering: Gathering) -> Step {
+        let Gathering {
+            gathered,
+            refused,
+            mut via,
+        } = gathering;
         let survivor = gathered
             .clusters
             .iter()
@@ -486,6 +585,7 @@ impl<'p> Graph<'p> {
 pub struct Resolution<'p> {
     graph: Graph<'p>,
     steps: Vec<(Evidence, Step)>,
+    suspicions: Vec<Suspicion>,
 }
 
 impl<'p> Resolution<'p> {
@@ -528,6 +628,12 @@ impl<'p> Resolution<'p> {
             .collect()
     }
 
+    /// The identifiers this fold found suspect that no override named before, each with
+    /// the override that records it.
+    pub fn suspicions(&self) -> &[Suspicion] {
+        &self.suspicions
+    }
+
     /// How `a` and `b` are linked, or what keeps them apart.
     pub fn explain(&self, a: &Identifier, b: &Identifier) -> Explanation {
         explain::explain(self, a, b)
@@ -536,6 +642,11 @@ impl<'p> Resolution<'p> {
 
 /// Folds `evidence` in evidence order, from an empty graph, under `policy` and the
 /// operator `overrides`.
+///
+/// Before folding, the evidence is searched for new suspects ([`Policy::suspect_after`]):
+/// identifiers seen alongside too many values of a unique kind, which then link nothing;
+/// [`Resolution::suspicions`] lists them. The result depends on the set of evidence, not
+/// on the order it is given in.
 pub fn resolve<'p>(
     policy: &'p Policy,
     overrides: &[OverrideRecord],
@@ -547,6 +658,17 @@ pub fn resolve<'p>(
     for record in overrides {
         graph.add_override(record);
     }
+    let mut sightings = Sightings::default();
+    // An operator's link is no sign of a shared value.
+    for evidence in evidence.iter().filter(|e| !e.forced) {
+        sightings.add(&graph, &graph.usable(&evidence.identifiers));
+    }
+    // Dated by the newest evidence, not the clock, so replays agree.
+    let at = evidence.last().map_or_else(Utc::now, |e| e.key.at);
+    let suspicions = sightings.suspicions(policy, at);
+    for suspicion in &suspicions {
+        graph.add_override(&suspicion.record);
+    }
     let steps = evidence
         .into_iter()
         .map(|evidence| {
@@ -554,7 +676,11 @@ pub fn resolve<'p>(
             (evidence, step)
         })
         .collect();
-    Resolution { graph, steps }
+    Resolution {
+        graph,
+        steps,
+        suspicions,
+    }
 }
 
 #[cfg(test)]

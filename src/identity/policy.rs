@@ -110,6 +110,12 @@ pub struct Policy {
     builtin_blocklist: bool,
     blocked_values: BTreeSet<String>,
     blocked_patterns: Vec<String>,
+    #[serde(default = "default_suspect_after")]
+    suspect_after: u32,
+}
+
+fn default_suspect_after() -> u32 {
+    3
 }
 
 impl Default for Policy {
@@ -126,6 +132,7 @@ impl Default for Policy {
             builtin_blocklist: true,
             blocked_values: BTreeSet::new(),
             blocked_patterns: Vec::new(),
+            suspect_after: default_suspect_after(),
         }
     }
 }
@@ -183,6 +190,30 @@ impl Policy {
     pub fn block_pattern(mut self, pattern: &str) -> Self {
         self.blocked_patterns.push(pattern.to_lowercase());
         self
+    }
+
+    /// An identifier becomes *suspect* — it stops linking, and the evidence that carried it
+    /// records the refusal — once the evidence shows it beside `people` different values of
+    /// one unique kind (a kind whose limit is 1: `user_id` by default). The default is 3: a
+    /// placeholder email or a switchboard number typed by three people who signed in links
+    /// none of them, while a couple sharing one email, or a person with several emails and
+    /// phones, still links. Anonymous ids and unique kinds are never suspect. `0` (or `1`)
+    /// turns detection off. See [`Customers::suspects`](crate::Customers::suspects).
+    ///
+    /// ```
+    /// use oneview::identity::Policy;
+    /// assert_eq!(Policy::default().suspect_threshold(), Some(3));
+    /// assert_eq!(Policy::default().suspect_after(0).suspect_threshold(), None);
+    /// ```
+    pub fn suspect_after(mut self, people: u32) -> Self {
+        self.suspect_after = people;
+        self
+    }
+
+    /// How many otherwise distinct people an identifier may join before it is suspect;
+    /// `None` when detection is off.
+    pub fn suspect_threshold(&self) -> Option<u32> {
+        (self.suspect_after >= 2).then_some(self.suspect_after)
     }
 
     /// Drops the built-in blocklist, keeping only values and patterns blocked explicitly.

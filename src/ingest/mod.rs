@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::identity::{Action, Cluster, Evidence, Graph, Policy, Step};
+use crate::identity::{self, Action, Cluster, Evidence, Graph, Policy, Sightings, Step};
 use crate::model::{
     CustomerId, Event, EventId, EvidenceKey, Identifier, Interaction, InteractionId, Provenance,
     Refusal, TraitOperation,
@@ -130,6 +130,13 @@ pub(crate) struct Planner<'a, S: ?Sized> {
     stored_owners: HashMap<Identifier, Option<Owner>>,
     planned_events: HashSet<EventId>,
     planned_interactions: HashMap<InteractionId, Attributed<Interaction>>,
+    /// Refusals stored on a profile (members included), read as needed.
+    refused_on: HashMap<CustomerId, Vec<Refusal>>,
+    /// Refusals of an identifier, read as needed.
+    refused_of: HashMap<Identifier, Vec<Refusal>>,
+    /// What this batch planned so far that the store does not hold yet.
+    planned_refusals: Vec<Refusal>,
+    planned_absorbed: Vec<CustomerId>,
 }
 
 impl<'a, S: Store + ?Sized> Planner<'a, S> {
@@ -141,6 +148,10 @@ impl<'a, S: Store + ?Sized> Planner<'a, S> {
             stored_owners: HashMap::new(),
             planned_events: HashSet::new(),
             planned_interactions: HashMap::new(),
+            refused_on: HashMap::new(),
+            refused_of: HashMap::new(),
+            planned_refusals: Vec::new(),
+            planned_absorbed: Vec::new(),
         }
     }
 
@@ -322,7 +333,10 @@ impl<'a, S: Store + ?Sized> Planner<'a, S> {
                 .and_then(|c| c.latest)
                 .is_some_and(|latest| latest > evidence.key)
         });
-        if late {
+        // Whether a value turns suspect depends on all the evidence carrying it: when this
+        // evidence might tip one, the profiles it touches are rebuilt, which decides it
+        // exactly.
+        if late || self.might_tip_a_suspect(&usable)? {
             return Ok(None);
         }
         // A decision about linking rests on the identifier sets of the profiles involved
@@ -343,6 +357,9 @@ impl<'a, S: Store + ?Sized> Planner<'a, S> {
             }
         }
         let step = self.graph.step(evidence);
+        self.planned_refusals.extend(step.refusals.iter().cloned());
+        self.planned_absorbed
+            .extend(step.merges.iter().map(|merge| merge.absorbed));
         let mut expect: Vec<Expectation> = usable
             .iter()
             .zip(owners)
@@ -375,6 +392,108 @@ impl<'a, S: Store + ?Sized> Planner<'a, S> {
             ..Commit::default()
         };
         Ok(Some((step, commit)))
+    }
+}
+
+impl<S: Store + ?Sized> Planner<'_, S> {
+    /// Whether evidence with `usable` identifiers could make one of them suspect.
+    ///
+    /// Exact counting needs every piece of evidence carrying the value; here an upper
+    /// bound will do, read from what the graph and the refusals hold: a value of a unique
+    /// kind seen beside `X` either belongs to `X`'s profile, was refused on it, or belongs
+    /// to a profile `X` itself was refused on.
+    fn might_tip_a_suspect(&mut self, usable: &[Identifier]) -> Result<bool, StoreError> {
+        let Some(threshold) = self.graph.policy().suspect_threshold() else {
+            return Ok(false);
+        };
+        let policy = self.graph.policy();
+        let witnesses: Vec<&Identifier> = usable
+            .iter()
+            .filter(|identifier| identity::is_witness(policy, identifier.kind()))
+            .collect();
+        if witnesses.is_empty() {
+            return Ok(false);
+        }
+        for candidate in usable {
+            if !self.graph.may_turn_suspect(candidate) {
+                continue;
+            }
+            let mut bound = Sightings::default();
+            bound.note(candidate, witnesses.iter().copied());
+            if let Some(owner) = self.graph.owner(candidate) {
+                let held = self.graph.cluster(owner).map(|c| c.identifiers.clone());
+                let refused = self.refused_on(owner)?;
+                let policy = self.graph.policy();
+                let seen = held.into_iter().flatten().chain(refused);
+                let seen: Vec<Identifier> = seen
+                    .filter(|identifier| identity::is_witness(policy, identifier.kind()))
+                    .collect();
+                bound.note(candidate, &seen);
+            }
+            for customer in self.refused_of(candidate)? {
+                let held = match self.graph.cluster(self.graph.live(customer)) {
+                    Some(cluster) => cluster.identifiers.iter().cloned().collect(),
+                    None => self
+                        .store
+                        .profile(customer)?
+                        .map(|profile| profile.identifiers)
+                        .unwrap_or_default(),
+                };
+                let policy = self.graph.policy();
+                let seen: Vec<Identifier> = held
+                    .into_iter()
+                    .filter(|identifier| identity::is_witness(policy, identifier.kind()))
+                    .collect();
+                bound.note(candidate, &seen);
+            }
+            if bound.people(candidate) >= threshold {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The identifiers refused on the live profile `customer`, stored or planned.
+    fn refused_on(&mut self, customer: CustomerId) -> Result<Vec<Identifier>, StoreError> {
+        let mut profiles = vec![customer];
+        profiles.extend(
+            self.planned_absorbed
+                .iter()
+                .filter(|absorbed| self.graph.live(**absorbed) == customer),
+        );
+        let mut refused = Vec::new();
+        for profile in profiles {
+            if !self.refused_on.contains_key(&profile) {
+                let stored = self.store.refusals(profile)?;
+                self.refused_on.insert(profile, stored);
+            }
+            refused.extend(
+                self.refused_on[&profile]
+                    .iter()
+                    .map(|r| r.identifier.clone()),
+            );
+        }
+        refused.extend(
+            self.planned_refusals
+                .iter()
+                .filter(|r| self.graph.live(r.customer) == customer)
+                .map(|r| r.identifier.clone()),
+        );
+        Ok(refused)
+    }
+
+    /// The profiles `identifier` was refused on, stored or planned.
+    fn refused_of(&mut self, identifier: &Identifier) -> Result<Vec<CustomerId>, StoreError> {
+        if !self.refused_of.contains_key(identifier) {
+            let stored = self.store.refusals_of(std::slice::from_ref(identifier))?;
+            self.refused_of.insert(identifier.clone(), stored);
+        }
+        Ok(self.refused_of[identifier]
+            .iter()
+            .chain(&self.planned_refusals)
+            .filter(|r| r.identifier == *identifier)
+            .map(|r| r.customer)
+            .collect())
     }
 }
 

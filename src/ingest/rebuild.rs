@@ -63,6 +63,16 @@ impl Component {
         store: &S,
         seeds: &[Identifier],
     ) -> Result<Self, StoreError> {
+        Self::load_through(store, seeds, &[])
+    }
+
+    /// Reads every profile reachable from `seeds`, reaching through `through` even where
+    /// an override makes it link nothing: for an operator changing its standing.
+    pub(crate) fn load_through<S: Reads + ?Sized>(
+        store: &S,
+        seeds: &[Identifier],
+        through: &[Identifier],
+    ) -> Result<Self, StoreError> {
         let mut component = Self::default();
         let mut seen: HashSet<Identifier> = HashSet::new();
         let mut pending: Vec<Identifier> = seeds.to_vec();
@@ -72,6 +82,17 @@ impl Component {
                 return Ok(component);
             }
             let mut next = Vec::new();
+            for record in store.overrides(&pending)? {
+                if record.standing().is_none() {
+                    next.extend(record.identifiers());
+                }
+                component.overrides.insert(record.id, record);
+            }
+            // A suspect or blocked value links nothing, so it does not tie the profiles
+            // that carried it into one component.
+            let inert = component.inert();
+            pending
+                .retain(|identifier| !inert.contains(identifier) || through.contains(identifier));
             let mut customers: BTreeSet<CustomerId> = store
                 .owners(&pending)?
                 .into_iter()
@@ -79,10 +100,6 @@ impl Component {
                 .map(|owner| owner.customer)
                 .collect();
             customers.extend(store.refusals_of(&pending)?.iter().map(|r| r.customer));
-            for record in store.overrides(&pending)? {
-                next.extend(record.identifiers());
-                component.overrides.insert(record.id, record);
-            }
             for customer in customers {
                 let Some(profile) = store.profile(customer)? else {
                     continue;
@@ -115,6 +132,40 @@ impl Component {
             }
             pending = next;
         }
+    }
+
+    /// The identifiers its overrides make link nothing: suspects no operator allowed, and
+    /// values an operator blocked.
+    fn inert(&self) -> HashSet<Identifier> {
+        #[derive(Default)]
+        struct Word<'r> {
+            suspect: bool,
+            latest: Option<&'r OverrideRecord>,
+        }
+        let mut words: HashMap<&Identifier, Word<'_>> = HashMap::new();
+        for record in self.overrides.values() {
+            let Some(identifier) = record.standing() else {
+                continue;
+            };
+            let word = words.entry(identifier).or_default();
+            if let Override::Suspect { .. } = record.rule {
+                word.suspect = true;
+            } else if word
+                .latest
+                .is_none_or(|latest| (record.at, record.id) >= (latest.at, latest.id))
+            {
+                word.latest = Some(record);
+            }
+        }
+        words
+            .into_iter()
+            .filter(|(_, word)| match word.latest.map(|record| &record.rule) {
+                Some(Override::Block { .. }) => true,
+                Some(_) => false,
+                None => word.suspect,
+            })
+            .map(|(identifier, _)| identifier.clone())
+            .collect()
     }
 
     /// The component's evidence, plus `extra`.
@@ -378,9 +429,15 @@ impl Component {
             merges: rewrite.merges.clone(),
             refusals: rewrite.refusals.clone(),
         };
+        let mut identity: Vec<IdentityChange> = resolution
+            .suspicions()
+            .iter()
+            .map(|suspicion| IdentityChange::Override(suspicion.record.clone()))
+            .collect();
+        identity.push(IdentityChange::Rewrite(Box::new(rewrite)));
         let commit = Commit {
             expect,
-            identity: vec![IdentityChange::Rewrite(Box::new(rewrite))],
+            identity,
             ..Commit::default()
         };
         (commit, report, attributed)
@@ -450,8 +507,10 @@ pub(crate) fn plan_late<S: Reads + ?Sized>(
                 updated_at: stored_interaction.map(|s| s.record.updated_at),
             });
             // The rewrite moves the stored version; the new one replaces it after.
-            if let IdentityChange::Rewrite(rewrite) = &mut commit.identity[0] {
-                rewrite.interactions.retain(|(id, _)| *id != interaction.id);
+            for change in &mut commit.identity {
+                if let IdentityChange::Rewrite(rewrite) = change {
+                    rewrite.interactions.retain(|(id, _)| *id != interaction.id);
+                }
             }
             commit.interaction = Some(Attributed {
                 customer,

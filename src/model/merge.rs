@@ -86,6 +86,13 @@ pub enum RefusalRule {
         /// The override.
         by: OverrideId,
     },
+    /// The identifier is suspect: the evidence showed it shared by people who are
+    /// otherwise distinct (a placeholder email, a switchboard number, a kiosk), so it
+    /// links nothing ([`Override::Suspect`]).
+    Suspect {
+        /// The override that records the suspicion.
+        by: OverrideId,
+    },
 }
 
 /// A link that resolution refused: `identifier`, carried by the evidence, was kept away
@@ -147,6 +154,26 @@ pub enum Override {
         /// The merge being undone, as it was recorded.
         merge: Box<MergeRecord>,
     },
+    /// Recorded by resolution, not by an operator: the evidence showed `identifier` joining
+    /// `people` profiles that are otherwise distinct, each holding an identifier of its
+    /// own, so it links nothing until an operator [allows](Override::Allow) it.
+    Suspect {
+        /// The identifier.
+        identifier: Identifier,
+        /// How many otherwise distinct profiles it joined when it was found out.
+        people: u32,
+    },
+    /// An operator confirmed a value as junk: it is never an identifier, like a value the
+    /// [`Policy`](crate::identity::Policy) blocks.
+    Block {
+        /// The identifier.
+        identifier: Identifier,
+    },
+    /// An operator cleared a value: it is never suspect, and links like any identifier.
+    Allow {
+        /// The identifier.
+        identifier: Identifier,
+    },
 }
 
 /// A stored [`Override`], with who made it, when and why.
@@ -165,12 +192,26 @@ pub struct OverrideRecord {
 }
 
 impl OverrideRecord {
+    /// The identifier whose standing the override sets (suspect, blocked, allowed), if it
+    /// is one of those; such overrides never tie profiles together.
+    pub fn standing(&self) -> Option<&Identifier> {
+        match &self.rule {
+            Override::Suspect { identifier, .. }
+            | Override::Block { identifier }
+            | Override::Allow { identifier } => Some(identifier),
+            _ => None,
+        }
+    }
+
     /// Every identifier the override names; stores index overrides by these.
     pub fn identifiers(&self) -> Vec<Identifier> {
         let mut all = match &self.rule {
             Override::Link { a, b } => vec![a.clone(), b.clone()],
             Override::Separate { a, b } => a.iter().chain(b).cloned().collect(),
             Override::Unlink { merge, .. } => merge.linking.clone(),
+            Override::Suspect { identifier, .. }
+            | Override::Block { identifier }
+            | Override::Allow { identifier } => vec![identifier.clone()],
         };
         all.sort_unstable();
         all.dedup();

@@ -687,6 +687,18 @@ impl IdentityStore for Frozen<'_> {
         Ok(found)
     }
 
+    fn standing_overrides(&self) -> Result<Vec<OverrideRecord>, StoreError> {
+        let mut found: Vec<OverrideRecord> = self
+            .0
+            .overrides
+            .iter()
+            .filter(|o| o.standing().is_some())
+            .cloned()
+            .collect();
+        found.sort_by_key(|o| (o.at, o.id));
+        Ok(found)
+    }
+
     fn customers(
         &self,
         after: Option<CustomerId>,
@@ -873,6 +885,9 @@ impl IdentityStore for MemoryStore {
     }
     fn overrides(&self, identifiers: &[Identifier]) -> Result<Vec<OverrideRecord>, StoreError> {
         Frozen(&*self.read()?).overrides(identifiers)
+    }
+    fn standing_overrides(&self) -> Result<Vec<OverrideRecord>, StoreError> {
+        Frozen(&*self.read()?).standing_overrides()
     }
     fn customers(
         &self,

@@ -433,6 +433,10 @@ pub trait IdentityStore: Debug + Send + Sync {
     /// The operator overrides naming any of `identifiers`, oldest first.
     fn overrides(&self, identifiers: &[Identifier]) -> Result<Vec<OverrideRecord>, StoreError>;
 
+    /// Every override that sets one identifier's standing ([`OverrideRecord::standing`]:
+    /// suspect, blocked, allowed), oldest (`at`, then id) first.
+    fn standing_overrides(&self) -> Result<Vec<OverrideRecord>, StoreError>;
+
     /// Up to `limit` live profile ids greater than `after`, in ascending order.
     fn customers(
         &self,
@@ -584,6 +588,9 @@ macro_rules! forward_store {
             }
             fn overrides(&self, identifiers: &[Identifier]) -> Result<Vec<OverrideRecord>, StoreError> {
                 (**self).overrides(identifiers)
+            }
+            fn standing_overrides(&self) -> Result<Vec<OverrideRecord>, StoreError> {
+                (**self).standing_overrides()
             }
             fn customers(&self, after: Option<CustomerId>, limit: usize) -> Result<Vec<CustomerId>, StoreError> {
                 (**self).customers(after, limit)

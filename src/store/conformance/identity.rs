@@ -285,9 +285,53 @@ pub fn refusals_and_overrides_read_back(store: &dyn Store) {
     );
     assert_eq!(
         store.overrides(&[email(4), email(2)]).unwrap(),
-        vec![separate, link]
+        vec![separate.clone(), link.clone()]
     );
     assert!(store.overrides(&[email(9)]).unwrap().is_empty());
+    assert!(
+        store.standing_overrides().unwrap().is_empty(),
+        "links and separations set no identifier's standing"
+    );
+
+    let standing = |minute, rule| OverrideRecord {
+        id: OverrideId::new(),
+        at: at(minute),
+        rule,
+        reason: None,
+    };
+    let allow = standing(
+        90,
+        Override::Allow {
+            identifier: email(7),
+        },
+    );
+    let suspect = standing(
+        70,
+        Override::Suspect {
+            identifier: email(7),
+            people: 3,
+        },
+    );
+    let block = standing(
+        80,
+        Override::Block {
+            identifier: email(8),
+        },
+    );
+    store
+        .apply(&[identity(vec![
+            IdentityChange::Override(allow.clone()),
+            IdentityChange::Override(suspect.clone()),
+            IdentityChange::Override(block.clone()),
+        ])])
+        .expect("standing overrides");
+    assert_eq!(
+        store.standing_overrides().unwrap(),
+        vec![suspect.clone(), block.clone(), allow.clone()],
+        "every standing override, oldest first, and nothing else"
+    );
+    assert_eq!(store.overrides(&[email(7)]).unwrap(), vec![suspect, allow]);
+    assert_eq!(store.overrides(&[email(8)]).unwrap(), vec![block]);
 }
 
 /// The expectations that limits and late records rest on reject the whole commit when

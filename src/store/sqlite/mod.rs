@@ -1069,6 +1069,25 @@ impl IdentityStore for SqliteStore {
         Ok(found)
     }
 
+    fn standing_overrides(&self) -> Result<Vec<OverrideRecord>, StoreError> {
+        self.read(|conn| {
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT record FROM overrides
+                     WHERE json_extract(record, '$.override') IN ('suspect', 'block', 'allow')",
+                )
+                .map_err(sqlite)?;
+            let rows = statement
+                .query_map([], |row| row.get::<_, String>(0))
+                .map_err(sqlite)?;
+            let mut found: Vec<OverrideRecord> = rows
+                .map(|body| decode("override", &body.map_err(sqlite)?))
+                .collect::<Result<_, _>>()?;
+            found.sort_by_key(|o| (o.at, o.id));
+            Ok(found)
+        })
+    }
+
     fn customers(
         &self,
         after: Option<CustomerId>,

@@ -1,0 +1,236 @@
+//! Values no blocklist names, found shared by different people from the evidence: they link
+//! nobody, whatever order the evidence arrives in, and an operator can confirm or clear
+//! them.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use oneview::identity::{Explanation, SuspectStatus};
+use oneview::store::{IdentityStore, Store};
+use oneview::{
+    Channel, CustomerId, Customers, Event, Identifier, MemoryStore, RefusalRule, SqliteStore,
+};
+use proptest::prelude::*;
+
+type Dyn = Customers<Box<dyn Store>>;
+
+fn backends() -> [Dyn; 2] {
+    [
+        Customers::new(Box::new(MemoryStore::new())),
+        Customers::new(Box::new(SqliteStore::open_in_memory().unwrap())),
+    ]
+}
+
+fn at(minute: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 4, 1, 9, 0, 0).unwrap() + Duration::minutes(minute)
+}
+
+fn id(text: &str) -> Identifier {
+    text.parse().unwrap()
+}
+
+fn event(message: &str, minute: i64, ids: &[&str]) -> Event {
+    ids.iter()
+        .fold(
+            Event::builder("test", Channel::Web, "Acted")
+                .message_id(message)
+                .occurred_at(at(minute)),
+            |b, i| b.with_identifier(id(i)),
+        )
+        .build()
+        .unwrap()
+}
+
+fn owner(customers: &Dyn, identifier: &str) -> Option<CustomerId> {
+    customers.store().owners(&[id(identifier)]).unwrap()[0].map(|o| o.customer)
+}
+
+/// Three unrelated people, each browsing on a device of their own and signing up with a
+/// user id, all typing `shared` (a placeholder email, a switchboard number) into the form;
+/// a fourth visitor, never signed in, types it too.
+fn strangers_sharing(shared: &str) -> Vec<Event> {
+    let mut events = Vec::new();
+    for (n, person) in ["ana", "ben", "eve"].into_iter().enumerate() {
+        let minute = n as i64 * 10;
+        let device = format!("anonymous_id:{person}-phone");
+        let user = format!("user_id:{person}");
+        events.push(event(&format!("{person}-visit"), minute, &[&device]));
+        events.push(event(
+            &format!("{person}-signup"),
+            minute + 1,
+            &[&device, &user, shared],
+        ));
+        events.push(event(&format!("{person}-order"), minute + 2, &[&user]));
+    }
+    events.push(event(
+        "visitor-form",
+        5,
+        &["anonymous_id:kiosk-visitor", shared],
+    ));
+    events
+}
+
+/// Checks that `shared` linked none of the strangers, and that it is listed and explained.
+fn assert_kept_apart(customers: &Dyn, shared: &str) -> Result<(), TestCaseError> {
+    let profiles: Vec<Option<CustomerId>> = ["user_id:ana", "user_id:ben", "user_id:eve"]
+        .into_iter()
+        .map(|user| owner(customers, user))
+        .collect();
+    prop_assert!(profiles.iter().all(Option::is_some));
+    prop_assert_ne!(profiles[0], profiles[1]);
+    prop_assert_ne!(profiles[1], profiles[2]);
+    prop_assert_ne!(profiles[0], profiles[2]);
+    prop_assert_eq!(owner(customers, shared), None);
+    let visitor = owner(customers, "anonymous_id:kiosk-visitor");
+    prop_assert!(visitor.is_some() && !profiles.contains(&visitor));
+    for person in ["ana", "ben", "eve"] {
+        prop_assert_eq!(
+            owner(customers, &format!("anonymous_id:{person}-phone")),
+            owner(customers, &format!("user_id:{person}"))
+        );
+    }
+    let suspects = customers.suspects().unwrap();
+    prop_assert_eq!(suspects.len(), 1);
+    prop_assert_eq!(&suspects[0].identifier, &id(shared));
+    prop_assert_eq!(suspects[0].people, 3);
+    prop_assert_eq!(suspects[0].profiles, 4);
+    prop_assert_eq!(suspects[0].status, SuspectStatus::Open);
+    match customers
+        .explain(&id("user_id:ana"), &id("user_id:ben"))
+        .unwrap()
+    {
+        Explanation::Refused { refusals } => {
+            let by_suspect = refusals.iter().any(|r| {
+                matches!(r.rule, RefusalRule::Suspect { .. }) && r.identifier == id(shared)
+            });
+            prop_assert!(by_suspect);
+        }
+        other => prop_assert!(false, "not refused: {other:?}"),
+    }
+    Ok(())
+}
+
+fn arrivals(count: usize) -> impl Strategy<Value = Vec<usize>> {
+    Just((0..count).collect::<Vec<usize>>()).prop_shuffle()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn a_placeholder_email_typed_by_strangers_links_none_of_them(order in arrivals(10)) {
+        let events = strangers_sharing("email:noemail@example.com");
+        for customers in backends() {
+            for &n in &order {
+                customers.ingest(events[n].clone()).unwrap();
+            }
+            assert_kept_apart(&customers, "email:noemail@example.com")?;
+        }
+    }
+
+    #[test]
+    fn a_switchboard_number_typed_by_strangers_links_none_of_them(order in arrivals(10)) {
+        let events = strangers_sharing("phone:+4930901820");
+        for customers in backends() {
+            for &n in &order {
+                customers.ingest(events[n].clone()).unwrap();
+            }
+            assert_kept_apart(&customers, "phone:+4930901820")?;
+        }
+    }
+
+    #[test]
+    fn a_person_with_two_emails_on_two_devices_is_one_profile(order in arrivals(5)) {
+        let events = [
+            event("laptop", 0, &["anonymous_id:laptop", "email:ana@work.com"]),
+            event("phone", 1, &["anonymous_id:phone", "email:ana@home.org"]),
+            event("login", 2, &["user_id:ana", "email:ana@work.com"]),
+            event("settings", 3, &["email:ana@work.com", "email:ana@home.org"]),
+            event("newsletter", 4, &["email:ana@home.org", "phone:+4917012345"]),
+        ];
+        for customers in backends() {
+            for &n in &order {
+                customers.ingest(events[n].clone()).unwrap();
+            }
+            let ana = owner(&customers, "user_id:ana");
+            prop_assert!(ana.is_some());
+            for identifier in ["anonymous_id:laptop", "anonymous_id:phone", "email:ana@home.org",
+                               "phone:+4917012345"] {
+                prop_assert_eq!(owner(&customers, identifier), ana);
+            }
+            prop_assert!(customers.suspects().unwrap().is_empty());
+        }
+    }
+}
+
+#[test]
+fn below_the_threshold_a_shared_value_still_links_within_the_limits() {
+    // Two people are not yet evidence of a placeholder: a couple sharing one email.
+    for customers in backends() {
+        for event in strangers_sharing("email:family@example.com")
+            .into_iter()
+            .filter(|e| !e.message_id.starts_with("eve"))
+        {
+            customers.ingest(event).unwrap();
+        }
+        assert!(customers.suspects().unwrap().is_empty());
+        assert!(owner(&customers, "email:family@example.com").is_some());
+    }
+}
+
+#[test]
+fn clearing_a_suspect_merges_what_it_links_and_confirming_it_splits_again() {
+    for customers in backends() {
+        let shared = "email:info@bakery.de";
+        for event in strangers_sharing(shared) {
+            customers.ingest(event).unwrap();
+        }
+        let visitor = "anonymous_id:kiosk-visitor";
+        assert_ne!(owner(&customers, visitor), owner(&customers, "user_id:ana"));
+
+        customers.clear_suspect(&id(shared)).unwrap();
+        // It links again: the visitor joins whoever holds it; the user ids stay apart.
+        let holder = owner(&customers, shared).expect("held once cleared");
+        assert_eq!(owner(&customers, visitor), Some(holder));
+        let users: Vec<_> = ["ana", "ben", "eve"]
+            .iter()
+            .map(|p| owner(&customers, &format!("user_id:{p}")))
+            .collect();
+        assert!(users.contains(&Some(holder)));
+        assert_ne!(users[0], users[1]);
+        let suspects = customers.suspects().unwrap();
+        assert_eq!(suspects[0].status, SuspectStatus::Cleared);
+        assert_eq!(suspects[0].profiles, 0);
+
+        // New evidence does not make a cleared value suspect again.
+        customers
+            .ingest(event("zoe-signup", 60, &["user_id:zoe", shared]))
+            .unwrap();
+        assert_eq!(owner(&customers, shared), Some(holder));
+
+        customers.confirm_suspect(&id(shared)).unwrap();
+        assert_eq!(owner(&customers, shared), None);
+        assert_ne!(owner(&customers, visitor), owner(&customers, "user_id:ana"));
+        assert_eq!(
+            customers.suspects().unwrap()[0].status,
+            SuspectStatus::Confirmed
+        );
+    }
+}
+
+#[test]
+fn suspicion_can_be_turned_off() {
+    let customers = Customers::with_policy(
+        MemoryStore::new(),
+        oneview::identity::Policy::default().suspect_after(0),
+    );
+    for event in strangers_sharing("email:noemail@example.com") {
+        customers.ingest(event).unwrap();
+    }
+    assert!(customers.suspects().unwrap().is_empty());
+    assert!(
+        customers
+            .store()
+            .owners(&[id("email:noemail@example.com")])
+            .unwrap()[0]
+            .is_some()
+    );
+}
