@@ -10,13 +10,22 @@
 //! cargo bench --bench identity
 //! ```
 //!
+//! Then a harder stream (see [`scenario`]): shared store tablets, placeholder emails and a
+//! switchboard number that no blocklist names, duplicates and 3% late arrivals. It is
+//! resolved at 1× (1,500 people, `ONEVIEW_SCENARIO_PEOPLE`) and 10× the size, in time
+//! order and as delivered, and the 10×/1× time ratios are printed (linear is 10); at 1×,
+//! pairwise precision and recall against the true people are printed with suspect
+//! detection off and on.
+//!
 //! The last line of output is one JSON object with the figures.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use oneview::identity::Action;
-use oneview::{Channel, Customers, Event, IdentifierKind, SqliteStore};
+use oneview::identity::{Action, Policy};
+use oneview::store::{EventStore, IdentityStore};
+use oneview::{Channel, CustomerId, Customers, Event, IdentifierKind, SqliteStore};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
@@ -85,6 +94,189 @@ fn stream(people: usize, rng: &mut StdRng) -> Vec<Event> {
     arrival
 }
 
+/// Values typed by people who will not give theirs, that no blocklist names.
+const PLACEHOLDER_EMAILS: &[&str] = &["noemail@example.com", "nomail@shop.de", "keine@firma.de"];
+const SWITCHBOARD: &str = "+4930901820";
+
+/// A stream of `people` customers of a shop with a web site, an app and stores, each event
+/// tagged with the person it truly is. Each person browses anonymously on a device of
+/// their own (5% also on one of the store's shared tablets), signs up with a user id and
+/// an email (10% type a placeholder instead, 5% none) and sometimes a phone (3% the
+/// company's switchboard), then acts as a user and opens emails. 3% of messages are
+/// delivered twice; with `late`, 3% are delivered a while after their time.
+pub fn scenario(people: usize, late: bool, rng: &mut StdRng) -> Vec<(Event, usize)> {
+    let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    let mut timed: Vec<(Event, usize)> = Vec::with_capacity(people * 13);
+    for person in 0..people {
+        let first = rng.random_range(0..30_000_000i64);
+        let device = format!("device-{person}");
+        let tablet = rng.random_bool(0.05).then(|| {
+            format!(
+                "store-tablet-{}",
+                rng.random_range(0..(people / 100).max(1))
+            )
+        });
+        let user = format!("user-{person}");
+        let email = match rng.random_range(0..100) {
+            0..85 => Some(format!("person{person}@example.com")),
+            85..95 => {
+                Some(PLACEHOLDER_EMAILS[rng.random_range(0..PLACEHOLDER_EMAILS.len())].to_string())
+            }
+            _ => None,
+        };
+        let phone = match rng.random_range(0..100) {
+            0..37 => Some(format!("+1415{person:07}")),
+            37..40 => Some(SWITCHBOARD.to_string()),
+            _ => None,
+        };
+        let mut n = 0;
+        let mut push =
+            |offset: i64, channel: Channel, name: &str, ids: &[(IdentifierKind, &str)]| {
+                let builder = ids.iter().fold(
+                    Event::builder("shop", channel, name)
+                        .message_id(&format!("p{person}-{n}"))
+                        .occurred_at(start + chrono::Duration::seconds(first + offset)),
+                    |b, (kind, value)| b.identifier(kind.clone(), value),
+                );
+                n += 1;
+                timed.push((builder.build().expect("valid"), person));
+            };
+        for visit in 0..3 {
+            push(
+                visit * 30,
+                Channel::Web,
+                "Page Viewed",
+                &[(IdentifierKind::AnonymousId, &device)],
+            );
+        }
+        if let Some(tablet) = &tablet {
+            push(
+                200,
+                Channel::Store,
+                "Product Viewed",
+                &[(IdentifierKind::AnonymousId, tablet)],
+            );
+        }
+        let mut signup = vec![
+            (IdentifierKind::AnonymousId, device.as_str()),
+            (IdentifierKind::UserId, user.as_str()),
+        ];
+        if let Some(email) = &email {
+            signup.push((IdentifierKind::Email, email));
+        }
+        if let Some(phone) = &phone {
+            signup.push((IdentifierKind::Phone, phone));
+        }
+        push(300, Channel::Web, "Signed Up", &signup);
+        if let Some(tablet) = &tablet {
+            push(
+                400,
+                Channel::Store,
+                "Signed In",
+                &[
+                    (IdentifierKind::AnonymousId, tablet),
+                    (IdentifierKind::UserId, &user),
+                ],
+            );
+        }
+        for action in 0..5 {
+            push(
+                3_600 * (action + 1),
+                Channel::Mobile,
+                "Order Completed",
+                &[(IdentifierKind::UserId, &user)],
+            );
+        }
+        if let Some(email) = &email {
+            push(
+                86_400,
+                Channel::Email,
+                "Email Opened",
+                &[(IdentifierKind::Email, email)],
+            );
+        }
+    }
+    timed.sort_by_key(|(e, _)| (e.occurred_at, e.id));
+    let mut arrival: Vec<(Event, usize)> = Vec::with_capacity(timed.len() * 2);
+    let mut delayed = Vec::new();
+    for item in timed {
+        if rng.random_bool(0.03) {
+            arrival.push(item.clone());
+        }
+        if late && rng.random_bool(0.03) {
+            delayed.push((arrival.len() + rng.random_range(50..5_000), item));
+        } else {
+            arrival.push(item);
+        }
+    }
+    delayed.sort_by_key(|(position, _)| *position);
+    let mut delayed = delayed.into_iter().peekable();
+    let mut delivered = Vec::with_capacity(arrival.len() + delayed.len());
+    for (position, item) in arrival.into_iter().enumerate() {
+        while let Some((_, late)) = delayed.next_if(|(at, _)| *at <= position) {
+            delivered.push(late);
+        }
+        delivered.push(item);
+    }
+    delivered.extend(delayed.map(|(_, late)| late));
+    delivered
+}
+
+/// Ingests `events` into a fresh SQLite file in batches of 1,000, as the replay example
+/// does; returns the store and how long it took.
+pub fn resolve_all(
+    dir: &std::path::Path,
+    name: &str,
+    policy: Policy,
+    events: &[(Event, usize)],
+) -> (Customers<SqliteStore>, Duration) {
+    let customers =
+        Customers::with_policy(SqliteStore::open(dir.join(name)).expect("open"), policy);
+    let started = Instant::now();
+    for chunk in events.chunks(1_000) {
+        let batch: Vec<Event> = chunk.iter().map(|(e, _)| e.clone()).collect();
+        for result in customers.ingest_batch(batch).expect("batch") {
+            result.expect("valid");
+        }
+    }
+    (customers, started.elapsed())
+}
+
+/// Pairwise precision and recall of the profiles against the true people, over events.
+fn precision_recall(customers: &Customers<SqliteStore>, events: &[(Event, usize)]) -> (f64, f64) {
+    let mut cells: HashMap<(CustomerId, usize), u64> = HashMap::new();
+    let mut seen = std::collections::HashSet::new();
+    for (event, person) in events {
+        if !seen.insert(event.id) {
+            continue;
+        }
+        let stored = customers
+            .store()
+            .event(event.id)
+            .expect("read")
+            .expect("stored");
+        let live = customers
+            .store()
+            .profile(stored.customer)
+            .expect("read")
+            .expect("live")
+            .id;
+        *cells.entry((live, *person)).or_default() += 1;
+    }
+    let pairs = |n: u64| n * n.saturating_sub(1) / 2;
+    let mut by_profile: HashMap<CustomerId, u64> = HashMap::new();
+    let mut by_person: HashMap<usize, u64> = HashMap::new();
+    let mut both = 0;
+    for (&(profile, person), &n) in &cells {
+        *by_profile.entry(profile).or_default() += n;
+        *by_person.entry(person).or_default() += n;
+        both += pairs(n);
+    }
+    let predicted: u64 = by_profile.values().map(|&n| pairs(n)).sum();
+    let truth: u64 = by_person.values().map(|&n| pairs(n)).sum();
+    (both as f64 / predicted as f64, both as f64 / truth as f64)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index].as_secs_f64() * 1e6
@@ -127,6 +319,52 @@ fn main() {
     }
     let sqlite_rate = events.len() as f64 / started.elapsed().as_secs_f64();
     println!("sqlite, batches of 5,000: {sqlite_rate:.0} events/s");
+
+    let small: usize = std::env::var("ONEVIEW_SCENARIO_PEOPLE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_500);
+    let mut quality = serde_json::Map::new();
+    let mut seconds = HashMap::new();
+    for late in [false, true] {
+        let order = if late { "delivered" } else { "time_order" };
+        for scale in [1, 10] {
+            let mut rng = StdRng::seed_from_u64(7);
+            let events = scenario(small * scale, late, &mut rng);
+            let (customers, took) = resolve_all(
+                dir.path(),
+                &format!("scenario-{order}-{scale}.db"),
+                Policy::default(),
+                &events,
+            );
+            println!(
+                "scenario {order}, {} people, {} messages: {:.2} s",
+                small * scale,
+                events.len(),
+                took.as_secs_f64()
+            );
+            seconds.insert((late, scale), took.as_secs_f64());
+            if scale == 1 && late {
+                let (off, _) = resolve_all(
+                    dir.path(),
+                    "scenario-off.db",
+                    Policy::default().suspect_after(0),
+                    &events,
+                );
+                for (name, store) in [("without_suspects", &off), ("with_suspects", &customers)] {
+                    let (precision, recall) = precision_recall(store, &events);
+                    println!("scenario {name}: precision {precision:.4}, recall {recall:.4}");
+                    quality.insert(name.into(), json!({"precision": (precision * 1e4).round() / 1e4, "recall": (recall * 1e4).round() / 1e4}));
+                }
+            }
+        }
+    }
+    let ratio = |late| seconds[&(late, 10)] / seconds[&(late, 1)];
+    println!(
+        "scenario 10x/1x time: {:.1} in time order, {:.1} as delivered",
+        ratio(false),
+        ratio(true)
+    );
     println!(
         "{}",
         json!({
@@ -138,6 +376,10 @@ fn main() {
             "p99_us": (p99 * 10.0).round() / 10.0,
             "rebuilds": rebuilds,
             "sqlite_batched_events_per_s": sqlite_rate.round(),
+            "scenario_people": small,
+            "scaling_10x_time_order": (ratio(false) * 100.0).round() / 100.0,
+            "scaling_10x_delivered": (ratio(true) * 100.0).round() / 100.0,
+            "scenario_quality": quality,
         })
     );
 }
