@@ -104,7 +104,7 @@ const SWITCHBOARD: &str = "+4930901820";
 /// an email (10% type a placeholder instead, 5% none) and sometimes a phone (3% the
 /// company's switchboard), then acts as a user and opens emails. 3% of messages are
 /// delivered twice; with `late`, 3% are delivered a while after their time.
-pub fn scenario(people: usize, late: bool, rng: &mut StdRng) -> Vec<(Event, usize)> {
+fn scenario(people: usize, late: bool, rng: &mut StdRng) -> Vec<(Event, usize)> {
     let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
     let mut timed: Vec<(Event, usize)> = Vec::with_capacity(people * 13);
     for person in 0..people {
@@ -224,7 +224,7 @@ pub fn scenario(people: usize, late: bool, rng: &mut StdRng) -> Vec<(Event, usiz
 
 /// Ingests `events` into a fresh SQLite file in batches of 1,000, as the replay example
 /// does; returns the store and how long it took.
-pub fn resolve_all(
+fn resolve_all(
     dir: &std::path::Path,
     name: &str,
     policy: Policy,

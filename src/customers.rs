@@ -167,29 +167,33 @@ impl<S: Store> Customers<S> {
         let mut order: Vec<usize> = (0..records.len()).collect();
         order.sort_by_key(|&i| records[i].key());
         let (mut results, late, repeats) = self.write(|| {
-            let mut planner = Planner::new(&self.store, &self.policy);
-            planner.prefetch(&records)?;
-            let mut results: Vec<Option<Result<Receipt, Error>>> =
-                (0..records.len()).map(|_| None).collect();
-            let mut commits = Vec::new();
-            let mut late = Vec::new();
-            let mut repeats: Vec<(usize, EventId)> = Vec::new();
-            for &index in &order {
-                match planner.plan(&records[index]) {
-                    Ok(Plan::Skip(receipt)) => results[index] = Some(Ok(receipt)),
-                    Ok(Plan::Apply(commit, receipt)) => {
-                        commits.push(*commit);
-                        results[index] = Some(Ok(receipt));
+            // Planned on one snapshot: the decisions rest on one state, and the backend
+            // reads it without a transaction per read.
+            let (results, commits, late, repeats) = read_consistent(&self.store, |reads| {
+                let mut planner = Planner::new(reads, &self.policy);
+                planner.prefetch(&records)?;
+                let mut results: Vec<Option<Result<Receipt, Error>>> =
+                    (0..records.len()).map(|_| None).collect();
+                let mut commits = Vec::new();
+                let mut late = Vec::new();
+                let mut repeats: Vec<(usize, EventId)> = Vec::new();
+                for &index in &order {
+                    match planner.plan(&records[index]) {
+                        Ok(Plan::Skip(receipt)) => results[index] = Some(Ok(receipt)),
+                        Ok(Plan::Apply(commit, receipt)) => {
+                            commits.push(*commit);
+                            results[index] = Some(Ok(receipt));
+                        }
+                        Ok(Plan::Repeat(event)) => repeats.push((index, event)),
+                        Ok(Plan::Late) => late.push(index),
+                        Err(Error::Invalid(invalid)) => {
+                            results[index] = Some(Err(Error::Invalid(invalid)));
+                        }
+                        Err(other) => return Err(other),
                     }
-                    Ok(Plan::Repeat(event)) => repeats.push((index, event)),
-                    Ok(Plan::Late) => late.push(index),
-                    Err(Error::Invalid(invalid)) => {
-                        results[index] = Some(Err(Error::Invalid(invalid)));
-                    }
-                    Err(other) => return Err(other),
                 }
-            }
-            drop(planner);
+                Ok((results, commits, late, repeats))
+            })?;
             match self.store.apply(&commits) {
                 Ok(outcomes) if outcomes.iter().all(|o| *o == CommitOutcome::Applied) => {
                     Ok(Attempt::Done((results, late, repeats)))

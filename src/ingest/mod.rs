@@ -25,8 +25,8 @@ use crate::model::{
     Refusal, TraitOperation,
 };
 use crate::store::{
-    Attributed, Commit, EventStore, Expectation, IdentityChange, InteractionStore, Owner,
-    PageRequest, Reads, Store, StoreError,
+    Attributed, Commit, EventStore, Expectation, IdentityChange, InteractionStore, Owner, Reads,
+    StoreError, TimelineCursor,
 };
 
 /// Something to ingest: an event or an interaction.
@@ -139,7 +139,7 @@ pub(crate) struct Planner<'a, S: ?Sized> {
     planned_absorbed: Vec<CustomerId>,
 }
 
-impl<'a, S: Store + ?Sized> Planner<'a, S> {
+impl<'a, S: Reads + ?Sized> Planner<'a, S> {
     pub(crate) fn new(store: &'a S, policy: &'a Policy) -> Self {
         Self {
             store,
@@ -395,7 +395,7 @@ impl<'a, S: Store + ?Sized> Planner<'a, S> {
     }
 }
 
-impl<S: Store + ?Sized> Planner<'_, S> {
+impl<S: Reads + ?Sized> Planner<'_, S> {
     /// Whether evidence with `usable` identifiers could make one of them suspect.
     ///
     /// Exact counting needs every piece of evidence carrying the value; here an upper
@@ -518,10 +518,12 @@ pub(crate) fn latest_evidence<S: Reads + ?Sized>(
     store: &S,
     customer: CustomerId,
 ) -> Result<Option<EvidenceKey>, StoreError> {
-    let event = EventStore::events(store, customer, PageRequest::first(1))?;
-    let interaction = InteractionStore::interactions(store, customer, PageRequest::first(1))?;
-    let event = event.items.first().map(event_key);
-    let interaction = interaction.items.first().map(interaction_key);
+    let key = |cursor: TimelineCursor| EvidenceKey {
+        at: cursor.at,
+        id: cursor.id,
+    };
+    let event = EventStore::latest_event(store, customer)?.map(key);
+    let interaction = InteractionStore::latest_interaction(store, customer)?.map(key);
     Ok(event.max(interaction))
 }
 

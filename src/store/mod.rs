@@ -468,6 +468,18 @@ pub trait EventStore: Debug + Send + Sync {
     /// Event counts and times per channel for the profile `customer` resolves to, by channel.
     fn event_summary(&self, customer: CustomerId) -> Result<Vec<ChannelSummary>, StoreError>;
 
+    /// Where the newest event of the live profile `customer` sits: its time and id, as
+    /// the first page of [`events`](Self::events) would give. Ingest asks this of every
+    /// profile it touches, to tell a late record; the default reads that page, and a
+    /// backend with an index answers from it without reading the events.
+    fn latest_event(&self, customer: CustomerId) -> Result<Option<TimelineCursor>, StoreError> {
+        let page = self.events(customer, PageRequest::first(1))?;
+        Ok(page.items.first().map(|event| TimelineCursor {
+            at: event.occurred_at,
+            id: *event.id.as_uuid(),
+        }))
+    }
+
     /// Every stored event, oldest first by (`occurred_at`, id), without loading them all
     /// into memory. Events appended during the scan may or may not be seen.
     fn scan_events(&self) -> EventScan<'_>;
@@ -489,6 +501,20 @@ pub trait InteractionStore: Debug + Send + Sync {
 
     /// Interaction counts and times per channel for the profile `customer` resolves to.
     fn interaction_summary(&self, customer: CustomerId) -> Result<Vec<ChannelSummary>, StoreError>;
+
+    /// Where the newest interaction of the live profile `customer` sits, as the first page
+    /// of [`interactions`](Self::interactions) would give; see
+    /// [`EventStore::latest_event`].
+    fn latest_interaction(
+        &self,
+        customer: CustomerId,
+    ) -> Result<Option<TimelineCursor>, StoreError> {
+        let page = self.interactions(customer, PageRequest::first(1))?;
+        Ok(page.items.first().map(|interaction| TimelineCursor {
+            at: interaction.occurred_at,
+            id: *interaction.id.as_uuid(),
+        }))
+    }
 }
 
 /// Reads of trait operations.
@@ -606,6 +632,9 @@ macro_rules! forward_store {
             fn events(&self, customer: CustomerId, page: PageRequest) -> Result<Page<Event>, StoreError> {
                 (**self).events(customer, page)
             }
+            fn latest_event(&self, customer: CustomerId) -> Result<Option<TimelineCursor>, StoreError> {
+                (**self).latest_event(customer)
+            }
             fn event_summary(&self, customer: CustomerId) -> Result<Vec<ChannelSummary>, StoreError> {
                 (**self).event_summary(customer)
             }
@@ -619,6 +648,9 @@ macro_rules! forward_store {
             }
             fn interactions(&self, customer: CustomerId, page: PageRequest) -> Result<Page<Interaction>, StoreError> {
                 (**self).interactions(customer, page)
+            }
+            fn latest_interaction(&self, customer: CustomerId) -> Result<Option<TimelineCursor>, StoreError> {
+                (**self).latest_interaction(customer)
             }
             fn interaction_summary(&self, customer: CustomerId) -> Result<Vec<ChannelSummary>, StoreError> {
                 (**self).interaction_summary(customer)

@@ -667,6 +667,26 @@ pub fn merges_resolve_to_the_survivor(store: &dyn Store) {
             "events of all members, via {id}"
         );
         assert_eq!(store.trait_operations(id).expect("read").len(), 3);
+        let newest_event = store.events(id, PageRequest::first(1)).expect("read").items;
+        assert_eq!(
+            store.latest_event(id).expect("read"),
+            Some(TimelineCursor {
+                at: at(12),
+                id: *newest_event[0].id.as_uuid(),
+            }),
+            "the latest event is that of the first page, across members"
+        );
+        let newest = &store
+            .interactions(id, PageRequest::first(1))
+            .expect("read")
+            .items[0];
+        assert_eq!(
+            store.latest_interaction(id).expect("read"),
+            Some(TimelineCursor {
+                at: newest.occurred_at,
+                id: *newest.id.as_uuid(),
+            })
+        );
         assert_eq!(
             store
                 .interactions(id, PageRequest::first(10))

@@ -1149,6 +1149,32 @@ fn bodies<T: serde::de::DeserializeOwned>(
 
 /// A newest-first page from `table`, which must have `profile_id`, `occurred_at`, `id` and
 /// `body` columns.
+/// The newest entry of the live profile `id` in `table`, read from its
+/// `(profile_id, occurred_at, id)` index alone.
+fn latest(
+    conn: &Connection,
+    table: &str,
+    id: CustomerId,
+) -> Result<Option<TimelineCursor>, StoreError> {
+    let sql = format!(
+        "SELECT t.occurred_at, t.id FROM profiles p JOIN {table} t ON t.profile_id = p.id
+         WHERE p.live_id = {LIVE} ORDER BY t.occurred_at DESC, t.id DESC LIMIT 1"
+    );
+    conn.prepare_cached(&sql)
+        .map_err(sqlite)?
+        .query_row([key(id.as_uuid())], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, Key>(1)?))
+        })
+        .optional()
+        .map_err(sqlite)
+        .map(|found| {
+            found.map(|(at, id)| TimelineCursor {
+                at: time(at),
+                id: Uuid::from_bytes(id),
+            })
+        })
+}
+
 fn page<T: serde::de::DeserializeOwned>(
     conn: &Connection,
     table: &str,
@@ -1282,6 +1308,10 @@ impl EventStore for SqliteStore {
         self.read(|conn| summary(conn, "events", id))
     }
 
+    fn latest_event(&self, id: CustomerId) -> Result<Option<TimelineCursor>, StoreError> {
+        self.read(|conn| latest(conn, "events", id))
+    }
+
     fn scan_events(&self) -> EventScan<'_> {
         Box::new(Scan {
             store: self,
@@ -1410,6 +1440,10 @@ impl InteractionStore for SqliteStore {
 
     fn interaction_summary(&self, id: CustomerId) -> Result<Vec<ChannelSummary>, StoreError> {
         self.read(|conn| summary(conn, "interactions", id))
+    }
+
+    fn latest_interaction(&self, id: CustomerId) -> Result<Option<TimelineCursor>, StoreError> {
+        self.read(|conn| latest(conn, "interactions", id))
     }
 }
 
