@@ -3,8 +3,11 @@
 //! `cargo bench --bench throughput` ingests 1,000,000 events for 100,000 customers (about
 //! three identifiers each, about 200 bytes of properties, 5% of events linking two
 //! identifiers) into a file database, then measures lookups, unified-view reads, a full
-//! scan and the size on disk. The same event rows are then inserted by plain rusqlite
-//! into a table with the same indexes, for the ratio. Everything ends as one JSON line.
+//! scan and the size on disk. Each batch the library ingests is followed by a plain
+//! rusqlite insert of the same rows into a table with the same indexes, so the ratio
+//! (`ingest_vs_raw`) compares them under the same machine weather. The pair runs again
+//! with both databases on tmpfs (`/dev/shm`) for `ingest_vs_raw_mem`, where the disk no
+//! longer hides the library's own cost. Everything ends as one JSON line.
 //!
 //! `ONEVIEW_BENCH_EVENTS` sets a smaller event count for a quick run (customers scale).
 
@@ -99,27 +102,31 @@ fn disk_bytes(path: &Path) -> u64 {
 
 /// The same event rows, inserted by plain rusqlite with prepared statements in batched
 /// transactions, into a table with the events table's indexes.
-fn raw_baseline(path: &Path, workload: &Workload) -> f64 {
-    let mut conn = rusqlite::Connection::open(path).unwrap();
-    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-    conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
-    // The same page cache the store is given, so the ratio compares logic, not caching.
-    conn.pragma_update(None, "cache_size", -64 * 1024).unwrap();
-    conn.execute_batch(
-        "CREATE TABLE events (
-            id BLOB NOT NULL UNIQUE, profile_id BLOB NOT NULL,
-            occurred_at INTEGER NOT NULL, channel TEXT NOT NULL, body TEXT NOT NULL);
-         CREATE INDEX events_by_profile ON events (profile_id, occurred_at, id);
-         CREATE INDEX events_by_time ON events (occurred_at, id);",
-    )
-    .unwrap();
-    let mut elapsed = Duration::ZERO;
-    for start in (0..workload.events).step_by(BATCH) {
-        let batch: Vec<Event> = (start..(start + BATCH).min(workload.events))
-            .map(|n| workload.event(n))
-            .collect();
-        let began = Instant::now();
-        let tx = conn.transaction().unwrap();
+struct Raw {
+    conn: rusqlite::Connection,
+}
+
+impl Raw {
+    fn open(path: &Path) -> Self {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
+        // The same page cache the store is given, so the ratio compares logic, not caching.
+        conn.pragma_update(None, "cache_size", -64 * 1024).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE events (
+                id BLOB NOT NULL UNIQUE, profile_id BLOB NOT NULL,
+                occurred_at INTEGER NOT NULL, channel TEXT NOT NULL, body TEXT NOT NULL);
+             CREATE INDEX events_by_profile ON events (profile_id, occurred_at, id);
+             CREATE INDEX events_by_time ON events (occurred_at, id);",
+        )
+        .unwrap();
+        Self { conn }
+    }
+
+    /// Inserts `batch`, whose first event is number `start`, in one transaction.
+    fn insert(&mut self, workload: &Workload, start: usize, batch: &[Event]) {
+        let tx = self.conn.transaction().unwrap();
         {
             let mut insert = tx
                 .prepare_cached(
@@ -127,7 +134,7 @@ fn raw_baseline(path: &Path, workload: &Workload) -> f64 {
                      VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
                 .unwrap();
-            for (n, event) in (start..).zip(&batch) {
+            for (n, event) in (start..).zip(batch) {
                 let profile = uuid::Uuid::from_u128(workload.customer_of(n) as u128);
                 insert
                     .execute(params![
@@ -141,9 +148,48 @@ fn raw_baseline(path: &Path, workload: &Workload) -> f64 {
             }
         }
         tx.commit().unwrap();
-        elapsed += began.elapsed();
     }
-    workload.events as f64 / elapsed.as_secs_f64()
+}
+
+/// Ingest and raw-insert rates over the whole workload, with each library batch followed
+/// by the raw insert of the same rows, so drift on a noisy machine moves both.
+struct Interleaved {
+    ingest_per_s: f64,
+    raw_per_s: f64,
+    rss_quarters: Vec<f64>,
+}
+
+fn interleaved(
+    workload: &Workload,
+    customers: &Customers<SqliteStore>,
+    raw: &mut Raw,
+) -> Interleaved {
+    let (mut ingest, mut inserting) = (Duration::ZERO, Duration::ZERO);
+    // Resident memory after each quarter of the events: it should level off once SQLite's
+    // page caches are full, not keep growing with the event count.
+    let mut rss_quarters = Vec::new();
+    for start in (0..workload.events).step_by(BATCH) {
+        let batch: Vec<Event> = (start..(start + BATCH).min(workload.events))
+            .map(|n| workload.event(n))
+            .collect();
+        let began = Instant::now();
+        raw.insert(workload, start, &batch);
+        inserting += began.elapsed();
+        let began = Instant::now();
+        for result in customers.ingest_batch(batch).expect("batch") {
+            result.expect("valid");
+        }
+        ingest += began.elapsed();
+        let done = (start + BATCH).min(workload.events);
+        if done * 4 / workload.events > rss_quarters.len() {
+            rss_quarters.push(rss_mib().round());
+        }
+    }
+    Interleaved {
+        ingest_per_s: workload.events as f64 / ingest.as_secs_f64(),
+        raw_per_s: workload.events as f64 / inserting.as_secs_f64(),
+        rss_quarters,
+    }
 }
 
 fn main() {
@@ -160,29 +206,13 @@ fn main() {
 
     // Ingest, timing only the library's work, not building the events.
     let customers = Customers::new(SqliteStore::open(&path).expect("open"));
-    let mut ingest = Duration::ZERO;
-    // Resident memory after each quarter of the events: it should level off once SQLite's
-    // page caches are full, not keep growing with the event count.
-    let mut rss_quarters = Vec::new();
-    for start in (0..workload.events).step_by(BATCH) {
-        let batch: Vec<Event> = (start..(start + BATCH).min(workload.events))
-            .map(|n| workload.event(n))
-            .collect();
-        let began = Instant::now();
-        for result in customers.ingest_batch(batch).expect("batch") {
-            result.expect("valid");
-        }
-        ingest += began.elapsed();
-        let done = (start + BATCH).min(workload.events);
-        if done * 4 / workload.events > rss_quarters.len() {
-            rss_quarters.push(rss_mib().round());
-        }
-    }
-    let ingest_per_s = workload.events as f64 / ingest.as_secs_f64();
-    drop(customers);
+    let mut raw = Raw::open(&dir.path().join("raw.db"));
+    let file = interleaved(&workload, &customers, &mut raw);
+    drop((customers, raw));
     let bytes_per_event = disk_bytes(&path) as f64 / workload.events as f64;
     println!(
-        "ingest: {ingest_per_s:.0} events/s; resident MiB after each quarter {rss_quarters:?}"
+        "file: ingest {:.0} events/s, raw rusqlite insert {:.0} events/s; resident MiB after each quarter {:?}",
+        file.ingest_per_s, file.raw_per_s, file.rss_quarters
     );
 
     let customers = Customers::new(SqliteStore::open(&path).expect("reopen"));
@@ -226,13 +256,30 @@ fn main() {
     assert!(first.is_some());
     drop(customers);
 
-    let raw_per_s = raw_baseline(&dir.path().join("raw.db"), &workload);
+    // The same on a database kept in memory (tmpfs where there is one), where the disk
+    // no longer hides what the library itself costs.
+    let memory = {
+        let shm = Path::new("/dev/shm");
+        let mem_dir = if shm.is_dir() {
+            tempfile::tempdir_in(shm).expect("tmpfs dir")
+        } else {
+            tempfile::tempdir().expect("temp dir")
+        };
+        let customers =
+            Customers::new(SqliteStore::open(mem_dir.path().join("bench.db")).expect("open"));
+        let mut raw = Raw::open(&mem_dir.path().join("raw.db"));
+        interleaved(&workload, &customers, &mut raw)
+    };
+    println!(
+        "memory: ingest {:.0} events/s, raw rusqlite insert {:.0} events/s",
+        memory.ingest_per_s, memory.raw_per_s
+    );
+
     let (lookup_p50, lookup_p99) = (
         percentile(&mut lookups, 0.5),
         percentile(&mut lookups, 0.99),
     );
     let (view_p50, view_p99) = (percentile(&mut views, 0.5), percentile(&mut views, 0.99));
-    println!("raw rusqlite insert: {raw_per_s:.0} events/s");
     println!("lookup p50 {lookup_p50:.1} µs, p99 {lookup_p99:.1} µs");
     println!("view p50 {view_p50:.1} µs, p99 {view_p99:.1} µs");
     println!(
@@ -244,16 +291,19 @@ fn main() {
             "events": workload.events,
             "customers": workload.customers,
             "profiles": profiles,
-            "ingest_events_per_s": ingest_per_s.round(),
-            "raw_insert_events_per_s": raw_per_s.round(),
-            "ingest_vs_raw": (ingest_per_s / raw_per_s * 1000.0).round() / 1000.0,
+            "ingest_events_per_s": file.ingest_per_s.round(),
+            "raw_insert_events_per_s": file.raw_per_s.round(),
+            "ingest_vs_raw": (file.ingest_per_s / file.raw_per_s * 1000.0).round() / 1000.0,
+            "ingest_mem_events_per_s": memory.ingest_per_s.round(),
+            "raw_insert_mem_events_per_s": memory.raw_per_s.round(),
+            "ingest_vs_raw_mem": (memory.ingest_per_s / memory.raw_per_s * 1000.0).round() / 1000.0,
             "lookup_p50_us": (lookup_p50 * 10.0).round() / 10.0,
             "lookup_p99_us": (lookup_p99 * 10.0).round() / 10.0,
             "view_p50_us": (view_p50 * 10.0).round() / 10.0,
             "view_p99_us": (view_p99 * 10.0).round() / 10.0,
             "scan_events_per_s": scan_per_s.round(),
             "bytes_per_event": bytes_per_event.round(),
-            "rss_mib_by_quarter": rss_quarters,
+            "rss_mib_by_quarter": file.rss_quarters,
         })
     );
 }
