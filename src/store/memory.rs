@@ -97,8 +97,46 @@ enum Undo {
     AppendTrait(CustomerId),
     Refuse,
     Override,
-    /// A rewrite touches too much to undo step by step: the state before the batch.
-    Restore(Box<State>),
+    /// A rewrite: the parts of the state it touches, as they were before it.
+    Rewrite(Box<Saved>),
+}
+
+/// The parts of the state one rewrite touches, as they were before it; `None` where there
+/// was nothing.
+struct Saved {
+    profiles: Vec<(CustomerId, Option<ProfileRow>)>,
+    owners: Vec<(Identifier, Option<CustomerId>)>,
+    events: Vec<(EventId, CustomerId)>,
+    event_timelines: Vec<(CustomerId, Option<Timeline>)>,
+    traits: Vec<(CustomerId, Option<Vec<TraitOperation>>)>,
+    interactions: Vec<(InteractionId, CustomerId)>,
+    interaction_timelines: Vec<(CustomerId, Option<Timeline>)>,
+    merges: Vec<MergeRecord>,
+    refusals: Vec<Refusal>,
+}
+
+/// The two kinds of map the state keeps, as [`State::restore`] needs them.
+trait MapLike<K, V> {
+    fn put(&mut self, key: K, value: V);
+    fn take(&mut self, key: &K);
+}
+
+impl<K: Ord, V> MapLike<K, V> for BTreeMap<K, V> {
+    fn put(&mut self, key: K, value: V) {
+        self.insert(key, value);
+    }
+    fn take(&mut self, key: &K) {
+        self.remove(key);
+    }
+}
+
+impl<K: std::hash::Hash + Eq, V> MapLike<K, V> for HashMap<K, V> {
+    fn put(&mut self, key: K, value: V) {
+        self.insert(key, value);
+    }
+    fn take(&mut self, key: &K) {
+        self.remove(key);
+    }
 }
 
 impl State {
@@ -320,12 +358,110 @@ impl State {
                 self.overrides.push(record.clone());
                 undo.push(Undo::Override);
             }
-            IdentityChange::Rewrite(rewrite) => self.rewrite(rewrite)?,
+            IdentityChange::Rewrite(rewrite) => {
+                // Saved whole before anything changes, so a failure anywhere in the batch
+                // puts back exactly what the rewrite touched.
+                undo.push(Undo::Rewrite(Box::new(self.save(rewrite))));
+                self.rewrite(rewrite)?;
+            }
         }
         Ok(())
     }
 
-    /// Applies a rewrite; the caller restores the state taken before the batch on error.
+    /// Copies what `rewrite` can change: the rows of the profiles it names, of the live
+    /// profiles they belong to and all their members, of the identifiers' owners old and
+    /// new; the records it moves with the timelines and trait operations of both ends.
+    fn save(&self, rewrite: &Rewrite) -> Saved {
+        let mut profiles: BTreeSet<CustomerId> = BTreeSet::new();
+        for state in &rewrite.profiles {
+            profiles.extend([state.id, state.live]);
+            if let Some(live) = self.live(state.id) {
+                profiles.insert(live);
+                profiles.extend(self.profiles[&live].members.iter().copied());
+            }
+        }
+        for (identifier, owner) in &rewrite.identifiers {
+            profiles.extend(self.owners.get(identifier).copied());
+            profiles.extend(*owner);
+        }
+        let mut record_ends: BTreeSet<CustomerId> = BTreeSet::new();
+        let events: Vec<(EventId, CustomerId)> = rewrite
+            .events
+            .iter()
+            .filter_map(|&(id, to)| {
+                let &(from, _) = self.events.get(&id)?;
+                record_ends.extend([from, to]);
+                Some((id, from))
+            })
+            .collect();
+        let interactions: Vec<(InteractionId, CustomerId)> = rewrite
+            .interactions
+            .iter()
+            .filter_map(|&(id, to)| {
+                let &(from, _) = self.interactions.get(&id)?;
+                record_ends.extend([from, to]);
+                Some((id, from))
+            })
+            .collect();
+        Saved {
+            profiles: profiles
+                .into_iter()
+                .map(|id| (id, self.profiles.get(&id).cloned()))
+                .collect(),
+            owners: rewrite
+                .identifiers
+                .iter()
+                .map(|(identifier, _)| (identifier.clone(), self.owners.get(identifier).copied()))
+                .collect(),
+            events,
+            event_timelines: record_ends
+                .iter()
+                .map(|c| (*c, self.event_timelines.get(c).cloned()))
+                .collect(),
+            traits: record_ends
+                .iter()
+                .map(|c| (*c, self.traits.get(c).cloned()))
+                .collect(),
+            interactions,
+            interaction_timelines: record_ends
+                .iter()
+                .map(|c| (*c, self.interaction_timelines.get(c).cloned()))
+                .collect(),
+            merges: self.merges.clone(),
+            refusals: self.refusals.clone(),
+        }
+    }
+
+    /// Puts back what [`save`](Self::save) copied.
+    fn restore(&mut self, saved: Saved) {
+        fn put<K, V>(map: &mut impl MapLike<K, V>, entries: Vec<(K, Option<V>)>) {
+            for (key, value) in entries {
+                match value {
+                    Some(value) => map.put(key, value),
+                    None => map.take(&key),
+                }
+            }
+        }
+        put(&mut self.profiles, saved.profiles);
+        put(&mut self.owners, saved.owners);
+        put(&mut self.event_timelines, saved.event_timelines);
+        put(&mut self.traits, saved.traits);
+        put(&mut self.interaction_timelines, saved.interaction_timelines);
+        for (id, customer) in saved.events {
+            if let Some(entry) = self.events.get_mut(&id) {
+                entry.0 = customer;
+            }
+        }
+        for (id, customer) in saved.interactions {
+            if let Some(entry) = self.interactions.get_mut(&id) {
+                entry.0 = customer;
+            }
+        }
+        self.merges = saved.merges;
+        self.refusals = saved.refusals;
+    }
+
+    /// Applies a rewrite; on error, the undo log puts back what it changed.
     fn rewrite(&mut self, rewrite: &Rewrite) -> Result<(), Fault> {
         let named: HashMap<CustomerId, CustomerId> =
             rewrite.profiles.iter().map(|p| (p.id, p.live)).collect();
@@ -529,7 +665,7 @@ impl State {
             Undo::Override => {
                 self.overrides.pop();
             }
-            Undo::Restore(state) => *self = *state,
+            Undo::Rewrite(saved) => self.restore(*saved),
         }
     }
 
@@ -954,22 +1090,11 @@ impl Store for MemoryStore {
     fn apply(&self, commits: &[Commit]) -> Result<Vec<CommitOutcome>, StoreError> {
         let mut state = self.write()?;
         let mut undo = Vec::new();
-        let rewrites = commits.iter().flat_map(|c| &c.identity);
-        if rewrites
-            .into_iter()
-            .any(|change| matches!(change, IdentityChange::Rewrite(_)))
-        {
-            undo.push(Undo::Restore(Box::new(state.clone())));
-        }
         let mut outcomes = Vec::with_capacity(commits.len());
         for (index, commit) in commits.iter().enumerate() {
             match state.apply(commit, &mut undo) {
                 Ok(outcome) => outcomes.push(outcome),
                 Err(fault) => {
-                    if matches!(undo.first(), Some(Undo::Restore(_))) {
-                        // Restoring the snapshot undoes everything at once.
-                        undo.truncate(1);
-                    }
                     while let Some(step) = undo.pop() {
                         state.undo(step);
                     }

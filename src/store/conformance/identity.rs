@@ -115,6 +115,29 @@ pub fn rewrites_apply_in_full(store: &dyn Store) {
         }],
         ..Commit::default()
     };
+    let picture = |store: &dyn Store| {
+        let profiles: Vec<_> = [a, b, c, d]
+            .into_iter()
+            .map(|id| {
+                let profile = store.profile(id).unwrap();
+                let events: Vec<_> = super::all_events(store, id, 10)
+                    .into_iter()
+                    .map(|e| e.id)
+                    .collect();
+                let traits = store.trait_operations(id).unwrap();
+                let merges = store.merges(id).unwrap();
+                let refusals = store.refusals(id).unwrap();
+                (profile, events, traits, merges, refusals)
+            })
+            .collect();
+        let held = owners(store, &[email(1), email(2), email(3), email(7), email(8)]).unwrap();
+        (
+            profiles,
+            held,
+            store.refusals_of(&[email(7), email(8)]).unwrap(),
+        )
+    };
+    let before = picture(store);
     assert!(
         store.apply(&[commit.clone(), failing]).is_err(),
         "a batch with a failing commit fails"
@@ -123,6 +146,10 @@ pub fn rewrites_apply_in_full(store: &dyn Store) {
         owners(store, &[email(2)]).unwrap(),
         vec![Some(a)],
         "a failed batch applied part of a rewrite"
+    );
+    assert!(
+        picture(store) == before,
+        "a failed batch left part of a rewrite behind"
     );
 
     assert_eq!(

@@ -983,24 +983,26 @@ impl IdentityStore for SqliteStore {
 
     fn profile(&self, id: CustomerId) -> Result<Option<ProfileRecord>, StoreError> {
         self.read_together(|conn| {
-            let Some(live) = live_of(conn, &key(id.as_uuid())).map_err(sqlite)? else {
-                return Ok(None);
-            };
+            let mut live = None;
             let mut created_at = None;
             let mut members = Vec::new();
-            let mut statement = conn
-                .prepare_cached(
-                    "SELECT id, created_at FROM profiles WHERE live_id = ?1 ORDER BY id",
-                )
-                .map_err(sqlite)?;
-            let mut rows = statement.query([live]).map_err(sqlite)?;
+            let sql = format!(
+                "SELECT id, created_at, live_id FROM profiles WHERE live_id = {LIVE} ORDER BY id"
+            );
+            let mut statement = conn.prepare_cached(&sql).map_err(sqlite)?;
+            let mut rows = statement.query([key(id.as_uuid())]).map_err(sqlite)?;
             while let Some(row) = rows.next().map_err(sqlite)? {
                 let member: Key = row.get(0).map_err(sqlite)?;
-                if member == live {
+                let survivor: Key = row.get(2).map_err(sqlite)?;
+                if member == survivor {
                     created_at = Some(time(row.get(1).map_err(sqlite)?));
                 }
+                live = Some(survivor);
                 members.push(customer(member));
             }
+            let Some(live) = live else {
+                return Ok(None);
+            };
             let mut identifiers = conn
                 .prepare_cached(
                     "SELECT i.identifier FROM profiles p
