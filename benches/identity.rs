@@ -13,7 +13,9 @@
 //! Then a harder stream (see [`scenario`]): shared store tablets, placeholder emails and a
 //! switchboard number that no blocklist names, duplicates and 3% late arrivals. It is
 //! resolved at 1× (1,500 people, `ONEVIEW_SCENARIO_PEOPLE`) and 10× the size, in time
-//! order and as delivered, and the 10×/1× time ratios are printed (linear is 10); at 1×,
+//! order and as delivered, and the 10×/1× time ratios are printed (linear is 10), beside
+//! those of the same streams in a `MemoryStore` (resolution without the disk) and of a
+//! raw rusqlite insert of the same rows (what SQLite itself costs as it grows); at 1×,
 //! pairwise precision and recall against the true people are printed with suspect
 //! detection off and on.
 //!
@@ -25,7 +27,7 @@ use std::time::{Duration, Instant};
 use chrono::{TimeZone, Utc};
 use oneview::identity::{Action, Policy};
 use oneview::store::{EventStore, IdentityStore};
-use oneview::{Channel, CustomerId, Customers, Event, IdentifierKind, SqliteStore};
+use oneview::{Channel, CustomerId, Customers, Event, IdentifierKind, MemoryStore, SqliteStore};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
@@ -242,6 +244,63 @@ fn resolve_all(
     (customers, started.elapsed())
 }
 
+/// Ingests `events` into a fresh `MemoryStore` in batches of 1,000: resolution without
+/// the disk.
+fn resolve_in_memory(events: &[(Event, usize)]) -> Duration {
+    let customers = Customers::new(MemoryStore::new());
+    let started = Instant::now();
+    for chunk in events.chunks(1_000) {
+        let batch: Vec<Event> = chunk.iter().map(|(e, _)| e.clone()).collect();
+        for result in customers.ingest_batch(batch).expect("batch") {
+            result.expect("valid");
+        }
+    }
+    started.elapsed()
+}
+
+/// The baseline: the same rows inserted by plain rusqlite, in transactions of 1,000, into
+/// a table with the events table's indexes, one profile per true person.
+fn raw_insert(dir: &std::path::Path, name: &str, events: &[(Event, usize)]) -> Duration {
+    let mut conn = rusqlite::Connection::open(dir.join(name)).expect("open");
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
+    conn.pragma_update(None, "cache_size", -64 * 1024).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE events (
+            id BLOB NOT NULL UNIQUE, profile_id BLOB NOT NULL,
+            occurred_at INTEGER NOT NULL, channel TEXT NOT NULL, body TEXT NOT NULL);
+         CREATE INDEX events_by_profile ON events (profile_id, occurred_at, id);
+         CREATE INDEX events_by_time ON events (occurred_at, id);",
+    )
+    .unwrap();
+    let started = Instant::now();
+    for chunk in events.chunks(1_000) {
+        let tx = conn.transaction().unwrap();
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO events (id, profile_id, occurred_at, channel, body)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .unwrap();
+            for (event, person) in chunk {
+                let profile = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, &person.to_le_bytes());
+                insert
+                    .execute(rusqlite::params![
+                        event.id.as_uuid().as_bytes(),
+                        profile.as_bytes(),
+                        event.occurred_at.timestamp_nanos_opt().unwrap(),
+                        event.channel.name(),
+                        serde_json::to_string(event).unwrap(),
+                    ])
+                    .unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    started.elapsed()
+}
+
 /// Pairwise precision and recall of the profiles against the true people, over events.
 fn precision_recall(customers: &Customers<SqliteStore>, events: &[(Event, usize)]) -> (f64, f64) {
     let mut cells: HashMap<(CustomerId, usize), u64> = HashMap::new();
@@ -343,7 +402,16 @@ fn main() {
                 events.len(),
                 took.as_secs_f64()
             );
-            seconds.insert((late, scale), took.as_secs_f64());
+            seconds.insert(("sqlite", late, scale), took.as_secs_f64());
+            let memory = resolve_in_memory(&events);
+            seconds.insert(("memory", late, scale), memory.as_secs_f64());
+            let raw = raw_insert(dir.path(), &format!("raw-{order}-{scale}.db"), &events);
+            seconds.insert(("raw", late, scale), raw.as_secs_f64());
+            println!(
+                "  same stream in a MemoryStore: {:.2} s; raw rusqlite insert of its rows: {:.2} s",
+                memory.as_secs_f64(),
+                raw.as_secs_f64()
+            );
             if scale == 1 && late {
                 let (off, _) = resolve_all(
                     dir.path(),
@@ -359,12 +427,19 @@ fn main() {
             }
         }
     }
-    let ratio = |late| seconds[&(late, 10)] / seconds[&(late, 1)];
+    let ratio = |what, late| seconds[&(what, late, 10)] / seconds[&(what, late, 1)];
     println!(
-        "scenario 10x/1x time: {:.1} in time order, {:.1} as delivered",
-        ratio(false),
-        ratio(true)
+        "scenario 10x/1x time, SQLite: {:.1} in time order, {:.1} as delivered; raw rusqlite insert {:.1}",
+        ratio("sqlite", false),
+        ratio("sqlite", true),
+        ratio("raw", false),
     );
+    println!(
+        "scenario 10x/1x time, MemoryStore: {:.1} in time order, {:.1} as delivered",
+        ratio("memory", false),
+        ratio("memory", true)
+    );
+    let rounded = |x: f64| (x * 100.0).round() / 100.0;
     println!(
         "{}",
         json!({
@@ -377,8 +452,11 @@ fn main() {
             "rebuilds": rebuilds,
             "sqlite_batched_events_per_s": sqlite_rate.round(),
             "scenario_people": small,
-            "scaling_10x_time_order": (ratio(false) * 100.0).round() / 100.0,
-            "scaling_10x_delivered": (ratio(true) * 100.0).round() / 100.0,
+            "scaling_10x_time_order": rounded(ratio("sqlite", false)),
+            "scaling_10x_delivered": rounded(ratio("sqlite", true)),
+            "scaling_10x_raw_insert": rounded(ratio("raw", false)),
+            "scaling_10x_memory_time_order": rounded(ratio("memory", false)),
+            "scaling_10x_memory_delivered": rounded(ratio("memory", true)),
             "scenario_quality": quality,
         })
     );

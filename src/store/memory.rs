@@ -1,7 +1,7 @@
 //! A complete backend held in memory: for tests, for short-lived processes, and as the
 //! reference that other backends are compared with.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -111,8 +111,10 @@ struct Saved {
     traits: Vec<(CustomerId, Option<Vec<TraitOperation>>)>,
     interactions: Vec<(InteractionId, CustomerId)>,
     interaction_timelines: Vec<(CustomerId, Option<Timeline>)>,
-    merges: Vec<MergeRecord>,
-    refusals: Vec<Refusal>,
+    /// The merges and refusals of the profiles it names, which it replaces, and how many
+    /// of each there were in all.
+    merges: (Vec<MergeRecord>, usize),
+    refusals: (Vec<Refusal>, usize),
 }
 
 /// The two kinds of map the state keeps, as [`State::restore`] needs them.
@@ -372,6 +374,7 @@ impl State {
     /// profiles they belong to and all their members, of the identifiers' owners old and
     /// new; the records it moves with the timelines and trait operations of both ends.
     fn save(&self, rewrite: &Rewrite) -> Saved {
+        let named: HashSet<CustomerId> = rewrite.profiles.iter().map(|p| p.id).collect();
         let mut profiles: BTreeSet<CustomerId> = BTreeSet::new();
         for state in &rewrite.profiles {
             profiles.extend([state.id, state.live]);
@@ -427,8 +430,22 @@ impl State {
                 .iter()
                 .map(|c| (*c, self.interaction_timelines.get(c).cloned()))
                 .collect(),
-            merges: self.merges.clone(),
-            refusals: self.refusals.clone(),
+            merges: (
+                self.merges
+                    .iter()
+                    .filter(|m| named.contains(&m.absorbed))
+                    .cloned()
+                    .collect(),
+                self.merges.len(),
+            ),
+            refusals: (
+                self.refusals
+                    .iter()
+                    .filter(|r| named.contains(&r.customer))
+                    .cloned()
+                    .collect(),
+                self.refusals.len(),
+            ),
         }
     }
 
@@ -457,8 +474,13 @@ impl State {
                 entry.0 = customer;
             }
         }
-        self.merges = saved.merges;
-        self.refusals = saved.refusals;
+        // The rewrite kept the others in order and appended its own after them.
+        let (merges, count) = saved.merges;
+        self.merges.truncate(count - merges.len());
+        self.merges.extend(merges);
+        let (refusals, count) = saved.refusals;
+        self.refusals.truncate(count - refusals.len());
+        self.refusals.extend(refusals);
     }
 
     /// Applies a rewrite; on error, the undo log puts back what it changed.
