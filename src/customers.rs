@@ -6,7 +6,7 @@ use std::sync::{PoisonError, RwLock};
 use chrono::Utc;
 
 use crate::error::Error;
-use crate::identity::{Explanation, Policy, Suspect, SuspectStatus};
+use crate::identity::{Action, Explanation, Policy, Suspect, SuspectStatus};
 use crate::ingest::rebuild::{self, Component, Rebuilt};
 use crate::ingest::{Plan, Planner, Receipt, Record};
 use crate::model::{
@@ -234,9 +234,29 @@ impl<S: Store> Customers<S> {
 
     fn ingest_late(&self, record: &Record) -> Result<Receipt, Error> {
         let landed = self.write(|| {
-            let (commit, receipt) = read_consistent(&self.store, |reads| {
-                rebuild::plan_late(reads, &self.policy, record)
+            let planned = read_consistent(&self.store, |reads| -> Result<_, Error> {
+                if let Some(planned) = rebuild::plan_late(reads, &self.policy, record)? {
+                    return Ok(Ok(planned));
+                }
+                // Too many profiles to rebuild: resolve it against them as they stand.
+                let mut planner = Planner::tolerating_late(reads, &self.policy);
+                planner.prefetch(std::slice::from_ref(record))?;
+                Ok(match planner.plan(record)? {
+                    Plan::Apply(commit, receipt) => Ok((
+                        *commit,
+                        Receipt {
+                            action: Some(Action::ResolvedWithoutRebuild),
+                            ..receipt
+                        },
+                    )),
+                    Plan::Skip(receipt) => Err(receipt),
+                    Plan::Late | Plan::Repeat(_) => unreachable!("one record, planned in full"),
+                })
             })?;
+            let (commit, receipt) = match planned {
+                Ok(planned) => planned,
+                Err(skipped) => return Ok(Attempt::Done(Some(skipped))),
+            };
             match self.store.apply(std::slice::from_ref(&commit)) {
                 Ok(outcomes) if outcomes == [CommitOutcome::Applied] => {
                     Ok(Attempt::Done(Some(receipt)))

@@ -1,11 +1,11 @@
 //! Identity resolution scenarios, each run on the memory and the SQLite backend.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use oneview::identity::{Action, Explanation};
+use oneview::identity::{Action, Explanation, Policy};
 use oneview::ingest::segment::{self, SegmentOptions};
 use oneview::store::{IdentityStore, Store};
 use oneview::{
-    Channel, CustomerId, Customers, Event, Identifier, MemoryStore, MergeRule, Outcome,
+    Channel, CustomerId, Customers, Event, Identifier, MemoryStore, MergeRule, Outcome, Receipt,
     RefusalRule, SqliteStore,
 };
 use serde_json::json;
@@ -409,4 +409,62 @@ fn segment_alias_links_and_a_bad_message_spares_the_batch() {
         assert_eq!(seven.traits["name"].value, json!("Sev"));
         assert_eq!(seven.event_count(), 3);
     });
+}
+
+#[test]
+fn a_late_record_past_the_rebuild_limit_is_resolved_as_things_stand_and_says_so() {
+    // Three people on one family tablet: its refused links tie their profiles into one
+    // component of three.
+    let run = |policy: Policy| -> Vec<(Dyn, Receipt)> {
+        let backends: [Dyn; 2] = [
+            Customers::with_policy(Box::new(MemoryStore::new()), policy.clone()),
+            Customers::with_policy(Box::new(SqliteStore::open_in_memory().unwrap()), policy),
+        ];
+        backends
+            .into_iter()
+            .map(|c| {
+                for (n, user) in ["ana", "ben", "eve"].into_iter().enumerate() {
+                    let minute = 10 * n as i64;
+                    let user = format!("user_id:{user}");
+                    c.ingest(event(
+                        &format!("{user}-in"),
+                        minute,
+                        &["anonymous_id:tablet", &user],
+                    ))
+                    .unwrap();
+                    c.ingest(event(&format!("{user}-buy"), minute + 40, &[&user]))
+                        .unwrap();
+                }
+                let late = c
+                    .ingest(event(
+                        "late-view",
+                        5,
+                        &["anonymous_id:tablet", "user_id:ana"],
+                    ))
+                    .unwrap();
+                (c, late)
+            })
+            .collect()
+    };
+    for (customers, receipt) in run(Policy::default()) {
+        assert_eq!(receipt.action, Some(Action::Rebuild));
+        assert_eq!(receipt.customer, owner(&customers, "user_id:ana").unwrap());
+    }
+    for (customers, receipt) in run(Policy::default().rebuild_limit(2)) {
+        assert_eq!(receipt.action, Some(Action::ResolvedWithoutRebuild));
+        let ana = owner(&customers, "user_id:ana").unwrap();
+        assert_eq!(receipt.customer, ana);
+        assert!(events_of(&customers, "user_id:ana").contains(&"late-view".to_string()));
+        assert_ne!(owner(&customers, "user_id:ben"), Some(ana));
+        // Nothing is lost, and a repeat is still a repeat.
+        let again = customers
+            .ingest(event(
+                "late-view",
+                5,
+                &["anonymous_id:tablet", "user_id:ana"],
+            ))
+            .unwrap();
+        assert_eq!(again.outcome, Outcome::Duplicate);
+        assert_eq!(customers.store().scan_events().count(), 7);
+    }
 }

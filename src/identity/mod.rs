@@ -109,6 +109,10 @@ pub enum Action {
     /// The record arrived older than evidence already applied to the profiles it touches,
     /// so those profiles were rebuilt from all their evidence in evidence order.
     Rebuild,
+    /// The record arrived late, but the profiles it touches form a component larger than
+    /// [`Policy::rebuild_limit`]: it was resolved against them as they stand, like a record
+    /// in order, without a rebuild. Its outcome may differ from in-order delivery.
+    ResolvedWithoutRebuild,
 }
 
 /// A live profile in a [`Graph`].

@@ -112,10 +112,16 @@ pub struct Policy {
     blocked_patterns: Vec<String>,
     #[serde(default = "default_suspect_after")]
     suspect_after: u32,
+    #[serde(default = "default_rebuild_limit")]
+    rebuild_limit: usize,
 }
 
 fn default_suspect_after() -> u32 {
     3
+}
+
+fn default_rebuild_limit() -> usize {
+    1_000
 }
 
 impl Default for Policy {
@@ -133,6 +139,7 @@ impl Default for Policy {
             blocked_values: BTreeSet::new(),
             blocked_patterns: Vec::new(),
             suspect_after: default_suspect_after(),
+            rebuild_limit: default_rebuild_limit(),
         }
     }
 }
@@ -210,8 +217,23 @@ impl Policy {
         self
     }
 
-    /// How many otherwise distinct people an identifier may join before it is suspect;
-    /// `None` when detection is off.
+    /// The most profiles a late record may rebuild (default 1,000). Profiles tied together
+    /// by shared values, refused links included, form one component, and a late record
+    /// rebuilds its whole component; past this size, it is resolved against the profiles
+    /// as they stand instead, and its receipt says so
+    /// ([`Action::ResolvedWithoutRebuild`](crate::identity::Action::ResolvedWithoutRebuild)).
+    pub fn rebuild_limit(mut self, profiles: usize) -> Self {
+        self.rebuild_limit = profiles.max(1);
+        self
+    }
+
+    /// The most profiles a late record may rebuild; see [`rebuild_limit`](Self::rebuild_limit).
+    pub fn max_rebuild(&self) -> usize {
+        self.rebuild_limit
+    }
+
+    /// How many different values of one unique kind an identifier may be seen with before
+    /// it is suspect; `None` when detection is off.
     pub fn suspect_threshold(&self) -> Option<u32> {
         (self.suspect_after >= 2).then_some(self.suspect_after)
     }

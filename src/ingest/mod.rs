@@ -137,6 +137,9 @@ pub(crate) struct Planner<'a, S: ?Sized> {
     /// What this batch planned so far that the store does not hold yet.
     planned_refusals: Vec<Refusal>,
     planned_absorbed: Vec<CustomerId>,
+    /// Resolve late records against the profiles as they stand instead of asking for a
+    /// rebuild: for a record whose component is too large to rebuild.
+    tolerate_late: bool,
 }
 
 impl<'a, S: Reads + ?Sized> Planner<'a, S> {
@@ -152,6 +155,16 @@ impl<'a, S: Reads + ?Sized> Planner<'a, S> {
             refused_of: HashMap::new(),
             planned_refusals: Vec::new(),
             planned_absorbed: Vec::new(),
+            tolerate_late: false,
+        }
+    }
+
+    /// A planner that resolves a late record against the profiles as they stand, for one
+    /// whose component is larger than [`Policy::rebuild_limit`].
+    pub(crate) fn tolerating_late(store: &'a S, policy: &'a Policy) -> Self {
+        Self {
+            tolerate_late: true,
+            ..Self::new(store, policy)
         }
     }
 
@@ -299,7 +312,7 @@ impl<'a, S: Reads + ?Sized> Planner<'a, S> {
                     interaction_key(interaction),
                     interaction.identifiers.clone(),
                 );
-                if stored.is_some() {
+                if stored.is_some() && !self.tolerate_late {
                     // New identifiers on a stored interaction change the evidence it was
                     // resolved by: rebuild.
                     return Ok(Plan::Late);
@@ -336,7 +349,7 @@ impl<'a, S: Reads + ?Sized> Planner<'a, S> {
         // Whether a value turns suspect depends on all the evidence carrying it: when this
         // evidence might tip one, the profiles it touches are rebuilt, which decides it
         // exactly.
-        if late || self.might_tip_a_suspect(&usable)? {
+        if !self.tolerate_late && (late || self.might_tip_a_suspect(&usable)?) {
             return Ok(None);
         }
         // A decision about linking rests on the identifier sets of the profiles involved

@@ -73,13 +73,24 @@ impl Component {
         seeds: &[Identifier],
         through: &[Identifier],
     ) -> Result<Self, StoreError> {
+        Ok(Self::load_within(store, seeds, through, usize::MAX)?.expect("no limit"))
+    }
+
+    /// Like [`load_through`](Self::load_through), but gives up (`None`) as soon as the
+    /// component holds more than `limit` profiles.
+    pub(crate) fn load_within<S: Reads + ?Sized>(
+        store: &S,
+        seeds: &[Identifier],
+        through: &[Identifier],
+        limit: usize,
+    ) -> Result<Option<Self>, StoreError> {
         let mut component = Self::default();
         let mut seen: HashSet<Identifier> = HashSet::new();
         let mut pending: Vec<Identifier> = seeds.to_vec();
         loop {
             pending.retain(|identifier| seen.insert(identifier.clone()));
             if pending.is_empty() {
-                return Ok(component);
+                return Ok(Some(component));
             }
             let mut next = Vec::new();
             for record in store.overrides(&pending)? {
@@ -129,6 +140,9 @@ impl Component {
                     });
                 }
                 component.profiles.insert(profile.id, profile);
+                if component.profiles.len() > limit {
+                    return Ok(None);
+                }
             }
             pending = next;
         }
@@ -465,9 +479,12 @@ pub(crate) fn plan_late<S: Reads + ?Sized>(
     store: &S,
     policy: &Policy,
     record: &Record,
-) -> Result<(Commit, Receipt), StoreError> {
+) -> Result<Option<(Commit, Receipt)>, StoreError> {
     let seeds = policy.usable(record.identifiers());
-    let mut component = Component::load(store, &seeds)?;
+    let Some(mut component) = Component::load_within(store, &seeds, &[], policy.max_rebuild())?
+    else {
+        return Ok(None);
+    };
     let stored_interaction = match record {
         Record::Interaction(interaction) => store.interaction(interaction.id)?,
         Record::Event(_) => None,
@@ -525,7 +542,7 @@ pub(crate) fn plan_late<S: Reads + ?Sized>(
         merged: Vec::new(),
         refused,
     };
-    Ok((commit, receipt))
+    Ok(Some((commit, receipt)))
 }
 
 impl Component {
