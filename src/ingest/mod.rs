@@ -137,6 +137,8 @@ pub(crate) struct Planner<'a, S: ?Sized> {
     /// What this batch planned so far that the store does not hold yet.
     planned_refusals: Vec<Refusal>,
     planned_absorbed: Vec<CustomerId>,
+    /// Whether the snapshot planned against holds any override; read by `prefetch`.
+    overrides_exist: bool,
     /// Resolve late records against the profiles as they stand instead of asking for a
     /// rebuild: for a record whose component is too large to rebuild.
     tolerate_late: bool,
@@ -155,6 +157,7 @@ impl<'a, S: Reads + ?Sized> Planner<'a, S> {
             refused_of: HashMap::new(),
             planned_refusals: Vec::new(),
             planned_absorbed: Vec::new(),
+            overrides_exist: true,
             tolerate_late: false,
         }
     }
@@ -187,6 +190,7 @@ impl<'a, S: Reads + ?Sized> Planner<'a, S> {
         self.stored_events = events.into_iter().zip(owners).collect();
         let owners = self.store.owners(&identifiers)?;
         self.stored_owners = identifiers.into_iter().zip(owners).collect();
+        self.overrides_exist = self.store.has_overrides()?;
         Ok(())
     }
 
@@ -225,6 +229,9 @@ impl<'a, S: Reads + ?Sized> Planner<'a, S> {
                 },
                 profile.members,
             );
+        }
+        if !self.overrides_exist {
+            return Ok(());
         }
         for record in self.store.overrides(&named)? {
             self.graph.add_override(&record);

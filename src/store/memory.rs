@@ -845,6 +845,10 @@ impl IdentityStore for Frozen<'_> {
         Ok(found)
     }
 
+    fn has_overrides(&self) -> Result<bool, StoreError> {
+        Ok(!self.0.overrides.is_empty())
+    }
+
     fn standing_overrides(&self) -> Result<Vec<OverrideRecord>, StoreError> {
         let mut found: Vec<OverrideRecord> = self
             .0
@@ -1046,6 +1050,9 @@ impl IdentityStore for MemoryStore {
     }
     fn standing_overrides(&self) -> Result<Vec<OverrideRecord>, StoreError> {
         Frozen(&*self.read()?).standing_overrides()
+    }
+    fn has_overrides(&self) -> Result<bool, StoreError> {
+        Frozen(&*self.read()?).has_overrides()
     }
     fn customers(
         &self,

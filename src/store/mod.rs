@@ -437,6 +437,12 @@ pub trait IdentityStore: Debug + Send + Sync {
     /// suspect, blocked, allowed), oldest (`at`, then id) first.
     fn standing_overrides(&self) -> Result<Vec<OverrideRecord>, StoreError>;
 
+    /// Whether any override is stored: when none is, ingest skips looking them up for
+    /// every profile it touches. The default says `true`, which is always safe.
+    fn has_overrides(&self) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+
     /// Up to `limit` live profile ids greater than `after`, in ascending order.
     fn customers(
         &self,
@@ -617,6 +623,9 @@ macro_rules! forward_store {
             }
             fn standing_overrides(&self) -> Result<Vec<OverrideRecord>, StoreError> {
                 (**self).standing_overrides()
+            }
+            fn has_overrides(&self) -> Result<bool, StoreError> {
+                (**self).has_overrides()
             }
             fn customers(&self, after: Option<CustomerId>, limit: usize) -> Result<Vec<CustomerId>, StoreError> {
                 (**self).customers(after, limit)

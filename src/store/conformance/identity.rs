@@ -319,6 +319,10 @@ pub fn refusals_and_overrides_read_back(store: &dyn Store) {
         store.standing_overrides().unwrap().is_empty(),
         "links and separations set no identifier's standing"
     );
+    assert!(
+        store.has_overrides().unwrap(),
+        "a store holding overrides says so"
+    );
 
     let standing = |minute, rule| OverrideRecord {
         id: OverrideId::new(),

@@ -1071,6 +1071,15 @@ impl IdentityStore for SqliteStore {
         Ok(found)
     }
 
+    fn has_overrides(&self) -> Result<bool, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM overrides)")
+                .map_err(sqlite)?
+                .query_row([], |row| row.get(0))
+                .map_err(sqlite)
+        })
+    }
+
     fn standing_overrides(&self) -> Result<Vec<OverrideRecord>, StoreError> {
         self.read(|conn| {
             let mut statement = conn
