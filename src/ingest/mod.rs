@@ -137,8 +137,10 @@ pub(crate) struct Planner<'a, S: ?Sized> {
     /// What this batch planned so far that the store does not hold yet.
     planned_refusals: Vec<Refusal>,
     planned_absorbed: Vec<CustomerId>,
-    /// Whether the snapshot planned against holds any override; read by `prefetch`.
+    /// Whether the snapshot planned against holds any override, any interaction; read by
+    /// `prefetch`.
     overrides_exist: bool,
+    interactions_exist: bool,
     /// Resolve late records against the profiles as they stand instead of asking for a
     /// rebuild: for a record whose component is too large to rebuild.
     tolerate_late: bool,
@@ -158,6 +160,7 @@ impl<'a, S: Reads + ?Sized> Planner<'a, S> {
             planned_refusals: Vec::new(),
             planned_absorbed: Vec::new(),
             overrides_exist: true,
+            interactions_exist: true,
             tolerate_late: false,
         }
     }
@@ -191,6 +194,7 @@ impl<'a, S: Reads + ?Sized> Planner<'a, S> {
         let owners = self.store.owners(&identifiers)?;
         self.stored_owners = identifiers.into_iter().zip(owners).collect();
         self.overrides_exist = self.store.has_overrides()?;
+        self.interactions_exist = self.store.has_interactions()?;
         Ok(())
     }
 
@@ -219,7 +223,7 @@ impl<'a, S: Reads + ?Sized> Planner<'a, S> {
                 continue;
             };
             named.extend(profile.identifiers.iter().cloned());
-            let latest = latest_evidence(self.store, profile.id)?;
+            let latest = latest_evidence(self.store, profile.id, self.interactions_exist)?;
             self.graph.insert(
                 Cluster {
                     id: profile.id,
@@ -534,16 +538,23 @@ pub(crate) fn interaction_key(interaction: &Interaction) -> EvidenceKey {
 }
 
 /// The newest evidence attributed to the live profile `customer`.
+/// The newest evidence stored for the live profile `customer`; `interactions` says whether
+/// the store may hold any interaction at all.
 pub(crate) fn latest_evidence<S: Reads + ?Sized>(
     store: &S,
     customer: CustomerId,
+    interactions: bool,
 ) -> Result<Option<EvidenceKey>, StoreError> {
     let key = |cursor: TimelineCursor| EvidenceKey {
         at: cursor.at,
         id: cursor.id,
     };
     let event = EventStore::latest_event(store, customer)?.map(key);
-    let interaction = InteractionStore::latest_interaction(store, customer)?.map(key);
+    let interaction = if interactions {
+        InteractionStore::latest_interaction(store, customer)?.map(key)
+    } else {
+        None
+    };
     Ok(event.max(interaction))
 }
 

@@ -993,6 +993,10 @@ impl InteractionStore for Frozen<'_> {
         )
     }
 
+    fn has_interactions(&self) -> Result<bool, StoreError> {
+        Ok(!self.0.interactions.is_empty())
+    }
+
     fn interaction_summary(&self, customer: CustomerId) -> Result<Vec<ChannelSummary>, StoreError> {
         let state = self.0;
         let Some(members) = state.members(customer) else {
@@ -1099,6 +1103,9 @@ impl InteractionStore for MemoryStore {
     }
     fn interaction_summary(&self, customer: CustomerId) -> Result<Vec<ChannelSummary>, StoreError> {
         Frozen(&*self.read()?).interaction_summary(customer)
+    }
+    fn has_interactions(&self) -> Result<bool, StoreError> {
+        Frozen(&*self.read()?).has_interactions()
     }
 }
 

@@ -508,6 +508,12 @@ pub trait InteractionStore: Debug + Send + Sync {
     /// Interaction counts and times per channel for the profile `customer` resolves to.
     fn interaction_summary(&self, customer: CustomerId) -> Result<Vec<ChannelSummary>, StoreError>;
 
+    /// Whether any interaction is stored: when none is, ingest skips asking each profile
+    /// for its newest. The default says `true`, which is always safe.
+    fn has_interactions(&self) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+
     /// Where the newest interaction of the live profile `customer` sits, as the first page
     /// of [`interactions`](Self::interactions) would give; see
     /// [`EventStore::latest_event`].
@@ -660,6 +666,9 @@ macro_rules! forward_store {
             }
             fn latest_interaction(&self, customer: CustomerId) -> Result<Option<TimelineCursor>, StoreError> {
                 (**self).latest_interaction(customer)
+            }
+            fn has_interactions(&self) -> Result<bool, StoreError> {
+                (**self).has_interactions()
             }
             fn interaction_summary(&self, customer: CustomerId) -> Result<Vec<ChannelSummary>, StoreError> {
                 (**self).interaction_summary(customer)

@@ -676,6 +676,10 @@ pub fn merges_resolve_to_the_survivor(store: &dyn Store) {
             }),
             "the latest event is that of the first page, across members"
         );
+        assert!(
+            store.has_interactions().expect("read"),
+            "a store holding interactions says so"
+        );
         let newest = &store
             .interactions(id, PageRequest::first(1))
             .expect("read")

@@ -607,32 +607,37 @@ fn require_live(conn: &Connection, id: CustomerId) -> Result<(), Fault> {
 
 fn change(conn: &Connection, known: &mut Known, change: &IdentityChange) -> Result<(), Fault> {
     match change {
+        // Inserts that the primary key refuses tell what a lookup first would: one
+        // statement instead of two. A failure rolls the whole batch back.
         IdentityChange::CreateProfile { id, created_at } => {
-            if live_of(conn, &key(id.as_uuid()))?.is_some() {
+            let inserted = conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO profiles (id, created_at, live_id) VALUES (?1, ?2, ?1)",
+                )?
+                .execute(params![key(id.as_uuid()), nanos(*created_at)?])?;
+            if inserted == 0 {
                 return Err(Fault::Invalid(CommitProblem::CustomerExists(*id)));
             }
-            conn.prepare_cached(
-                "INSERT INTO profiles (id, created_at, live_id) VALUES (?1, ?2, ?1)",
-            )?
-            .execute(params![key(id.as_uuid()), nanos(*created_at)?])?;
             known.insert(key(id.as_uuid()));
         }
         IdentityChange::Attach {
             identifier,
             customer: id,
         } => {
+            require_profile(conn, known, *id)?;
             let text = identifier.to_string();
-            if let Some((owner, _)) = owner_of(conn, &text)? {
+            let inserted = conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO identifiers (identifier, profile_id) VALUES (?1, ?2)",
+                )?
+                .execute(params![text, key(id.as_uuid())])?;
+            if inserted == 0 {
+                let owner = owner_of(conn, &text)?.map_or(*id, |(owner, _)| customer(owner));
                 return Err(Fault::Conflict(CommitProblem::AlreadyOwned {
                     identifier: identifier.clone(),
-                    owner: customer(owner),
+                    owner,
                 }));
             }
-            require_profile(conn, known, *id)?;
-            conn.prepare_cached(
-                "INSERT INTO identifiers (identifier, profile_id) VALUES (?1, ?2)",
-            )?
-            .execute(params![text, key(id.as_uuid())])?;
         }
         IdentityChange::Merge(record) => {
             if record.survivor == record.absorbed {
@@ -1455,6 +1460,15 @@ impl InteractionStore for SqliteStore {
 
     fn latest_interaction(&self, id: CustomerId) -> Result<Option<TimelineCursor>, StoreError> {
         self.read(|conn| latest(conn, "interactions", id))
+    }
+
+    fn has_interactions(&self) -> Result<bool, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM interactions)")
+                .map_err(sqlite)?
+                .query_row([], |row| row.get(0))
+                .map_err(sqlite)
+        })
     }
 }
 
