@@ -86,9 +86,9 @@ pub enum RefusalRule {
         /// The override.
         by: OverrideId,
     },
-    /// The identifier is suspect: the evidence showed it shared by people who are
-    /// otherwise distinct (a placeholder email, a switchboard number, a kiosk), so it
-    /// links nothing ([`Override::Suspect`]).
+    /// The identifier is suspect: the evidence showed it beside the user ids of several
+    /// different people (a placeholder email, a switchboard number), so it links nothing
+    /// ([`Override::Suspect`]).
     Suspect {
         /// The override that records the suspicion.
         by: OverrideId,
@@ -154,13 +154,15 @@ pub enum Override {
         /// The merge being undone, as it was recorded.
         merge: Box<MergeRecord>,
     },
-    /// Recorded by resolution, not by an operator: the evidence showed `identifier` joining
-    /// `people` profiles that are otherwise distinct, each holding an identifier of its
-    /// own, so it links nothing until an operator [allows](Override::Allow) it.
+    /// Recorded by resolution, not by an operator: the evidence showed `identifier` beside
+    /// `people` different values of one unique kind (the user ids of different people;
+    /// see [`Policy::suspect_after`](crate::identity::Policy::suspect_after)), so it links
+    /// nothing until an operator [allows](Override::Allow) it.
     Suspect {
         /// The identifier.
         identifier: Identifier,
-        /// How many otherwise distinct profiles it joined when it was found out.
+        /// How many different values of one unique kind it was seen with when it turned
+        /// suspect.
         people: u32,
     },
     /// An operator confirmed a value as junk: it is never an identifier, like a value the
