@@ -21,6 +21,9 @@
 //!
 //! The last line of output is one JSON object with the figures.
 
+#[path = "common/raw.rs"]
+mod raw;
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -258,45 +261,19 @@ fn resolve_in_memory(events: &[(Event, usize)]) -> Duration {
     started.elapsed()
 }
 
-/// The baseline: the same rows inserted by plain rusqlite, in transactions of 1,000, into
-/// a table with the events table's indexes, one profile per true person.
+/// The baseline: the same rows inserted by plain rusqlite in transactions of 1,000, one
+/// profile per true person.
 fn raw_insert(dir: &std::path::Path, name: &str, events: &[(Event, usize)]) -> Duration {
-    let mut conn = rusqlite::Connection::open(dir.join(name)).expect("open");
-    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-    conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
-    conn.pragma_update(None, "cache_size", -64 * 1024).unwrap();
-    conn.execute_batch(
-        "CREATE TABLE events (
-            id BLOB NOT NULL UNIQUE, profile_id BLOB NOT NULL,
-            occurred_at INTEGER NOT NULL, channel TEXT NOT NULL, body TEXT NOT NULL);
-         CREATE INDEX events_by_profile ON events (profile_id, occurred_at, id);
-         CREATE INDEX events_by_time ON events (occurred_at, id);",
-    )
-    .unwrap();
+    let mut conn = raw::open(&dir.join(name));
     let started = Instant::now();
     for chunk in events.chunks(1_000) {
-        let tx = conn.transaction().unwrap();
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO events (id, profile_id, occurred_at, channel, body)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .unwrap();
-            for (event, person) in chunk {
+        raw::insert(
+            &mut conn,
+            chunk.iter().map(|(event, person)| {
                 let profile = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, &person.to_le_bytes());
-                insert
-                    .execute(rusqlite::params![
-                        event.id.as_uuid().as_bytes(),
-                        profile.as_bytes(),
-                        event.occurred_at.timestamp_nanos_opt().unwrap(),
-                        event.channel.name(),
-                        serde_json::to_string(event).unwrap(),
-                    ])
-                    .unwrap();
-            }
-        }
-        tx.commit().unwrap();
+                (event, profile)
+            }),
+        );
     }
     started.elapsed()
 }

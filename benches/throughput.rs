@@ -11,6 +11,9 @@
 //!
 //! `ONEVIEW_BENCH_EVENTS` sets a smaller event count for a quick run (customers scale).
 
+#[path = "common/raw.rs"]
+mod raw;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -18,7 +21,6 @@ use chrono::{TimeZone, Utc};
 use oneview::store::sqlite::SqliteStore;
 use oneview::store::{EventStore, IdentityStore};
 use oneview::{Channel, Customers, Event, EventId, Identifier, IdentifierKind};
-use rusqlite::params;
 use serde_json::json;
 
 const BATCH: usize = 5_000;
@@ -100,57 +102,6 @@ fn disk_bytes(path: &Path) -> u64 {
         .sum()
 }
 
-/// The same event rows, inserted by plain rusqlite with prepared statements in batched
-/// transactions, into a table with the events table's indexes.
-struct Raw {
-    conn: rusqlite::Connection,
-}
-
-impl Raw {
-    fn open(path: &Path) -> Self {
-        let conn = rusqlite::Connection::open(path).unwrap();
-        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-        conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
-        // The same page cache the store is given, so the ratio compares logic, not caching.
-        conn.pragma_update(None, "cache_size", -64 * 1024).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE events (
-                id BLOB NOT NULL UNIQUE, profile_id BLOB NOT NULL,
-                occurred_at INTEGER NOT NULL, channel TEXT NOT NULL, body TEXT NOT NULL);
-             CREATE INDEX events_by_profile ON events (profile_id, occurred_at, id);
-             CREATE INDEX events_by_time ON events (occurred_at, id);",
-        )
-        .unwrap();
-        Self { conn }
-    }
-
-    /// Inserts `batch`, whose first event is number `start`, in one transaction.
-    fn insert(&mut self, workload: &Workload, start: usize, batch: &[Event]) {
-        let tx = self.conn.transaction().unwrap();
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO events (id, profile_id, occurred_at, channel, body)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .unwrap();
-            for (n, event) in (start..).zip(batch) {
-                let profile = uuid::Uuid::from_u128(workload.customer_of(n) as u128);
-                insert
-                    .execute(params![
-                        event.id.as_uuid().as_bytes(),
-                        profile.as_bytes(),
-                        event.occurred_at.timestamp_nanos_opt().unwrap(),
-                        event.channel.name(),
-                        serde_json::to_string(event).unwrap(),
-                    ])
-                    .unwrap();
-            }
-        }
-        tx.commit().unwrap();
-    }
-}
-
 /// Ingest and raw-insert rates over the whole workload, with each library batch followed
 /// by the raw insert of the same rows, so drift on a noisy machine moves both.
 struct Interleaved {
@@ -162,7 +113,7 @@ struct Interleaved {
 fn interleaved(
     workload: &Workload,
     customers: &Customers<SqliteStore>,
-    raw: &mut Raw,
+    raw: &mut rusqlite::Connection,
 ) -> Interleaved {
     let (mut ingest, mut inserting) = (Duration::ZERO, Duration::ZERO);
     // Resident memory after each quarter of the events: it should level off once SQLite's
@@ -173,7 +124,15 @@ fn interleaved(
             .map(|n| workload.event(n))
             .collect();
         let began = Instant::now();
-        raw.insert(workload, start, &batch);
+        raw::insert(
+            raw,
+            (start..).zip(&batch).map(|(n, event)| {
+                (
+                    event,
+                    uuid::Uuid::from_u128(workload.customer_of(n) as u128),
+                )
+            }),
+        );
         inserting += began.elapsed();
         let began = Instant::now();
         for result in customers.ingest_batch(batch).expect("batch") {
@@ -206,7 +165,7 @@ fn main() {
 
     // Ingest, timing only the library's work, not building the events.
     let customers = Customers::new(SqliteStore::open(&path).expect("open"));
-    let mut raw = Raw::open(&dir.path().join("raw.db"));
+    let mut raw = raw::open(&dir.path().join("raw.db"));
     let file = interleaved(&workload, &customers, &mut raw);
     drop((customers, raw));
     let bytes_per_event = disk_bytes(&path) as f64 / workload.events as f64;
@@ -267,7 +226,7 @@ fn main() {
         };
         let customers =
             Customers::new(SqliteStore::open(mem_dir.path().join("bench.db")).expect("open"));
-        let mut raw = Raw::open(&mem_dir.path().join("raw.db"));
+        let mut raw = raw::open(&mem_dir.path().join("raw.db"));
         interleaved(&workload, &customers, &mut raw)
     };
     println!(

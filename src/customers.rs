@@ -1,6 +1,6 @@
 //! [`Customers`]: the one entry point an application needs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{PoisonError, RwLock};
 
 use chrono::Utc;
@@ -415,42 +415,51 @@ impl<S: Store> Customers<S> {
     pub fn suspects(&self) -> Result<Vec<Suspect>, Error> {
         read_consistent(&self.store, |reads| {
             let mut suspects: Vec<Suspect> = Vec::new();
+            let mut position: HashMap<Identifier, usize> = HashMap::new();
             for record in reads.standing_overrides()? {
                 let Some(identifier) = record.standing() else {
                     continue;
                 };
-                let position = match suspects.iter().position(|s| s.identifier == *identifier) {
-                    Some(position) => position,
-                    None => {
-                        suspects.push(Suspect {
-                            identifier: identifier.clone(),
-                            people: 0,
-                            since: record.at,
-                            profiles: 0,
-                            status: SuspectStatus::Open,
-                        });
-                        suspects.len() - 1
-                    }
-                };
-                let suspect = &mut suspects[position];
+                let at = *position.entry(identifier.clone()).or_insert_with(|| {
+                    suspects.push(Suspect {
+                        identifier: identifier.clone(),
+                        people: 0,
+                        since: record.at,
+                        profiles: 0,
+                        status: SuspectStatus::Open,
+                    });
+                    suspects.len() - 1
+                });
+                let suspect = &mut suspects[at];
                 match record.rule {
                     Override::Suspect { people, .. } => suspect.people = people,
                     Override::Block { .. } => suspect.status = SuspectStatus::Confirmed,
                     _ => suspect.status = SuspectStatus::Cleared,
                 }
             }
-            for suspect in &mut suspects {
-                let mut profiles: Vec<CustomerId> = Vec::new();
-                for refusal in reads.refusals_of(std::slice::from_ref(&suspect.identifier))? {
-                    if let RefusalRule::Suspect { .. } = refusal.rule
-                        && let Some(profile) = reads.profile(refusal.customer)?
-                    {
-                        profiles.push(profile.id);
+            // One read for all their refusals, and one per profile they name.
+            let identifiers: Vec<Identifier> =
+                suspects.iter().map(|s| s.identifier.clone()).collect();
+            let mut live: HashMap<CustomerId, Option<CustomerId>> = HashMap::new();
+            let mut touched: HashSet<(usize, CustomerId)> = HashSet::new();
+            for refusal in reads.refusals_of(&identifiers)? {
+                let RefusalRule::Suspect { .. } = refusal.rule else {
+                    continue;
+                };
+                let profile = match live.get(&refusal.customer) {
+                    Some(&profile) => profile,
+                    None => {
+                        let profile = reads.profile(refusal.customer)?.map(|p| p.id);
+                        live.insert(refusal.customer, profile);
+                        profile
                     }
+                };
+                if let Some(profile) = profile {
+                    touched.insert((position[&refusal.identifier], profile));
                 }
-                profiles.sort_unstable();
-                profiles.dedup();
-                suspect.profiles = profiles.len();
+            }
+            for (at, _) in touched {
+                suspects[at].profiles += 1;
             }
             Ok(suspects)
         })
@@ -461,15 +470,9 @@ impl<S: Store> Customers<S> {
     /// it. Recorded as an [`Override::Block`]; [`clear_suspect`](Self::clear_suspect)
     /// overrules it. Works on any value, suspect or not.
     pub fn confirm_suspect(&self, identifier: &Identifier) -> Result<Rebuilt, Error> {
-        let record = self.standing(Override::Block {
+        self.rule_on(Override::Block {
             identifier: identifier.clone(),
-        });
-        self.rebuild_with(
-            std::slice::from_ref(identifier),
-            std::slice::from_ref(identifier),
-            vec![record],
-            true,
-        )
+        })
     }
 
     /// Clears `identifier`: it is never suspect from now on and links like any other, and
@@ -477,24 +480,22 @@ impl<S: Store> Customers<S> {
     /// the limits). Recorded as an [`Override::Allow`]; it overrules an earlier
     /// [`confirm_suspect`](Self::confirm_suspect), and a later one overrules it.
     pub fn clear_suspect(&self, identifier: &Identifier) -> Result<Rebuilt, Error> {
-        let record = self.standing(Override::Allow {
+        self.rule_on(Override::Allow {
             identifier: identifier.clone(),
-        });
-        self.rebuild_with(
-            std::slice::from_ref(identifier),
-            std::slice::from_ref(identifier),
-            vec![record],
-            true,
-        )
+        })
     }
 
-    fn standing(&self, rule: Override) -> OverrideRecord {
-        OverrideRecord {
+    /// Records `rule`, which sets one identifier's standing, and rebuilds the profiles
+    /// whose evidence carried that identifier, reaching them through it.
+    fn rule_on(&self, rule: Override) -> Result<Rebuilt, Error> {
+        let record = OverrideRecord {
             id: OverrideId::new(),
             at: Utc::now(),
             rule,
             reason: None,
-        }
+        };
+        let identifier = record.standing().cloned().into_iter().collect::<Vec<_>>();
+        self.rebuild_with(&identifier, &identifier, vec![record], true)
     }
 
     fn rebuild_with(

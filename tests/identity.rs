@@ -1,46 +1,23 @@
 //! Identity resolution scenarios, each run on the memory and the SQLite backend.
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
 use oneview::identity::{Action, Explanation, Policy};
 use oneview::ingest::segment::{self, SegmentOptions};
-use oneview::store::{IdentityStore, Store};
+use oneview::store::IdentityStore;
 use oneview::{
-    Channel, CustomerId, Customers, Event, Identifier, MemoryStore, MergeRule, Outcome, Receipt,
-    RefusalRule, SqliteStore,
+    Channel, Customers, Event, Identifier, MemoryStore, MergeRule, Outcome, Receipt, RefusalRule,
+    SqliteStore,
 };
 use serde_json::json;
 
-type Dyn = Customers<Box<dyn Store>>;
+mod common;
+
+use common::{Dyn, at, event, id, owner};
 
 fn each_backend(scenario: impl Fn(&Dyn)) {
     scenario(&Customers::new(Box::new(MemoryStore::new())));
     scenario(&Customers::new(Box::new(
         SqliteStore::open_in_memory().unwrap(),
     )));
-}
-
-fn at(minute: i64) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap() + Duration::minutes(minute)
-}
-
-fn id(text: &str) -> Identifier {
-    text.parse().unwrap()
-}
-
-fn event(message: &str, minute: i64, ids: &[&str]) -> Event {
-    ids.iter()
-        .fold(
-            Event::builder("test", Channel::Web, "Acted")
-                .message_id(message)
-                .occurred_at(at(minute)),
-            |b, i| b.with_identifier(id(i)),
-        )
-        .build()
-        .unwrap()
-}
-
-fn owner(customers: &Dyn, identifier: &str) -> Option<CustomerId> {
-    customers.store().owners(&[id(identifier)]).unwrap()[0].map(|o| o.customer)
 }
 
 fn events_of(customers: &Dyn, identifier: &str) -> Vec<String> {

@@ -2,45 +2,20 @@
 //! nobody, whatever order the evidence arrives in, and an operator can confirm or clear
 //! them.
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
 use oneview::identity::{Explanation, SuspectStatus};
-use oneview::store::{IdentityStore, Store};
-use oneview::{
-    Channel, CustomerId, Customers, Event, Identifier, MemoryStore, RefusalRule, SqliteStore,
-};
+use oneview::store::IdentityStore;
+use oneview::{CustomerId, Customers, Event, MemoryStore, RefusalRule, SqliteStore};
 use proptest::prelude::*;
 
-type Dyn = Customers<Box<dyn Store>>;
+mod common;
+
+use common::{Dyn, event, id, owner};
 
 fn backends() -> [Dyn; 2] {
     [
         Customers::new(Box::new(MemoryStore::new())),
         Customers::new(Box::new(SqliteStore::open_in_memory().unwrap())),
     ]
-}
-
-fn at(minute: i64) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 4, 1, 9, 0, 0).unwrap() + Duration::minutes(minute)
-}
-
-fn id(text: &str) -> Identifier {
-    text.parse().unwrap()
-}
-
-fn event(message: &str, minute: i64, ids: &[&str]) -> Event {
-    ids.iter()
-        .fold(
-            Event::builder("test", Channel::Web, "Acted")
-                .message_id(message)
-                .occurred_at(at(minute)),
-            |b, i| b.with_identifier(id(i)),
-        )
-        .build()
-        .unwrap()
-}
-
-fn owner(customers: &Dyn, identifier: &str) -> Option<CustomerId> {
-    customers.store().owners(&[id(identifier)]).unwrap()[0].map(|o| o.customer)
 }
 
 /// Three unrelated people, each browsing on a device of their own and signing up with a

@@ -66,8 +66,9 @@ use crate::model::{
 
 pub use explain::{Explanation, Hop};
 pub use policy::{KindRule, Policy};
-pub(crate) use suspect::{Sightings, is_witness};
-pub use suspect::{Suspect, SuspectStatus, Suspicion};
+use suspect::Standing;
+pub(crate) use suspect::{Sightings, Standings, is_witness};
+pub use suspect::{Suspect, SuspectStatus};
 
 /// One piece of identity evidence: identifiers seen together, and where it sits in the
 /// evidence order.
@@ -160,24 +161,8 @@ pub struct Graph<'p> {
     unlinked: HashMap<Uuid, OverrideId>,
     known_overrides: HashSet<OverrideId>,
     founded: HashMap<CustomerId, DateTime<Utc>>,
-    /// Identifiers that link nothing, with the override that says so.
-    suspects: HashMap<Identifier, OverrideId>,
-    /// Identifiers an operator allowed or blocked, latest word last.
-    standing: HashMap<Identifier, (DateTime<Utc>, OverrideId, Standing)>,
-}
-
-/// An operator's word on one identifier.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Standing {
-    Allowed,
-    Blocked,
-}
-
-/// What a step's evidence gathers, before anything is changed.
-struct Gathering {
-    gathered: Gathered,
-    refused: Vec<(Identifier, RefusalRule)>,
-    via: HashMap<CustomerId, Vec<Identifier>>,
+    /// Suspect, blocked and allowed identifiers.
+    standings: Standings,
 }
 
 /// The profiles an evidence's accepted links gather, while a step decides.
@@ -215,8 +200,7 @@ impl<'p> Graph<'p> {
             unlinked: HashMap::new(),
             known_overrides: HashSet::new(),
             founded: HashMap::new(),
-            suspects: HashMap::new(),
-            standing: HashMap::new(),
+            standings: Standings::default(),
         }
     }
 
@@ -273,34 +257,15 @@ impl<'p> Graph<'p> {
                 self.unlinked.insert(*evidence, record.id);
             }
             Override::Link { .. } => {}
-            Override::Suspect { identifier, .. } => {
-                self.suspects.insert(identifier.clone(), record.id);
-            }
-            Override::Block { identifier } | Override::Allow { identifier } => {
-                let standing = if matches!(record.rule, Override::Block { .. }) {
-                    Standing::Blocked
-                } else {
-                    Standing::Allowed
-                };
-                let entry = (record.at, record.id, standing);
-                let latest = self.standing.entry(identifier.clone()).or_insert(entry);
-                if (entry.0, entry.1) >= (latest.0, latest.1) {
-                    *latest = entry;
-                }
+            Override::Suspect { .. } | Override::Block { .. } | Override::Allow { .. } => {
+                self.standings.add(record);
             }
         }
     }
 
-    fn standing(&self, identifier: &Identifier) -> Option<Standing> {
-        self.standing
-            .get(identifier)
-            .map(|&(_, _, standing)| standing)
-    }
-
     /// Whether `identifier` is suspect: it links nothing.
     pub fn is_suspect(&self, identifier: &Identifier) -> bool {
-        self.suspects.contains_key(identifier)
-            && self.standing(identifier) != Some(Standing::Allowed)
+        self.standings.suspect_by(identifier).is_some()
     }
 
     /// Whether `identifier` may still turn suspect: its kind may be shared by mistake (not
@@ -309,7 +274,7 @@ impl<'p> Graph<'p> {
     pub fn may_turn_suspect(&self, identifier: &Identifier) -> bool {
         self.policy.suspect_threshold().is_some()
             && suspect::may_be_suspect(self.policy, identifier.kind())
-            && self.standing(identifier) != Some(Standing::Allowed)
+            && self.standings.word(identifier) != Some(Standing::Allowed)
             && !self.is_suspect(identifier)
     }
 
@@ -319,7 +284,7 @@ impl<'p> Graph<'p> {
         self.policy
             .usable(identifiers)
             .into_iter()
-            .filter(|identifier| self.standing(identifier) != Some(Standing::Blocked))
+            .filter(|identifier| self.standings.word(identifier) != Some(Standing::Blocked))
             .collect()
     }
 
@@ -404,13 +369,6 @@ impl<'p> Graph<'p> {
 
     /// Decides where `evidence` belongs and applies the decision to the graph.
     pub fn step(&mut self, evidence: &Evidence) -> Step {
-        let gathering = self.gather(evidence);
-        self.settle(evidence, gathering)
-    }
-
-    /// What `evidence` gathers: the profiles and unheld identifiers it links, and the
-    /// links refused. Changes nothing.
-    fn gather(&self, evidence: &Evidence) -> Gathering {
         let usable = self.usable(&evidence.identifiers);
         let unlinked_by = self.unlinked.get(&evidence.key.id).copied();
         let mut gathered = Gathered::default();
@@ -418,8 +376,9 @@ impl<'p> Graph<'p> {
         let mut refused: Vec<(Identifier, RefusalRule)> = Vec::new();
         let mut via: HashMap<CustomerId, Vec<Identifier>> = HashMap::new();
         for identifier in usable {
-            if !evidence.forced && self.is_suspect(&identifier) {
-                let by = self.suspects[&identifier];
+            if let Some(by) = self.standings.suspect_by(&identifier)
+                && !evidence.forced
+            {
                 refused.push((identifier, RefusalRule::Suspect { by }));
                 continue;
             }
@@ -469,19 +428,6 @@ impl<'p> Graph<'p> {
                 }
             }
         }
-        Gathering {
-            gathered,
-            refused,
-            via,
-        }
-    }
-
-    fn settle(&mut self, evidence: &Evidence, gathering: Gathering) -> Step {
-        let Gathering {
-            gathered,
-            refused,
-            mut via,
-        } = gathering;
         let survivor = gathered
             .clusters
             .iter()
@@ -589,7 +535,7 @@ impl<'p> Graph<'p> {
 pub struct Resolution<'p> {
     graph: Graph<'p>,
     steps: Vec<(Evidence, Step)>,
-    suspicions: Vec<Suspicion>,
+    suspicions: Vec<OverrideRecord>,
 }
 
 impl<'p> Resolution<'p> {
@@ -632,9 +578,9 @@ impl<'p> Resolution<'p> {
             .collect()
     }
 
-    /// The identifiers this fold found suspect that no override named before, each with
-    /// the override that records it.
-    pub fn suspicions(&self) -> &[Suspicion] {
+    /// The [`Override::Suspect`]s this fold found that no override named before, each
+    /// naming the identifier and how many people it was seen with.
+    pub fn suspicions(&self) -> &[OverrideRecord] {
         &self.suspicions
     }
 
@@ -671,7 +617,7 @@ pub fn resolve<'p>(
     let at = evidence.last().map_or_else(Utc::now, |e| e.key.at);
     let suspicions = sightings.suspicions(policy, at);
     for suspicion in &suspicions {
-        graph.add_override(&suspicion.record);
+        graph.add_override(suspicion);
     }
     let steps = evidence
         .into_iter()

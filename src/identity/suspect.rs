@@ -21,15 +21,57 @@ use chrono::{DateTime, Utc};
 use super::{Graph, Policy};
 use crate::model::{Identifier, IdentifierKind, Override, OverrideId, OverrideRecord};
 
-/// An identifier resolution found to be shared by different people.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Suspicion {
-    /// The identifier.
-    pub identifier: Identifier,
-    /// How many different values of one unique kind it was seen with.
-    pub people: u32,
-    /// The override recording it, which the fold resolved under.
-    pub record: OverrideRecord,
+/// An operator's word on one identifier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Standing {
+    Allowed,
+    Blocked,
+}
+
+/// What the overrides say about single identifiers: which are suspect, and the latest word
+/// of an operator on each.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Standings {
+    suspects: HashMap<Identifier, OverrideId>,
+    words: HashMap<Identifier, (DateTime<Utc>, OverrideId, Standing)>,
+}
+
+impl Standings {
+    /// Takes `record` into account if it sets an identifier's standing.
+    pub(crate) fn add(&mut self, record: &OverrideRecord) {
+        let (identifier, standing) = match &record.rule {
+            Override::Suspect { identifier, .. } => {
+                self.suspects.insert(identifier.clone(), record.id);
+                return;
+            }
+            Override::Block { identifier } => (identifier, Standing::Blocked),
+            Override::Allow { identifier } => (identifier, Standing::Allowed),
+            _ => return,
+        };
+        let word = (record.at, record.id, standing);
+        let latest = self.words.entry(identifier.clone()).or_insert(word);
+        if (word.0, word.1) >= (latest.0, latest.1) {
+            *latest = word;
+        }
+    }
+
+    /// An operator's latest word on `identifier`, if any.
+    pub(crate) fn word(&self, identifier: &Identifier) -> Option<Standing> {
+        self.words.get(identifier).map(|&(_, _, standing)| standing)
+    }
+
+    /// The override that makes `identifier` suspect, unless an operator allowed it.
+    pub(crate) fn suspect_by(&self, identifier: &Identifier) -> Option<OverrideId> {
+        match self.word(identifier) {
+            Some(Standing::Allowed) => None,
+            _ => self.suspects.get(identifier).copied(),
+        }
+    }
+
+    /// Whether `identifier` links nothing: suspect and not allowed, or blocked.
+    pub(crate) fn links_nothing(&self, identifier: &Identifier) -> bool {
+        self.word(identifier) == Some(Standing::Blocked) || self.suspect_by(identifier).is_some()
+    }
 }
 
 /// Whether values of `kind` can be suspect under `policy`.
@@ -91,36 +133,33 @@ impl Sightings {
         })
     }
 
-    /// The identifiers seen with at least the policy's threshold of people, in identifier
-    /// order, each with an override dated `at` that records it.
-    pub(crate) fn suspicions(&self, policy: &Policy, at: DateTime<Utc>) -> Vec<Suspicion> {
+    /// An [`Override::Suspect`] dated `at` for each identifier seen with at least the
+    /// policy's threshold of people, in identifier order.
+    pub(crate) fn suspicions(&self, policy: &Policy, at: DateTime<Utc>) -> Vec<OverrideRecord> {
         let Some(threshold) = policy.suspect_threshold() else {
             return Vec::new();
         };
-        let mut found: Vec<Suspicion> = self
+        let mut found: Vec<(&Identifier, u32)> = self
             .seen
             .keys()
-            .filter_map(|identifier| {
-                let people = self.people(identifier);
-                (people >= threshold).then(|| Suspicion {
+            .map(|identifier| (identifier, self.people(identifier)))
+            .filter(|&(_, people)| people >= threshold)
+            .collect();
+        found.sort_unstable();
+        found
+            .into_iter()
+            .map(|(identifier, people)| OverrideRecord {
+                id: OverrideId::new(),
+                at,
+                rule: Override::Suspect {
                     identifier: identifier.clone(),
                     people,
-                    record: OverrideRecord {
-                        id: OverrideId::new(),
-                        at,
-                        rule: Override::Suspect {
-                            identifier: identifier.clone(),
-                            people,
-                        },
-                        reason: Some(format!(
-                            "seen with {people} different values of a unique kind"
-                        )),
-                    },
-                })
+                },
+                reason: Some(format!(
+                    "seen with {people} different values of a unique kind"
+                )),
             })
-            .collect();
-        found.sort_by(|a, b| a.identifier.cmp(&b.identifier));
-        found
+            .collect()
     }
 }
 

@@ -431,10 +431,8 @@ impl<S: Reads + ?Sized> Planner<'_, S> {
             return Ok(false);
         };
         let policy = self.graph.policy();
-        let witnesses: Vec<&Identifier> = usable
-            .iter()
-            .filter(|identifier| identity::is_witness(policy, identifier.kind()))
-            .collect();
+        let witness = |identifier: &&Identifier| identity::is_witness(policy, identifier.kind());
+        let witnesses: Vec<&Identifier> = usable.iter().filter(witness).collect();
         if witnesses.is_empty() {
             return Ok(false);
         }
@@ -442,34 +440,29 @@ impl<S: Reads + ?Sized> Planner<'_, S> {
             if !self.graph.may_turn_suspect(candidate) {
                 continue;
             }
-            let mut bound = Sightings::default();
-            bound.note(candidate, witnesses.iter().copied());
+            let mut seen: Vec<Identifier> = witnesses.iter().map(|&w| w.clone()).collect();
             if let Some(owner) = self.graph.owner(candidate) {
-                let held = self.graph.cluster(owner).map(|c| c.identifiers.clone());
-                let refused = self.refused_on(owner)?;
-                let policy = self.graph.policy();
-                let seen = held.into_iter().flatten().chain(refused);
-                let seen: Vec<Identifier> = seen
-                    .filter(|identifier| identity::is_witness(policy, identifier.kind()))
-                    .collect();
-                bound.note(candidate, &seen);
+                if let Some(cluster) = self.graph.cluster(owner) {
+                    seen.extend(cluster.identifiers.iter().filter(witness).cloned());
+                }
+                seen.extend(self.refused_on(owner)?.into_iter().filter(|i| witness(&i)));
             }
             for customer in self.refused_of(candidate)? {
-                let held = match self.graph.cluster(self.graph.live(customer)) {
-                    Some(cluster) => cluster.identifiers.iter().cloned().collect(),
-                    None => self
-                        .store
-                        .profile(customer)?
-                        .map(|profile| profile.identifiers)
-                        .unwrap_or_default(),
-                };
-                let policy = self.graph.policy();
-                let seen: Vec<Identifier> = held
-                    .into_iter()
-                    .filter(|identifier| identity::is_witness(policy, identifier.kind()))
-                    .collect();
-                bound.note(candidate, &seen);
+                match self.graph.cluster(self.graph.live(customer)) {
+                    Some(cluster) => {
+                        seen.extend(cluster.identifiers.iter().filter(witness).cloned())
+                    }
+                    None => seen.extend(
+                        self.store
+                            .profile(customer)?
+                            .into_iter()
+                            .flat_map(|profile| profile.identifiers)
+                            .filter(|i| witness(&i)),
+                    ),
+                }
             }
+            let mut bound = Sightings::default();
+            bound.note(candidate, &seen);
             if bound.people(candidate) >= threshold {
                 return Ok(true);
             }
@@ -537,7 +530,6 @@ pub(crate) fn interaction_key(interaction: &Interaction) -> EvidenceKey {
     }
 }
 
-/// The newest evidence attributed to the live profile `customer`.
 /// The newest evidence stored for the live profile `customer`; `interactions` says whether
 /// the store may hold any interaction at all.
 pub(crate) fn latest_evidence<S: Reads + ?Sized>(

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{Outcome, Receipt, Record, event_key, interaction_key, trait_operations};
-use crate::identity::{self, Action, Evidence, Policy, Resolution};
+use crate::identity::{self, Action, Evidence, Policy, Resolution, Standings};
 use crate::model::{
     CustomerId, Event, EvidenceKey, Identifier, Interaction, MergeRecord, Override, OverrideRecord,
     Refusal,
@@ -85,6 +85,9 @@ impl Component {
         limit: usize,
     ) -> Result<Option<Self>, StoreError> {
         let mut component = Self::default();
+        // Suspect and blocked values link nothing, so they do not tie the profiles that
+        // carried them into one component.
+        let mut standings = Standings::default();
         let mut seen: HashSet<Identifier> = HashSet::new();
         let mut pending: Vec<Identifier> = seeds.to_vec();
         loop {
@@ -97,13 +100,12 @@ impl Component {
                 if record.standing().is_none() {
                     next.extend(record.identifiers());
                 }
+                standings.add(&record);
                 component.overrides.insert(record.id, record);
             }
-            // A suspect or blocked value links nothing, so it does not tie the profiles
-            // that carried it into one component.
-            let inert = component.inert();
-            pending
-                .retain(|identifier| !inert.contains(identifier) || through.contains(identifier));
+            pending.retain(|identifier| {
+                !standings.links_nothing(identifier) || through.contains(identifier)
+            });
             let mut customers: BTreeSet<CustomerId> = store
                 .owners(&pending)?
                 .into_iter()
@@ -146,40 +148,6 @@ impl Component {
             }
             pending = next;
         }
-    }
-
-    /// The identifiers its overrides make link nothing: suspects no operator allowed, and
-    /// values an operator blocked.
-    fn inert(&self) -> HashSet<Identifier> {
-        #[derive(Default)]
-        struct Word<'r> {
-            suspect: bool,
-            latest: Option<&'r OverrideRecord>,
-        }
-        let mut words: HashMap<&Identifier, Word<'_>> = HashMap::new();
-        for record in self.overrides.values() {
-            let Some(identifier) = record.standing() else {
-                continue;
-            };
-            let word = words.entry(identifier).or_default();
-            if let Override::Suspect { .. } = record.rule {
-                word.suspect = true;
-            } else if word
-                .latest
-                .is_none_or(|latest| (record.at, record.id) >= (latest.at, latest.id))
-            {
-                word.latest = Some(record);
-            }
-        }
-        words
-            .into_iter()
-            .filter(|(_, word)| match word.latest.map(|record| &record.rule) {
-                Some(Override::Block { .. }) => true,
-                Some(_) => false,
-                None => word.suspect,
-            })
-            .map(|(identifier, _)| identifier.clone())
-            .collect()
     }
 
     /// The component's evidence, plus `extra`.
@@ -446,7 +414,7 @@ impl Component {
         let mut identity: Vec<IdentityChange> = resolution
             .suspicions()
             .iter()
-            .map(|suspicion| IdentityChange::Override(suspicion.record.clone()))
+            .map(|suspicion| IdentityChange::Override(suspicion.clone()))
             .collect();
         identity.push(IdentityChange::Rewrite(Box::new(rewrite)));
         let commit = Commit {

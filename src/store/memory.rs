@@ -117,30 +117,6 @@ struct Saved {
     refusals: (Vec<Refusal>, usize),
 }
 
-/// The two kinds of map the state keeps, as [`State::restore`] needs them.
-trait MapLike<K, V> {
-    fn put(&mut self, key: K, value: V);
-    fn take(&mut self, key: &K);
-}
-
-impl<K: Ord, V> MapLike<K, V> for BTreeMap<K, V> {
-    fn put(&mut self, key: K, value: V) {
-        self.insert(key, value);
-    }
-    fn take(&mut self, key: &K) {
-        self.remove(key);
-    }
-}
-
-impl<K: std::hash::Hash + Eq, V> MapLike<K, V> for HashMap<K, V> {
-    fn put(&mut self, key: K, value: V) {
-        self.insert(key, value);
-    }
-    fn take(&mut self, key: &K) {
-        self.remove(key);
-    }
-}
-
 impl State {
     fn live(&self, customer: CustomerId) -> Option<CustomerId> {
         let row = self.profiles.get(&customer)?;
@@ -451,15 +427,20 @@ impl State {
 
     /// Puts back what [`save`](Self::save) copied.
     fn restore(&mut self, saved: Saved) {
-        fn put<K, V>(map: &mut impl MapLike<K, V>, entries: Vec<(K, Option<V>)>) {
+        fn put<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, entries: Vec<(K, Option<V>)>) {
             for (key, value) in entries {
                 match value {
-                    Some(value) => map.put(key, value),
-                    None => map.take(&key),
-                }
+                    Some(value) => map.insert(key, value),
+                    None => map.remove(&key),
+                };
             }
         }
-        put(&mut self.profiles, saved.profiles);
+        for (id, row) in saved.profiles {
+            match row {
+                Some(row) => self.profiles.insert(id, row),
+                None => self.profiles.remove(&id),
+            };
+        }
         put(&mut self.owners, saved.owners);
         put(&mut self.event_timelines, saved.event_timelines);
         put(&mut self.traits, saved.traits);

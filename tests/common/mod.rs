@@ -1,0 +1,39 @@
+//! Helpers the scenario tests share: identifiers and events from short text, and who owns
+//! an identifier now.
+
+#![allow(dead_code)]
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use oneview::store::Store;
+use oneview::{Channel, CustomerId, Customers, Event, Identifier};
+
+/// Customers over any backend, so one scenario runs on each.
+pub(crate) type Dyn = Customers<Box<dyn Store>>;
+
+/// `minute` minutes into the scenarios' day.
+pub(crate) fn at(minute: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap() + Duration::minutes(minute)
+}
+
+/// An identifier from its canonical text, `kind:value`.
+pub(crate) fn id(text: &str) -> Identifier {
+    text.parse().unwrap()
+}
+
+/// An event with message id `message`, at `minute`, carrying `ids`.
+pub(crate) fn event(message: &str, minute: i64, ids: &[&str]) -> Event {
+    ids.iter()
+        .fold(
+            Event::builder("test", Channel::Web, "Acted")
+                .message_id(message)
+                .occurred_at(at(minute)),
+            |b, i| b.with_identifier(id(i)),
+        )
+        .build()
+        .unwrap()
+}
+
+/// The live profile holding `identifier`, if any.
+pub(crate) fn owner(customers: &Dyn, identifier: &str) -> Option<CustomerId> {
+    customers.store().owners(&[id(identifier)]).unwrap()[0].map(|o| o.customer)
+}
