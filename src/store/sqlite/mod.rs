@@ -1077,12 +1077,7 @@ impl IdentityStore for SqliteStore {
     }
 
     fn has_overrides(&self) -> Result<bool, StoreError> {
-        self.read(|conn| {
-            conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM overrides)")
-                .map_err(sqlite)?
-                .query_row([], |row| row.get(0))
-                .map_err(sqlite)
-        })
+        self.any_row("overrides")
     }
 
     fn standing_overrides(&self) -> Result<Vec<OverrideRecord>, StoreError> {
@@ -1124,6 +1119,16 @@ impl IdentityStore for SqliteStore {
 }
 
 impl SqliteStore {
+    /// Whether `table` holds any row.
+    fn any_row(&self, table: &str) -> Result<bool, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(&format!("SELECT EXISTS (SELECT 1 FROM {table})"))
+                .map_err(sqlite)?
+                .query_row([], |row| row.get(0))
+                .map_err(sqlite)
+        })
+    }
+
     /// Reads one JSON column from every row of `sql`, which takes the canonical forms of
     /// `identifiers` as a JSON array in `?1`.
     fn by_identifiers<T: serde::de::DeserializeOwned>(
@@ -1463,12 +1468,7 @@ impl InteractionStore for SqliteStore {
     }
 
     fn has_interactions(&self) -> Result<bool, StoreError> {
-        self.read(|conn| {
-            conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM interactions)")
-                .map_err(sqlite)?
-                .query_row([], |row| row.get(0))
-                .map_err(sqlite)
-        })
+        self.any_row("interactions")
     }
 }
 
