@@ -285,8 +285,10 @@ fn unknown_lookups_find_nothing() {
 
 #[test]
 fn concurrent_writers_reach_the_same_profiles_as_one_writer() {
-    // 8 threads ingest events whose identifiers chain people together; conflicts between
-    // writers are retried, so the final partition matches a sequential run.
+    // 8 threads ingest events that tie each person's three devices to their email (no two
+    // people share an identifier), so writers race to merge the same person's profiles;
+    // conflicts are retried, and the final partition is a sequential run's: one profile
+    // per person.
     let events: Vec<Event> = (0..400)
         .map(|i| {
             let person = i % 20;

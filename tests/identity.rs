@@ -1,23 +1,20 @@
-//! Identity resolution scenarios, each run on the memory and the SQLite backend.
+//! Identity resolution scenarios, each run on the memory and (feature `sqlite`) the SQLite
+//! backend.
 
 use oneview::identity::{Action, Explanation, Policy};
 use oneview::ingest::segment::{self, SegmentOptions};
 use oneview::store::IdentityStore;
-use oneview::{
-    Channel, Customers, Event, Identifier, MemoryStore, MergeRule, Outcome, Receipt, RefusalRule,
-    SqliteStore,
-};
+use oneview::{Channel, Event, Identifier, MergeRule, Outcome, Receipt, RefusalRule};
 use serde_json::json;
 
 mod common;
 
-use common::{Dyn, at, event, id, owner};
+use common::{Dyn, at, backends, backends_with, event, id, owner};
 
 fn each_backend(scenario: impl Fn(&Dyn)) {
-    scenario(&Customers::new(Box::new(MemoryStore::new())));
-    scenario(&Customers::new(Box::new(
-        SqliteStore::open_in_memory().unwrap(),
-    )));
+    for customers in backends() {
+        scenario(&customers);
+    }
 }
 
 fn events_of(customers: &Dyn, identifier: &str) -> Vec<String> {
@@ -41,17 +38,19 @@ fn events_of(customers: &Dyn, identifier: &str) -> Vec<String> {
 #[test]
 fn anonymous_browsing_then_identify_merges_the_device_into_the_user() {
     each_backend(|c| {
-        c.ingest(event("p1", 0, &["anonymous_id:d1"])).unwrap();
+        let device = c.ingest(event("p1", 0, &["anonymous_id:d1"])).unwrap();
         c.ingest(event("p2", 1, &["anonymous_id:d1"])).unwrap();
-        c.ingest(event("u", 2, &["user_id:u1"])).unwrap();
+        let user = c.ingest(event("u", 2, &["user_id:u1"])).unwrap();
+        assert_ne!(device.customer, user.customer);
         let receipt = c
             .ingest(event("id", 3, &["user_id:u1", "anonymous_id:d1"]))
             .unwrap();
         assert_eq!(receipt.action, Some(Action::Merge));
         assert_eq!(owner(c, "user_id:u1"), owner(c, "anonymous_id:d1"));
         assert_eq!(events_of(c, "user_id:u1"), ["id", "p1", "p2", "u"]);
-        // The oldest profile survives: the device's.
-        assert_eq!(receipt.customer, owner(c, "anonymous_id:d1").unwrap());
+        // The oldest profile survives: the device's, created first.
+        assert_eq!(receipt.customer, device.customer);
+        assert_eq!(owner(c, "user_id:u1"), Some(device.customer));
     });
 }
 
@@ -184,9 +183,10 @@ fn the_same_message_twice_counts_once() {
     });
 }
 
-/// A–B at minute 10, B–C at minute 20: three profiles merged into the oldest.
-fn chain(c: &Dyn) {
-    c.ingest(event("a", 0, &["email:a@x.io"])).unwrap();
+/// A–B at minute 10, B–C at minute 20: three profiles merged into the oldest. Returns
+/// the profile created first, a's.
+fn chain(c: &Dyn) -> oneview::CustomerId {
+    let first = c.ingest(event("a", 0, &["email:a@x.io"])).unwrap().customer;
     c.ingest(event("b", 1, &["email:b@x.io"])).unwrap();
     c.ingest(event("c", 2, &["email:c@x.io"])).unwrap();
     let ta = Event::builder("test", Channel::Web, "Set")
@@ -209,13 +209,13 @@ fn chain(c: &Dyn) {
         .unwrap();
     c.ingest(event("bc", 20, &["email:b@x.io", "email:c@x.io"]))
         .unwrap();
+    first
 }
 
 #[test]
 fn a_chain_merges_three_profiles_into_the_oldest_and_explains_itself() {
     each_backend(|c| {
-        chain(c);
-        let oldest = c.ingest(event("a", 0, &["email:a@x.io"])).unwrap().customer;
+        let oldest = chain(c);
         let profile = c.profile(id("email:c@x.io")).unwrap().unwrap();
         assert_eq!(profile.customer_id, oldest);
         assert_eq!(profile.merges.len(), 2);
@@ -393,11 +393,7 @@ fn a_late_record_past_the_rebuild_limit_is_resolved_as_things_stand_and_says_so(
     // Three people on one family tablet: its refused links tie their profiles into one
     // component of three.
     let run = |policy: Policy| -> Vec<(Dyn, Receipt)> {
-        let backends: [Dyn; 2] = [
-            Customers::with_policy(Box::new(MemoryStore::new()), policy.clone()),
-            Customers::with_policy(Box::new(SqliteStore::open_in_memory().unwrap()), policy),
-        ];
-        backends
+        backends_with(policy)
             .into_iter()
             .map(|c| {
                 for (n, user) in ["ana", "ben", "eve"].into_iter().enumerate() {
