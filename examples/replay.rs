@@ -2,12 +2,15 @@
 //! resolved profiles, one JSON object per line.
 //!
 //! ```text
-//! cargo run --release --example replay -- [--db FILE] FILE.jsonl...
+//! cargo run --release --example replay -- [--db FILE] [--received-at TIME] FILE.jsonl...
 //! ```
 //!
 //! Without `--db`, a temporary database is used. Bad lines are reported on stderr with
 //! their line number and skipped; a summary ends on stderr. The same messages in any
-//! order print the same profiles.
+//! order print the same profiles, and replaying the same files twice gives the same store:
+//! every message is stamped as received at `--received-at` (RFC 3339), by default the
+//! latest time any message of the input states, and a message with no time of its own
+//! (nor a batch `sentAt`) is dated then too. The summary counts those undated messages.
 
 use std::error::Error;
 use std::fs::File;
@@ -15,7 +18,7 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use oneview::ingest::segment::{self, SegmentOptions};
 use oneview::store::IdentityStore;
 use oneview::{Customers, Outcome, Record, SqliteStore};
@@ -30,25 +33,39 @@ struct Summary {
     ingested: u64,
     duplicates: u64,
     rejected: u64,
+    undated: u64,
 }
+
+const USAGE: &str = "usage: replay [--db FILE] [--received-at TIME] FILE.jsonl...";
 
 fn main() -> Result<(), Box<dyn Error>> {
     let mut db: Option<PathBuf> = None;
+    let mut received_at: Option<DateTime<Utc>> = None;
     let mut inputs = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--db" => db = Some(args.next().ok_or("--db needs a file")?.into()),
+            "--received-at" => {
+                let text = args.next().ok_or("--received-at needs a time")?;
+                let at = DateTime::parse_from_rfc3339(&text)
+                    .map_err(|err| format!("--received-at {text:?}: {err}"))?;
+                received_at = Some(at.with_timezone(&Utc));
+            }
             "-h" | "--help" => {
-                eprintln!("usage: replay [--db FILE] FILE.jsonl...");
+                eprintln!("{USAGE}");
                 return Ok(());
             }
             _ => inputs.push(PathBuf::from(arg)),
         }
     }
     if inputs.is_empty() {
-        return Err("usage: replay [--db FILE] FILE.jsonl...".into());
+        return Err(USAGE.into());
     }
+    let received_at = match received_at {
+        Some(at) => at,
+        None => latest_stated_time(&inputs)?,
+    };
     let temp = tempfile::tempdir()?;
     let path = db.unwrap_or_else(|| temp.path().join("replay.db"));
     let customers = Customers::new(SqliteStore::open(&path)?);
@@ -73,7 +90,8 @@ fn main() -> Result<(), Box<dyn Error>> {
                     continue;
                 }
             };
-            for parsed in segment::parse(&value, &options, Utc::now()) {
+            summary.undated += undated_messages(&value);
+            for parsed in segment::parse(&value, &options, received_at) {
                 summary.read += 1;
                 match parsed {
                     Ok(record) => pending.push((place.clone(), record)),
@@ -121,6 +139,8 @@ fn main() -> Result<(), Box<dyn Error>> {
                 "identifiers": identifiers,
                 "traits": traits,
                 "event_count": profile.event_count(),
+                "first_seen": profile.first_seen,
+                "last_seen": profile.last_seen,
             }));
         }
     }
@@ -132,15 +152,61 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
     out.flush()?;
     eprintln!(
-        "messages read {}, ingested {}, duplicates {}, rejected {}, profiles {}, merges {merges}, refused links {refused} ({:.2} s)",
+        "messages read {}, ingested {}, duplicates {}, rejected {}, undated {} (dated {}), profiles {}, merges {merges}, refused links {refused} ({:.2} s)",
         summary.read,
         summary.ingested,
         summary.duplicates,
         summary.rejected,
+        summary.undated,
+        received_at.to_rfc3339(),
         profiles.len(),
         ingest_time.as_secs_f64(),
     );
     Ok(())
+}
+
+/// The time fields a message may state, in the order the Segment reader prefers them.
+const TIME_FIELDS: [&str; 3] = ["timestamp", "originalTimestamp", "sentAt"];
+
+/// The latest time any message (or batch envelope) of `inputs` states, read in a first
+/// pass so the replay does not depend on the clock nor on the order of the lines; the
+/// Unix epoch when none states one.
+fn latest_stated_time(inputs: &[PathBuf]) -> Result<DateTime<Utc>, Box<dyn Error>> {
+    let mut latest = DateTime::<Utc>::UNIX_EPOCH;
+    for input in inputs {
+        for line in BufReader::new(File::open(input)?).lines() {
+            let Ok(value) = serde_json::from_str::<Value>(&line?) else {
+                continue;
+            };
+            let messages = match value.get("batch") {
+                Some(Value::Array(messages)) => messages.iter().chain([&value]).collect(),
+                _ => vec![&value],
+            };
+            for message in messages {
+                for field in TIME_FIELDS.iter().chain(&["receivedAt"]) {
+                    let stated = message
+                        .get(*field)
+                        .and_then(Value::as_str)
+                        .and_then(|text| DateTime::parse_from_rfc3339(text).ok());
+                    if let Some(at) = stated {
+                        latest = latest.max(at.with_timezone(&Utc));
+                    }
+                }
+            }
+        }
+    }
+    Ok(latest)
+}
+
+/// How many messages of `value` state no time of their own, nor a batch `sentAt`.
+fn undated_messages(value: &Value) -> u64 {
+    let states = |message: &Value, field: &str| message.get(field).is_some_and(|v| !v.is_null());
+    let dated = |message: &Value| TIME_FIELDS.iter().any(|field| states(message, field));
+    match value.get("batch") {
+        Some(Value::Array(_)) if states(value, "sentAt") => 0,
+        Some(Value::Array(messages)) => messages.iter().filter(|m| !dated(m)).count() as u64,
+        _ => u64::from(!dated(value)),
+    }
 }
 
 fn flush(

@@ -78,7 +78,8 @@ pub use store::sqlite::SqliteStore;
 pub use store::{MemoryStore, PageRequest, Store, StoreError};
 pub use view::{Lookup, Profile, TimelineEntry};
 
-/// The README's examples, compiled and run as doc tests so they cannot go stale.
-#[cfg(doctest)]
+/// The README's examples, compiled and run as doc tests so they cannot go stale. They use
+/// the default SQLite backend.
+#[cfg(all(doctest, feature = "sqlite"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeExamples;

@@ -311,6 +311,7 @@ proptest! {
     }
 
     #[test]
+    #[cfg(feature = "sqlite")]
     fn sqlite_gives_the_same_profiles_as_the_memory_reference(
         events in events(),
         cut in 1..6usize,

@@ -4,19 +4,12 @@
 
 use oneview::identity::{Explanation, SuspectStatus};
 use oneview::store::IdentityStore;
-use oneview::{CustomerId, Customers, Event, MemoryStore, RefusalRule, SqliteStore};
+use oneview::{CustomerId, Customers, Event, MemoryStore, RefusalRule};
 use proptest::prelude::*;
 
 mod common;
 
-use common::{Dyn, event, id, owner};
-
-fn backends() -> [Dyn; 2] {
-    [
-        Customers::new(Box::new(MemoryStore::new())),
-        Customers::new(Box::new(SqliteStore::open_in_memory().unwrap())),
-    ]
-}
+use common::{Dyn, backends, event, id, owner};
 
 /// Three unrelated people, each browsing on a device of their own and signing up with a
 /// user id, all typing `shared` (a placeholder email, a switchboard number) into the form;

@@ -22,8 +22,12 @@
 //!   `receivedAt` and `messageId`, and with its type. So the same message delivered twice
 //!   is still one event, and replaying a file gives the same store. Two messages that
 //!   differ in nothing but delivery time are one event.
-//! - **Time**: `timestamp`, else `originalTimestamp`, else `sentAt`, else the time of
-//!   receipt. Offsets are kept (`+02:00` is read as such), fractions of a second too.
+//! - **Time**: `timestamp`, else `originalTimestamp`, else `sentAt`, else the `sentAt` of
+//!   the batch envelope it came in, else the `received_at` the caller passes. Offsets are
+//!   kept (`+02:00` is read as such), fractions of a second too. Only that last fallback
+//!   depends on when the message is read, so a replay of a file that must give the same
+//!   store every time passes a fixed `received_at` (the `replay` example uses the latest
+//!   time the file states).
 //! - **Batch context**: a batch envelope's `context` applies to each of its messages;
 //!   a message's own context keys win.
 //! - **Name**: a `track`'s `event`; the message type for the others.
@@ -173,21 +177,42 @@ pub fn parse(
 ) -> Vec<Result<Record, SegmentError>> {
     match value.get("batch") {
         Some(Value::Array(messages)) => {
-            let shared = match value.get("context") {
-                Some(Value::Object(context)) => Some(context),
-                _ => None,
+            let Value::Object(envelope) = value else {
+                unreachable!("only an object has a batch field")
+            };
+            let envelope = Fields {
+                object: envelope,
+                prefix: "",
+            };
+            let shared = match envelope.object("context") {
+                Ok(shared) => shared,
+                Err(err) => return vec![Err(err)],
+            };
+            // A message with no time of its own was sent no later than its batch.
+            let undated_at = match envelope.time("sentAt") {
+                Ok(sent) => sent.unwrap_or(received_at),
+                Err(err) => return vec![Err(err)],
             };
             messages
                 .iter()
                 .enumerate()
                 .map(|(i, message)| {
                     let prefix = format!("batch[{i}].");
+                    let read_at = |message: &Value| {
+                        Reading {
+                            prefix: &prefix,
+                            kind: None,
+                            options,
+                            received_at,
+                            undated_at,
+                        }
+                        .read(message)
+                    };
                     match (shared, message) {
                         (Some(shared), Value::Object(object)) => {
-                            let merged = with_context(object, shared);
-                            read(&merged, &prefix, None, options, received_at)
+                            read_at(&with_context(object, shared))
                         }
-                        _ => read(message, &prefix, None, options, received_at),
+                        _ => read_at(message),
                     }
                 })
                 .collect()
@@ -207,7 +232,7 @@ pub fn parse_message(
     options: &SegmentOptions,
     received_at: DateTime<Utc>,
 ) -> Result<Record, SegmentError> {
-    read(value, "", None, options, received_at)
+    Reading::single(None, options, received_at).read(value)
 }
 
 /// Reads one message of type `kind` (`"track"`, `"identify"`, …), whatever its own `type`
@@ -232,7 +257,7 @@ pub fn parse_as(
     options: &SegmentOptions,
     received_at: DateTime<Utc>,
 ) -> Result<Record, SegmentError> {
-    read(value, "", Some(kind), options, received_at)
+    Reading::single(Some(kind), options, received_at).read(value)
 }
 
 /// `message` with the keys of a batch's shared `context` it does not set itself.
@@ -406,13 +431,44 @@ impl<'a> Fields<'a> {
     }
 }
 
-fn read(
-    value: &Value,
-    prefix: &str,
-    kind: Option<&str>,
-    options: &SegmentOptions,
+/// How one message is read: where it sits, what its endpoint says it is, and the times
+/// that stand in for the ones it does not carry.
+struct Reading<'a> {
+    prefix: &'a str,
+    kind: Option<&'a str>,
+    options: &'a SegmentOptions,
     received_at: DateTime<Utc>,
-) -> Result<Record, SegmentError> {
+    undated_at: DateTime<Utc>,
+}
+
+impl<'a> Reading<'a> {
+    fn single(
+        kind: Option<&'a str>,
+        options: &'a SegmentOptions,
+        received_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            prefix: "",
+            kind,
+            options,
+            received_at,
+            undated_at: received_at,
+        }
+    }
+
+    fn read(&self, value: &Value) -> Result<Record, SegmentError> {
+        read(value, self)
+    }
+}
+
+fn read(value: &Value, reading: &Reading<'_>) -> Result<Record, SegmentError> {
+    let Reading {
+        prefix,
+        kind,
+        options,
+        received_at,
+        undated_at,
+    } = *reading;
     let Value::Object(object) = value else {
         return Err(SegmentError::NotAnObject {
             field: if prefix.is_empty() {
@@ -448,7 +504,7 @@ fn read(
         Some(at) => at,
         None => match fields.time("originalTimestamp")? {
             Some(at) => at,
-            None => fields.time("sentAt")?.unwrap_or(received_at),
+            None => fields.time("sentAt")?.unwrap_or(undated_at),
         },
     };
     let context_path = format!("{prefix}context.");

@@ -4,11 +4,33 @@
 #![allow(dead_code)]
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use oneview::identity::Policy;
 use oneview::store::Store;
-use oneview::{Channel, CustomerId, Customers, Event, Identifier};
+use oneview::{Channel, CustomerId, Customers, Event, Identifier, MemoryStore};
 
 /// Customers over any backend, so one scenario runs on each.
 pub(crate) type Dyn = Customers<Box<dyn Store>>;
+
+/// Customers under `policy` on every backend this build has: memory, and SQLite when the
+/// `sqlite` feature is on.
+pub(crate) fn backends_with(policy: Policy) -> Vec<Dyn> {
+    #[cfg_attr(not(feature = "sqlite"), allow(unused_mut))]
+    let mut backends: Vec<Dyn> = vec![Customers::with_policy(
+        Box::new(MemoryStore::new()),
+        policy.clone(),
+    )];
+    #[cfg(feature = "sqlite")]
+    backends.push(Customers::with_policy(
+        Box::new(oneview::SqliteStore::open_in_memory().unwrap()),
+        policy,
+    ));
+    backends
+}
+
+/// Customers under the default policy on every backend this build has.
+pub(crate) fn backends() -> Vec<Dyn> {
+    backends_with(Policy::default())
+}
 
 /// `minute` minutes into the scenarios' day.
 pub(crate) fn at(minute: i64) -> DateTime<Utc> {
