@@ -8,7 +8,7 @@ use chrono::Utc;
 use crate::error::Error;
 use crate::identity::{Action, Explanation, Policy, Suspect, SuspectStatus};
 use crate::ingest::rebuild::{self, Component, Rebuilt};
-use crate::ingest::{Plan, Planner, Receipt, Record};
+use crate::ingest::{Outcome, Plan, Planner, Receipt, Record};
 use crate::model::{
     CustomerId, EventId, Identifier, MergeId, Override, OverrideId, OverrideRecord, RefusalRule,
 };
@@ -235,6 +235,13 @@ impl<S: Store> Customers<S> {
     fn ingest_late(&self, record: &Record) -> Result<Receipt, Error> {
         let landed = self.write(|| {
             let planned = read_consistent(&self.store, |reads| -> Result<_, Error> {
+                // An earlier step of the same batch may have stored a newer version.
+                if let Record::Interaction(interaction) = record
+                    && let Some(stored) = reads.interaction(interaction.id)?
+                    && !interaction.supersedes(&stored.record)
+                {
+                    return Ok(Err(Receipt::skipped(stored.customer, Outcome::Outdated)));
+                }
                 if let Some(planned) = rebuild::plan_late(reads, &self.policy, record)? {
                     return Ok(Ok(planned));
                 }

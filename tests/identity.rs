@@ -441,3 +441,39 @@ fn a_late_record_past_the_rebuild_limit_is_resolved_as_things_stand_and_says_so(
         assert_eq!(customers.store().scan_events().count(), 7);
     }
 }
+
+#[test]
+fn an_older_version_of_a_late_contact_in_the_same_batch_does_not_replace_the_newer() {
+    let version = |minute: i64, status| {
+        oneview::Interaction::builder("desk", Channel::Chat, oneview::Direction::Inbound)
+            .key("T-1")
+            .occurred_at(at(0))
+            .updated_at(at(minute))
+            .status(status)
+            .with_identifier(id("user_id:ana"))
+            .with_identifier(id("email:ana@x.io"))
+            .build()
+            .unwrap()
+    };
+    each_backend(|c| {
+        // Newer evidence on both sides makes the contact late: it is placed by a rebuild.
+        c.ingest(event("u", 30, &["user_id:ana"])).unwrap();
+        c.ingest(event("e", 31, &["email:ana@x.io"])).unwrap();
+        let newer = version(5, oneview::InteractionStatus::Closed);
+        let older = version(0, oneview::InteractionStatus::Open);
+        let receipts = c.ingest_batch([newer, older]).unwrap();
+        assert_eq!(receipts[0].as_ref().unwrap().action, Some(Action::Rebuild));
+        assert_eq!(receipts[1].as_ref().unwrap().outcome, Outcome::Outdated);
+        let profile = c.profile(id("user_id:ana")).unwrap().unwrap();
+        let statuses: Vec<_> = profile
+            .timeline
+            .items
+            .iter()
+            .filter_map(|entry| match entry {
+                oneview::TimelineEntry::Interaction(i) => Some(i.status),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(statuses, [oneview::InteractionStatus::Closed]);
+    });
+}

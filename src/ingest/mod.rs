@@ -97,7 +97,7 @@ pub struct Receipt {
 }
 
 impl Receipt {
-    fn skipped(customer: CustomerId, outcome: Outcome) -> Self {
+    pub(crate) fn skipped(customer: CustomerId, outcome: Outcome) -> Self {
         Self {
             customer,
             outcome,
