@@ -461,6 +461,8 @@ fn one_customers_value_matches_values_integrated_from_the_models() {
         last_purchase: NaiveDate::from_ymd_opt(1997, 8, 1).unwrap(),
         revenue: 150.0,
     };
+    // In a 39-week horizon, as the reference also gives in
+    // `predictions_match_numerical_integration_of_the_models`.
     let (purchases_39, spend) = (1.22602817477, 47.342519685);
     // One period of 39 weeks at 1%: the period's purchases times spend, discounted once.
     let one = customer_value(
@@ -476,6 +478,21 @@ fn one_customers_value_matches_values_integrated_from_the_models() {
         (one.clv - expected).abs() < 1e-6 * expected,
         "{} against {expected}",
         one.clv
+    );
+    // Two periods of 19.5 weeks: 0.665 purchases in the first, the rest of the 1.226 in
+    // the second, each discounted for its own period.
+    let two = customer_value(
+        &bg,
+        &gg,
+        &customer,
+        &ClvOptions::new(2, 19.5, 0.01).unwrap(),
+    );
+    let expected = 57.208251399;
+    assert!((two.expected_purchases - purchases_39).abs() < 1e-6);
+    assert!(
+        (two.clv - expected).abs() < 1e-6 * expected,
+        "{} against {expected}",
+        two.clv
     );
 }
 
