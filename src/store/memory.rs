@@ -72,15 +72,22 @@ type Timeline = BTreeSet<(DateTime<Utc>, Uuid)>;
 struct State {
     profiles: BTreeMap<CustomerId, ProfileRow>,
     owners: HashMap<Identifier, CustomerId>,
-    merges: Vec<MergeRecord>,
+    /// Merge records by the profile they absorbed.
+    merges: HashMap<CustomerId, Vec<MergeRecord>>,
     events: HashMap<EventId, (CustomerId, Event)>,
     event_order: BTreeSet<(DateTime<Utc>, EventId)>,
     event_timelines: HashMap<CustomerId, Timeline>,
     interactions: HashMap<InteractionId, (CustomerId, Interaction)>,
     interaction_timelines: HashMap<CustomerId, Timeline>,
     traits: HashMap<CustomerId, Vec<TraitOperation>>,
-    refusals: Vec<Refusal>,
+    /// Refused links by the profile their evidence went to.
+    refusals: HashMap<CustomerId, Vec<Refusal>>,
+    /// The profiles that hold (or once held) refusals of each identifier: a superset,
+    /// so reads by identifier need not scan every refusal.
+    refusing: HashMap<Identifier, HashSet<CustomerId>>,
     overrides: Vec<OverrideRecord>,
+    /// Positions in `overrides` of the records naming each identifier.
+    overrides_naming: HashMap<Identifier, Vec<usize>>,
 }
 
 /// How to take back one applied change.
@@ -95,7 +102,7 @@ enum Undo {
     AppendEvent(EventId),
     PutInteraction(InteractionId, Option<Box<(CustomerId, Interaction)>>),
     AppendTrait(CustomerId),
-    Refuse,
+    Refuse(CustomerId),
     Override,
     /// A rewrite: the parts of the state it touches, as they were before it.
     Rewrite(Box<Saved>),
@@ -111,10 +118,10 @@ struct Saved {
     traits: Vec<(CustomerId, Option<Vec<TraitOperation>>)>,
     interactions: Vec<(InteractionId, CustomerId)>,
     interaction_timelines: Vec<(CustomerId, Option<Timeline>)>,
-    /// The merges and refusals of the profiles it names, which it replaces, and how many
-    /// of each there were in all.
-    merges: (Vec<MergeRecord>, usize),
-    refusals: (Vec<Refusal>, usize),
+    /// The merges and refusals kept under each profile it names or records them under,
+    /// which it replaces.
+    merges: Vec<(CustomerId, Option<Vec<MergeRecord>>)>,
+    refusals: Vec<(CustomerId, Option<Vec<Refusal>>)>,
 }
 
 impl State {
@@ -320,7 +327,10 @@ impl State {
                 }
                 let survivor_row = self.profiles.get_mut(&survivor).expect("checked");
                 survivor_row.members.extend(moved.iter().copied());
-                self.merges.push(record.clone());
+                self.merges
+                    .entry(absorbed)
+                    .or_default()
+                    .push(record.clone());
                 undo.push(Undo::Merge {
                     survivor,
                     absorbed,
@@ -329,10 +339,16 @@ impl State {
             }
             IdentityChange::Refuse(refusal) => {
                 self.require_profile(refusal.customer)?;
-                self.refusals.push(refusal.clone());
-                undo.push(Undo::Refuse);
+                self.refuse(refusal);
+                undo.push(Undo::Refuse(refusal.customer));
             }
             IdentityChange::Override(record) => {
+                for identifier in record.identifiers() {
+                    self.overrides_naming
+                        .entry(identifier.clone())
+                        .or_default()
+                        .push(self.overrides.len());
+                }
                 self.overrides.push(record.clone());
                 undo.push(Undo::Override);
             }
@@ -406,23 +422,33 @@ impl State {
                 .iter()
                 .map(|c| (*c, self.interaction_timelines.get(c).cloned()))
                 .collect(),
-            merges: (
-                self.merges
-                    .iter()
-                    .filter(|m| named.contains(&m.absorbed))
-                    .cloned()
-                    .collect(),
-                self.merges.len(),
-            ),
-            refusals: (
-                self.refusals
-                    .iter()
-                    .filter(|r| named.contains(&r.customer))
-                    .cloned()
-                    .collect(),
-                self.refusals.len(),
-            ),
+            merges: named
+                .iter()
+                .chain(rewrite.merges.iter().map(|m| &m.absorbed))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .map(|c| (*c, self.merges.get(c).cloned()))
+                .collect(),
+            refusals: named
+                .iter()
+                .chain(rewrite.refusals.iter().map(|r| &r.customer))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .map(|c| (*c, self.refusals.get(c).cloned()))
+                .collect(),
         }
+    }
+
+    /// Records `refusal` under its profile and its identifier.
+    fn refuse(&mut self, refusal: &Refusal) {
+        self.refusals
+            .entry(refusal.customer)
+            .or_default()
+            .push(refusal.clone());
+        self.refusing
+            .entry(refusal.identifier.clone())
+            .or_default()
+            .insert(refusal.customer);
     }
 
     /// Puts back what [`save`](Self::save) copied.
@@ -455,13 +481,9 @@ impl State {
                 entry.0 = customer;
             }
         }
-        // The rewrite kept the others in order and appended its own after them.
-        let (merges, count) = saved.merges;
-        self.merges.truncate(count - merges.len());
-        self.merges.extend(merges);
-        let (refusals, count) = saved.refusals;
-        self.refusals.truncate(count - refusals.len());
-        self.refusals.extend(refusals);
+        put(&mut self.merges, saved.merges);
+        // `refusing` may keep entries for refusals taken back: it is a superset.
+        put(&mut self.refusals, saved.refusals);
     }
 
     /// Applies a rewrite; on error, the undo log puts back what it changed.
@@ -595,12 +617,19 @@ impl State {
                 .insert(position);
             *old = customer;
         }
-        self.merges.retain(|m| !named.contains_key(&m.absorbed));
-        self.merges.extend(rewrite.merges.iter().cloned());
-        self.refusals.retain(|r| !named.contains_key(&r.customer));
+        for customer in named.keys() {
+            self.merges.remove(customer);
+            self.refusals.remove(customer);
+        }
+        for merge in &rewrite.merges {
+            self.merges
+                .entry(merge.absorbed)
+                .or_default()
+                .push(merge.clone());
+        }
         for refusal in &rewrite.refusals {
             self.require_profile(refusal.customer)?;
-            self.refusals.push(refusal.clone());
+            self.refuse(refusal);
         }
         Ok(())
     }
@@ -621,7 +650,9 @@ impl State {
                 absorbed,
                 moved,
             } => {
-                self.merges.pop();
+                if let Some(merges) = self.merges.get_mut(&absorbed) {
+                    merges.pop();
+                }
                 if let Some(row) = self.profiles.get_mut(&survivor) {
                     row.members.retain(|m| !moved.contains(m));
                 }
@@ -662,11 +693,19 @@ impl State {
                     ops.pop();
                 }
             }
-            Undo::Refuse => {
-                self.refusals.pop();
+            Undo::Refuse(customer) => {
+                if let Some(refusals) = self.refusals.get_mut(&customer) {
+                    refusals.pop();
+                }
             }
             Undo::Override => {
-                self.overrides.pop();
+                if let Some(record) = self.overrides.pop() {
+                    for identifier in record.identifiers() {
+                        if let Some(positions) = self.overrides_naming.get_mut(&identifier) {
+                            positions.retain(|&p| p != self.overrides.len());
+                        }
+                    }
+                }
             }
             Undo::Rewrite(saved) => self.restore(*saved),
         }
@@ -775,10 +814,10 @@ impl IdentityStore for Frozen<'_> {
         let Some(members) = state.members(customer) else {
             return Ok(Vec::new());
         };
-        let mut merges: Vec<MergeRecord> = state
-            .merges
+        let mut merges: Vec<MergeRecord> = members
             .iter()
-            .filter(|m| members.contains(&m.absorbed))
+            .filter_map(|m| state.merges.get(m))
+            .flatten()
             .cloned()
             .collect();
         merges.sort_by_key(|m| (m.at, m.id));
@@ -790,10 +829,10 @@ impl IdentityStore for Frozen<'_> {
         let Some(members) = state.members(customer) else {
             return Ok(Vec::new());
         };
-        let mut refusals: Vec<Refusal> = state
-            .refusals
+        let mut refusals: Vec<Refusal> = members
             .iter()
-            .filter(|r| members.contains(&r.customer))
+            .filter_map(|m| state.refusals.get(m))
+            .flatten()
             .cloned()
             .collect();
         refusals.sort_by(Refusal::order);
@@ -803,9 +842,15 @@ impl IdentityStore for Frozen<'_> {
     fn refusals_of(&self, identifiers: &[Identifier]) -> Result<Vec<Refusal>, StoreError> {
         let state = self.0;
         let wanted: BTreeSet<&Identifier> = identifiers.iter().collect();
-        let mut refusals: Vec<Refusal> = state
-            .refusals
+        let holders: BTreeSet<&CustomerId> = wanted
             .iter()
+            .filter_map(|i| state.refusing.get(*i))
+            .flatten()
+            .collect();
+        let mut refusals: Vec<Refusal> = holders
+            .into_iter()
+            .filter_map(|c| state.refusals.get(c))
+            .flatten()
             .filter(|r| wanted.contains(&r.identifier))
             .cloned()
             .collect();
@@ -815,12 +860,15 @@ impl IdentityStore for Frozen<'_> {
 
     fn overrides(&self, identifiers: &[Identifier]) -> Result<Vec<OverrideRecord>, StoreError> {
         let state = self.0;
-        let wanted: BTreeSet<&Identifier> = identifiers.iter().collect();
-        let mut found: Vec<OverrideRecord> = state
-            .overrides
+        let positions: BTreeSet<usize> = identifiers
             .iter()
-            .filter(|o| o.identifiers().iter().any(|i| wanted.contains(i)))
-            .cloned()
+            .filter_map(|i| state.overrides_naming.get(i))
+            .flatten()
+            .copied()
+            .collect();
+        let mut found: Vec<OverrideRecord> = positions
+            .into_iter()
+            .map(|p| state.overrides[p].clone())
             .collect();
         found.sort_by_key(|o| (o.at, o.id));
         Ok(found)
