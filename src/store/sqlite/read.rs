@@ -1,0 +1,545 @@
+//! Reads: the storage traits' queries, each on a read connection (or the snapshot
+//! pinned to this thread).
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use uuid::Uuid;
+
+use super::{
+    Key, LIVE, SCAN_CHUNK, SqliteStore, backend, corrupt, customer, decode, key, sqlite, time,
+};
+use crate::model::{
+    Channel, CustomerId, Event, EventId, Identifier, Interaction, InteractionId, MergeRecord,
+    OverrideRecord, Refusal, TraitOperation,
+};
+use crate::store::{
+    Attributed, ChannelSummary, EventScan, EventStore, IdentityStore, InteractionStore, Owner,
+    Page, PageRequest, ProfileRecord, StoreError, TimelineCursor, TraitStore,
+};
+
+impl IdentityStore for SqliteStore {
+    fn owners(&self, identifiers: &[Identifier]) -> Result<Vec<Option<Owner>>, StoreError> {
+        if identifiers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let texts: Vec<String> = identifiers.iter().map(ToString::to_string).collect();
+        let list = serde_json::to_string(&texts).map_err(|err| backend(&err.to_string()))?;
+        self.read(|conn| {
+            let mut found = vec![None; identifiers.len()];
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT j.key, p.live_id, l.created_at FROM json_each(?1) j
+                     JOIN identifiers i ON i.identifier = j.value
+                     JOIN profiles p ON p.id = i.profile_id
+                     JOIN profiles l ON l.id = p.live_id",
+                )
+                .map_err(sqlite)?;
+            let mut rows = statement.query([&list]).map_err(sqlite)?;
+            while let Some(row) = rows.next().map_err(sqlite)? {
+                let index = row.get::<_, i64>(0).map_err(sqlite)? as usize;
+                found[index] = Some(Owner {
+                    customer: customer(row.get(1).map_err(sqlite)?),
+                    created_at: time(row.get(2).map_err(sqlite)?),
+                });
+            }
+            Ok(found)
+        })
+    }
+
+    fn profile(&self, id: CustomerId) -> Result<Option<ProfileRecord>, StoreError> {
+        self.read_together(|conn| {
+            let mut live = None;
+            let mut created_at = None;
+            let mut members = Vec::new();
+            let sql = format!(
+                "SELECT id, created_at, live_id FROM profiles WHERE live_id = {LIVE} ORDER BY id"
+            );
+            let mut statement = conn.prepare_cached(&sql).map_err(sqlite)?;
+            let mut rows = statement.query([key(id.as_uuid())]).map_err(sqlite)?;
+            while let Some(row) = rows.next().map_err(sqlite)? {
+                let member: Key = row.get(0).map_err(sqlite)?;
+                let survivor: Key = row.get(2).map_err(sqlite)?;
+                if member == survivor {
+                    created_at = Some(time(row.get(1).map_err(sqlite)?));
+                }
+                live = Some(survivor);
+                members.push(customer(member));
+            }
+            let Some(live) = live else {
+                return Ok(None);
+            };
+            let mut identifiers = conn
+                .prepare_cached(
+                    "SELECT i.identifier FROM profiles p
+                     JOIN identifiers i ON i.profile_id = p.id WHERE p.live_id = ?1",
+                )
+                .map_err(sqlite)?
+                .query_map([live], |row| row.get::<_, String>(0))
+                .map_err(sqlite)?
+                .map(|text| {
+                    let text = text.map_err(sqlite)?;
+                    text.parse::<Identifier>()
+                        .map_err(|err| corrupt("identifier", err))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            identifiers.sort();
+            Ok(Some(ProfileRecord {
+                id: customer(live),
+                created_at: created_at.ok_or_else(|| backend("a live profile has no row"))?,
+                members,
+                identifiers,
+            }))
+        })
+    }
+
+    fn merges(&self, id: CustomerId) -> Result<Vec<MergeRecord>, StoreError> {
+        self.read(|conn| {
+            let sql = format!(
+                "SELECT m.record FROM profiles p JOIN merges m ON m.absorbed = p.id
+                 WHERE p.live_id = {LIVE} ORDER BY m.at, m.id"
+            );
+            bodies(conn, &sql, key(id.as_uuid()), "merge")
+        })
+    }
+
+    fn refusals(&self, id: CustomerId) -> Result<Vec<Refusal>, StoreError> {
+        self.read(|conn| {
+            let sql = format!(
+                "SELECT r.record FROM profiles p JOIN refusals r ON r.profile_id = p.id
+                 WHERE p.live_id = {LIVE}"
+            );
+            let mut refusals: Vec<Refusal> = bodies(conn, &sql, key(id.as_uuid()), "refusal")?;
+            refusals.sort_by(Refusal::order);
+            Ok(refusals)
+        })
+    }
+
+    fn refusals_of(&self, identifiers: &[Identifier]) -> Result<Vec<Refusal>, StoreError> {
+        let mut refusals: Vec<Refusal> = self.by_identifiers(
+            identifiers,
+            "SELECT r.record FROM json_each(?1) j JOIN refusals r ON r.identifier = j.value",
+            "refusal",
+        )?;
+        refusals.sort_by(Refusal::order);
+        Ok(refusals)
+    }
+
+    fn overrides(&self, identifiers: &[Identifier]) -> Result<Vec<OverrideRecord>, StoreError> {
+        let mut found: Vec<OverrideRecord> = self.by_identifiers(
+            identifiers,
+            "SELECT o.record FROM overrides o WHERE o.id IN (
+                 SELECT oi.override_id FROM json_each(?1) j
+                 JOIN override_identifiers oi ON oi.identifier = j.value)",
+            "override",
+        )?;
+        found.sort_by_key(|o| (o.at, o.id));
+        Ok(found)
+    }
+
+    fn has_overrides(&self) -> Result<bool, StoreError> {
+        self.any_row("overrides")
+    }
+
+    fn standing_overrides(&self) -> Result<Vec<OverrideRecord>, StoreError> {
+        self.read(|conn| {
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT record FROM overrides
+                     WHERE json_extract(record, '$.override') IN ('suspect', 'block', 'allow')",
+                )
+                .map_err(sqlite)?;
+            let rows = statement
+                .query_map([], |row| row.get::<_, String>(0))
+                .map_err(sqlite)?;
+            let mut found: Vec<OverrideRecord> = rows
+                .map(|body| decode("override", &body.map_err(sqlite)?))
+                .collect::<Result<_, _>>()?;
+            found.sort_by_key(|o| (o.at, o.id));
+            Ok(found)
+        })
+    }
+
+    fn customers(
+        &self,
+        after: Option<CustomerId>,
+        limit: usize,
+    ) -> Result<Vec<CustomerId>, StoreError> {
+        self.read(|conn| {
+            let after = after.map(|a| key(a.as_uuid()).to_vec()).unwrap_or_default();
+            conn.prepare_cached(
+                "SELECT id FROM profiles WHERE id > ?1 AND live_id = id ORDER BY id LIMIT ?2",
+            )
+            .map_err(sqlite)?
+            .query_map(params![after, limit as i64], |row| row.get::<_, Key>(0))
+            .map_err(sqlite)?
+            .map(|id| id.map(customer).map_err(sqlite))
+            .collect()
+        })
+    }
+}
+
+impl SqliteStore {
+    /// Whether `table` holds any row.
+    fn any_row(&self, table: &str) -> Result<bool, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(&format!("SELECT EXISTS (SELECT 1 FROM {table})"))
+                .map_err(sqlite)?
+                .query_row([], |row| row.get(0))
+                .map_err(sqlite)
+        })
+    }
+
+    /// Reads one JSON column from every row of `sql`, which takes the canonical forms of
+    /// `identifiers` as a JSON array in `?1`.
+    fn by_identifiers<T: serde::de::DeserializeOwned>(
+        &self,
+        identifiers: &[Identifier],
+        sql: &str,
+        what: &str,
+    ) -> Result<Vec<T>, StoreError> {
+        if identifiers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let texts: Vec<String> = identifiers.iter().map(ToString::to_string).collect();
+        let list = serde_json::to_string(&texts).map_err(|err| backend(&err.to_string()))?;
+        self.read(|conn| {
+            let mut statement = conn.prepare_cached(sql).map_err(sqlite)?;
+            let rows = statement
+                .query_map([&list], |row| row.get::<_, String>(0))
+                .map_err(sqlite)?;
+            rows.map(|body| decode(what, &body.map_err(sqlite)?))
+                .collect()
+        })
+    }
+}
+
+/// Reads one JSON column from every row of `sql`, which takes the customer as `?1`.
+fn bodies<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    sql: &str,
+    customer: Key,
+    what: &str,
+) -> Result<Vec<T>, StoreError> {
+    let mut statement = conn.prepare_cached(sql).map_err(sqlite)?;
+    let rows = statement
+        .query_map([customer], |row| row.get::<_, String>(0))
+        .map_err(sqlite)?;
+    rows.map(|body| decode(what, &body.map_err(sqlite)?))
+        .collect()
+}
+
+/// A newest-first page from `table`, which must have `profile_id`, `occurred_at`, `id` and
+/// `body` columns.
+/// The newest entry of the live profile `id` in `table`, read from its
+/// `(profile_id, occurred_at, id)` index alone.
+fn latest(
+    conn: &Connection,
+    table: &str,
+    id: CustomerId,
+) -> Result<Option<TimelineCursor>, StoreError> {
+    let sql = format!(
+        "SELECT t.occurred_at, t.id FROM profiles p JOIN {table} t ON t.profile_id = p.id
+         WHERE p.live_id = {LIVE} ORDER BY t.occurred_at DESC, t.id DESC LIMIT 1"
+    );
+    conn.prepare_cached(&sql)
+        .map_err(sqlite)?
+        .query_row([key(id.as_uuid())], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, Key>(1)?))
+        })
+        .optional()
+        .map_err(sqlite)
+        .map(|found| {
+            found.map(|(at, id)| TimelineCursor {
+                at: time(at),
+                id: Uuid::from_bytes(id),
+            })
+        })
+}
+
+fn page<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    table: &str,
+    id: CustomerId,
+    request: PageRequest,
+    position: impl Fn(&T) -> TimelineCursor,
+) -> Result<Page<T>, StoreError> {
+    let (before_at, before_id) = match request.cursor() {
+        Some(cursor) => (nanos_cursor(cursor.at), key(&cursor.id)),
+        None => (i64::MAX, [0xFF; 16]),
+    };
+    let sql = format!(
+        "SELECT t.body FROM profiles p JOIN {table} t ON t.profile_id = p.id
+         WHERE p.live_id = {LIVE} AND (t.occurred_at, t.id) < (?2, ?3)
+         ORDER BY t.occurred_at DESC, t.id DESC LIMIT ?4"
+    );
+    let mut statement = conn.prepare_cached(&sql).map_err(sqlite)?;
+    let rows = statement
+        .query_map(
+            params![
+                key(id.as_uuid()),
+                before_at,
+                before_id,
+                request.limit() as i64 + 1
+            ],
+            |row| row.get::<_, String>(0),
+        )
+        .map_err(sqlite)?;
+    let mut items: Vec<T> = rows
+        .map(|body| decode(table, &body.map_err(sqlite)?))
+        .collect::<Result<_, _>>()?;
+    let more = items.len() > request.limit();
+    items.truncate(request.limit());
+    let next = if more {
+        items.last().map(position)
+    } else {
+        None
+    };
+    Ok(Page { items, next })
+}
+
+/// A cursor's time in nanoseconds; cursors outside the storable range clamp to its ends.
+fn nanos_cursor(at: DateTime<Utc>) -> i64 {
+    at.timestamp_nanos_opt().unwrap_or(if at.timestamp() < 0 {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
+}
+
+fn summary(
+    conn: &Connection,
+    table: &str,
+    id: CustomerId,
+) -> Result<Vec<ChannelSummary>, StoreError> {
+    let sql = format!(
+        "SELECT t.channel, count(*), min(t.occurred_at), max(t.occurred_at)
+         FROM profiles p JOIN {table} t ON t.profile_id = p.id
+         WHERE p.live_id = {LIVE} GROUP BY t.channel"
+    );
+    let mut statement = conn.prepare_cached(&sql).map_err(sqlite)?;
+    let rows = statement
+        .query_map([key(id.as_uuid())], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, i64>(3)?,
+            ))
+        })
+        .map_err(sqlite)?;
+    rows.map(|row| {
+        let (channel, count, first, last) = row.map_err(sqlite)?;
+        Ok(ChannelSummary {
+            channel: channel
+                .parse::<Channel>()
+                .map_err(|err| corrupt("channel", err))?,
+            count: count as u64,
+            first: time(first),
+            last: time(last),
+        })
+    })
+    .collect()
+}
+
+impl EventStore for SqliteStore {
+    fn event(&self, id: EventId) -> Result<Option<Attributed<Event>>, StoreError> {
+        self.read(|conn| stored(conn, "events", &key(id.as_uuid()), "event"))
+    }
+
+    fn event_owners(&self, ids: &[EventId]) -> Result<Vec<Option<CustomerId>>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // JSON has no bytes, so the 16-byte keys travel as hex and are unhexed in the join.
+        let hex: Vec<String> = ids
+            .iter()
+            .map(|id| id.as_uuid().simple().to_string())
+            .collect();
+        let list = serde_json::to_string(&hex).map_err(|err| backend(&err.to_string()))?;
+        self.read(|conn| {
+            let mut found = vec![None; ids.len()];
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT j.key, p.live_id FROM json_each(?1) j
+                     JOIN events e ON e.id = unhex(j.value)
+                     JOIN profiles p ON p.id = e.profile_id",
+                )
+                .map_err(sqlite)?;
+            let mut rows = statement.query([&list]).map_err(sqlite)?;
+            while let Some(row) = rows.next().map_err(sqlite)? {
+                let index = row.get::<_, i64>(0).map_err(sqlite)? as usize;
+                found[index] = Some(customer(row.get(1).map_err(sqlite)?));
+            }
+            Ok(found)
+        })
+    }
+
+    fn events(&self, id: CustomerId, request: PageRequest) -> Result<Page<Event>, StoreError> {
+        self.read(|conn| {
+            page(conn, "events", id, request, |event: &Event| {
+                TimelineCursor {
+                    at: event.occurred_at,
+                    id: *event.id.as_uuid(),
+                }
+            })
+        })
+    }
+
+    fn event_summary(&self, id: CustomerId) -> Result<Vec<ChannelSummary>, StoreError> {
+        self.read(|conn| summary(conn, "events", id))
+    }
+
+    fn latest_event(&self, id: CustomerId) -> Result<Option<TimelineCursor>, StoreError> {
+        self.read(|conn| latest(conn, "events", id))
+    }
+
+    fn scan_events(&self) -> EventScan<'_> {
+        Box::new(Scan {
+            store: self,
+            after: (i64::MIN, [0; 16]),
+            buffer: Vec::new().into_iter(),
+            done: false,
+        })
+    }
+}
+
+/// One stored record by id, with the live profile it belongs to.
+fn stored<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    table: &str,
+    id: &Key,
+    what: &str,
+) -> Result<Option<Attributed<T>>, StoreError> {
+    let sql = format!(
+        "SELECT t.body, p.live_id FROM {table} t JOIN profiles p ON p.id = t.profile_id
+         WHERE t.id = ?1"
+    );
+    let row = conn
+        .prepare_cached(&sql)
+        .map_err(sqlite)?
+        .query_row([id], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, Key>(1)?))
+        })
+        .optional()
+        .map_err(sqlite)?;
+    row.map(|(body, live)| {
+        Ok(Attributed {
+            customer: customer(live),
+            record: decode(what, &body)?,
+        })
+    })
+    .transpose()
+}
+
+/// Reads the event log in chunks, one query per chunk, on whichever reader is free.
+struct Scan<'a> {
+    store: &'a SqliteStore,
+    after: (i64, Key),
+    buffer: std::vec::IntoIter<Attributed<Event>>,
+    done: bool,
+}
+
+impl Scan<'_> {
+    fn fetch(&mut self) -> Result<Vec<Attributed<Event>>, StoreError> {
+        let (after_at, after_id) = self.after;
+        let rows: Vec<(i64, Key, String, Key)> = self.store.read(|conn| {
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT e.occurred_at, e.id, e.body, p.live_id
+                     FROM events e JOIN profiles p ON p.id = e.profile_id
+                     WHERE (e.occurred_at, e.id) > (?1, ?2)
+                     ORDER BY e.occurred_at, e.id LIMIT ?3",
+                )
+                .map_err(sqlite)?;
+            let rows = statement
+                .query_map(params![after_at, after_id, SCAN_CHUNK as i64], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                })
+                .map_err(sqlite)?;
+            rows.map(|row| row.map_err(sqlite)).collect()
+        })?;
+        self.done = rows.len() < SCAN_CHUNK;
+        if let Some((at, id, _, _)) = rows.last() {
+            self.after = (*at, *id);
+        }
+        rows.into_iter()
+            .map(|(_, _, body, live)| {
+                Ok(Attributed {
+                    customer: customer(live),
+                    record: decode("event", &body)?,
+                })
+            })
+            .collect()
+    }
+}
+
+impl Iterator for Scan<'_> {
+    type Item = Result<Attributed<Event>, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(item) = self.buffer.next() {
+            return Some(Ok(item));
+        }
+        if self.done {
+            return None;
+        }
+        match self.fetch() {
+            Ok(chunk) => {
+                self.buffer = chunk.into_iter();
+                self.buffer.next().map(Ok)
+            }
+            Err(err) => {
+                self.done = true;
+                Some(Err(err))
+            }
+        }
+    }
+}
+
+impl InteractionStore for SqliteStore {
+    fn interaction(
+        &self,
+        id: InteractionId,
+    ) -> Result<Option<Attributed<Interaction>>, StoreError> {
+        self.read(|conn| stored(conn, "interactions", &key(id.as_uuid()), "interaction"))
+    }
+
+    fn interactions(
+        &self,
+        id: CustomerId,
+        request: PageRequest,
+    ) -> Result<Page<Interaction>, StoreError> {
+        self.read(|conn| {
+            page(conn, "interactions", id, request, |i: &Interaction| {
+                TimelineCursor {
+                    at: i.occurred_at,
+                    id: *i.id.as_uuid(),
+                }
+            })
+        })
+    }
+
+    fn interaction_summary(&self, id: CustomerId) -> Result<Vec<ChannelSummary>, StoreError> {
+        self.read(|conn| summary(conn, "interactions", id))
+    }
+
+    fn latest_interaction(&self, id: CustomerId) -> Result<Option<TimelineCursor>, StoreError> {
+        self.read(|conn| latest(conn, "interactions", id))
+    }
+
+    fn has_interactions(&self) -> Result<bool, StoreError> {
+        self.any_row("interactions")
+    }
+}
+
+impl TraitStore for SqliteStore {
+    fn trait_operations(&self, id: CustomerId) -> Result<Vec<TraitOperation>, StoreError> {
+        self.read(|conn| {
+            let sql = format!(
+                "SELECT t.body FROM profiles p JOIN traits t ON t.profile_id = p.id
+                 WHERE p.live_id = {LIVE}"
+            );
+            bodies(conn, &sql, key(id.as_uuid()), "trait operation")
+        })
+    }
+}

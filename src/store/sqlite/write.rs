@@ -1,0 +1,449 @@
+//! Writes: one transaction per [`Store::apply`](crate::store::Store::apply) call, each
+//! commit's expectations checked inside it before its changes are made.
+
+use std::collections::{HashMap, HashSet};
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use super::{Key, LIVE, customer, encode, key, live_of, nanos, owner_of, sqlite, time};
+use crate::model::{CustomerId, MergeRecord, Refusal};
+use crate::store::{
+    Attributed, Commit, CommitOutcome, CommitProblem, Expectation, IdentityChange, Rewrite,
+    StoreError,
+};
+
+/// A failure inside one commit, before it is tagged with the commit's position.
+pub(super) enum Fault {
+    Conflict(CommitProblem),
+    Invalid(CommitProblem),
+    Store(StoreError),
+}
+
+impl From<rusqlite::Error> for Fault {
+    fn from(err: rusqlite::Error) -> Self {
+        Self::Store(sqlite(err))
+    }
+}
+
+/// Profiles known to exist within one `apply`: rows in `profiles` are never deleted, so a
+/// profile seen once need not be looked up again for the rest of the transaction.
+type Known = HashSet<Key>;
+
+fn check(conn: &Connection, known: &mut Known, expectation: &Expectation) -> Result<(), Fault> {
+    match expectation {
+        Expectation::Owner { identifier, owner } => {
+            let found = owner_of(conn, &identifier.to_string())?.map(|(live, _)| live);
+            if let Some(live) = found {
+                known.insert(live);
+            }
+            let found = found.map(customer);
+            if found != *owner {
+                return Err(Fault::Conflict(CommitProblem::UnexpectedOwner {
+                    identifier: identifier.clone(),
+                    expected: *owner,
+                    found,
+                }));
+            }
+        }
+        Expectation::Live { customer: id } => match live_of(conn, &key(id.as_uuid()))? {
+            None => return Err(Fault::Conflict(CommitProblem::UnknownCustomer(*id))),
+            Some(live) if live != key(id.as_uuid()) => {
+                return Err(Fault::Conflict(CommitProblem::NotLive(*id)));
+            }
+            Some(live) => {
+                known.insert(live);
+            }
+        },
+        Expectation::Evidence {
+            customer: id,
+            count,
+        } => {
+            let found: i64 = conn
+                .prepare_cached(&format!(
+                    "SELECT (SELECT count(*) FROM profiles p JOIN events e ON e.profile_id = p.id
+                             WHERE p.live_id = {LIVE})
+                          + (SELECT count(*) FROM profiles p
+                             JOIN interactions i ON i.profile_id = p.id
+                             WHERE p.live_id = {LIVE})"
+                ))?
+                .query_row([key(id.as_uuid())], |row| row.get(0))?;
+            if found as u64 != *count {
+                return Err(Fault::Conflict(CommitProblem::EvidenceCount {
+                    customer: *id,
+                    expected: *count,
+                    found: found as u64,
+                }));
+            }
+        }
+        Expectation::Identifiers {
+            customer: id,
+            identifiers,
+        } => {
+            let mut found: Vec<String> = conn
+                .prepare_cached(&format!(
+                    "SELECT i.identifier FROM profiles p JOIN identifiers i ON i.profile_id = p.id
+                     WHERE p.live_id = {LIVE}"
+                ))?
+                .query_map([key(id.as_uuid())], |row| row.get(0))?
+                .collect::<Result<_, _>>()?;
+            found.sort_unstable();
+            let mut expected: Vec<String> = identifiers.iter().map(ToString::to_string).collect();
+            expected.sort_unstable();
+            if found != expected {
+                return Err(Fault::Conflict(CommitProblem::IdentifiersChanged {
+                    customer: *id,
+                    expected: expected.len(),
+                    found: found.len(),
+                }));
+            }
+        }
+        Expectation::InteractionVersion { id, updated_at } => {
+            let found: Option<i64> = conn
+                .prepare_cached("SELECT updated_at FROM interactions WHERE id = ?1")?
+                .query_row([key(id.as_uuid())], |row| row.get(0))
+                .optional()?;
+            let found = found.map(time);
+            if found != *updated_at {
+                return Err(Fault::Conflict(CommitProblem::InteractionVersion {
+                    id: *id,
+                    expected: *updated_at,
+                    found,
+                }));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn require_profile(conn: &Connection, known: &mut Known, id: CustomerId) -> Result<(), Fault> {
+    let id_key = key(id.as_uuid());
+    if known.contains(&id_key) {
+        return Ok(());
+    }
+    match live_of(conn, &id_key)? {
+        Some(_) => {
+            known.insert(id_key);
+            Ok(())
+        }
+        None => Err(Fault::Invalid(CommitProblem::UnknownCustomer(id))),
+    }
+}
+
+fn require_live(conn: &Connection, id: CustomerId) -> Result<(), Fault> {
+    match live_of(conn, &key(id.as_uuid()))? {
+        None => Err(Fault::Invalid(CommitProblem::UnknownCustomer(id))),
+        Some(live) if live != key(id.as_uuid()) => Err(Fault::Invalid(CommitProblem::NotLive(id))),
+        Some(_) => Ok(()),
+    }
+}
+
+fn change(conn: &Connection, known: &mut Known, change: &IdentityChange) -> Result<(), Fault> {
+    match change {
+        // Inserts that the primary key refuses tell what a lookup first would: one
+        // statement instead of two. A failure rolls the whole batch back.
+        IdentityChange::CreateProfile { id, created_at } => {
+            let inserted = conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO profiles (id, created_at, live_id) VALUES (?1, ?2, ?1)",
+                )?
+                .execute(params![key(id.as_uuid()), nanos(*created_at)?])?;
+            if inserted == 0 {
+                return Err(Fault::Invalid(CommitProblem::CustomerExists(*id)));
+            }
+            known.insert(key(id.as_uuid()));
+        }
+        IdentityChange::Attach {
+            identifier,
+            customer: id,
+        } => {
+            require_profile(conn, known, *id)?;
+            let text = identifier.to_string();
+            let inserted = conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO identifiers (identifier, profile_id) VALUES (?1, ?2)",
+                )?
+                .execute(params![text, key(id.as_uuid())])?;
+            if inserted == 0 {
+                let owner = owner_of(conn, &text)?.map_or(*id, |(owner, _)| customer(owner));
+                return Err(Fault::Conflict(CommitProblem::AlreadyOwned {
+                    identifier: identifier.clone(),
+                    owner,
+                }));
+            }
+        }
+        IdentityChange::Merge(record) => {
+            if record.survivor == record.absorbed {
+                return Err(Fault::Invalid(CommitProblem::SelfMerge(record.survivor)));
+            }
+            require_live(conn, record.survivor)?;
+            require_live(conn, record.absorbed)?;
+            conn.prepare_cached("UPDATE profiles SET live_id = ?1 WHERE live_id = ?2")?
+                .execute([
+                    key(record.survivor.as_uuid()),
+                    key(record.absorbed.as_uuid()),
+                ])?;
+            insert_merge(conn, record)?;
+        }
+        IdentityChange::Refuse(refusal) => insert_refusal(conn, known, refusal)?,
+        IdentityChange::Override(record) => {
+            conn.prepare_cached("INSERT INTO overrides (id, at, record) VALUES (?1, ?2, ?3)")?
+                .execute(params![
+                    key(record.id.as_uuid()),
+                    nanos(record.at)?,
+                    encode(record)?
+                ])?;
+            for identifier in record.identifiers() {
+                conn.prepare_cached(
+                    "INSERT INTO override_identifiers (identifier, override_id) VALUES (?1, ?2)",
+                )?
+                .execute(params![identifier.to_string(), key(record.id.as_uuid())])?;
+            }
+        }
+        IdentityChange::Rewrite(rewrite) => apply_rewrite(conn, known, rewrite)?,
+    }
+    Ok(())
+}
+
+fn insert_merge(conn: &Connection, record: &MergeRecord) -> Result<(), Fault> {
+    conn.prepare_cached("INSERT INTO merges (id, absorbed, at, record) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![
+            key(record.id.as_uuid()),
+            key(record.absorbed.as_uuid()),
+            nanos(record.at)?,
+            encode(record)?
+        ])?;
+    Ok(())
+}
+
+fn insert_refusal(conn: &Connection, known: &mut Known, refusal: &Refusal) -> Result<(), Fault> {
+    require_profile(conn, known, refusal.customer)?;
+    conn.prepare_cached(
+        "INSERT INTO refusals (profile_id, identifier, evidence, at, record)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        key(refusal.customer.as_uuid()),
+        refusal.identifier.to_string(),
+        key(&refusal.evidence),
+        nanos(refusal.at)?,
+        encode(refusal)?
+    ])?;
+    Ok(())
+}
+
+fn apply_rewrite(conn: &Connection, known: &mut Known, rewrite: &Rewrite) -> Result<(), Fault> {
+    let named: HashMap<Key, Key> = rewrite
+        .profiles
+        .iter()
+        .map(|p| (key(p.id.as_uuid()), key(p.live.as_uuid())))
+        .collect();
+    for state in &rewrite.profiles {
+        let target = key(state.live.as_uuid());
+        let target_live = match named.get(&target) {
+            Some(&live) => live == target,
+            None => live_of(conn, &target)? == Some(target),
+        };
+        if !target_live {
+            return Err(Fault::Invalid(CommitProblem::NotLiveTarget {
+                id: state.id,
+                live: state.live,
+            }));
+        }
+    }
+    // Members of a rewritten profile that the rewrite does not name follow the profile
+    // they were merged into.
+    let mut orphans = Vec::new();
+    for state in &rewrite.profiles {
+        let id = key(state.id.as_uuid());
+        if live_of(conn, &id)? == Some(id) {
+            let mut statement =
+                conn.prepare_cached("SELECT id FROM profiles WHERE live_id = ?1")?;
+            let members = statement.query_map([id], |row| row.get::<_, Key>(0))?;
+            for member in members {
+                let member = member?;
+                if !named.contains_key(&member) {
+                    orphans.push((member, id));
+                }
+            }
+        }
+    }
+    for state in &rewrite.profiles {
+        conn.prepare_cached(
+            "INSERT INTO profiles (id, created_at, live_id) VALUES (?1, ?2, ?3)
+             ON CONFLICT (id) DO UPDATE SET created_at = excluded.created_at,
+                                            live_id = excluded.live_id",
+        )?
+        .execute(params![
+            key(state.id.as_uuid()),
+            nanos(state.created_at)?,
+            key(state.live.as_uuid())
+        ])?;
+        known.insert(key(state.id.as_uuid()));
+    }
+    for (orphan, was) in orphans {
+        conn.prepare_cached(
+            "UPDATE profiles SET live_id = (SELECT live_id FROM profiles WHERE id = ?2)
+             WHERE id = ?1",
+        )?
+        .execute([orphan, was])?;
+    }
+    for (identifier, owner) in &rewrite.identifiers {
+        let text = identifier.to_string();
+        match owner {
+            None => {
+                conn.prepare_cached("DELETE FROM identifiers WHERE identifier = ?1")?
+                    .execute([text])?;
+            }
+            Some(id) => {
+                require_profile(conn, known, *id)?;
+                conn.prepare_cached(
+                    "INSERT INTO identifiers (identifier, profile_id) VALUES (?1, ?2)
+                     ON CONFLICT (identifier) DO UPDATE SET profile_id = excluded.profile_id",
+                )?
+                .execute(params![text, key(id.as_uuid())])?;
+            }
+        }
+    }
+    for (id, owner) in &rewrite.events {
+        require_profile(conn, known, *owner)?;
+        let changed = conn
+            .prepare_cached("UPDATE events SET profile_id = ?2 WHERE id = ?1")?
+            .execute([key(id.as_uuid()), key(owner.as_uuid())])?;
+        if changed == 0 {
+            return Err(Fault::Invalid(CommitProblem::UnknownRecord(*id.as_uuid())));
+        }
+        conn.prepare_cached("UPDATE traits SET profile_id = ?2 WHERE event_id = ?1")?
+            .execute([key(id.as_uuid()), key(owner.as_uuid())])?;
+    }
+    for (id, owner) in &rewrite.interactions {
+        require_profile(conn, known, *owner)?;
+        let changed = conn
+            .prepare_cached("UPDATE interactions SET profile_id = ?2 WHERE id = ?1")?
+            .execute([key(id.as_uuid()), key(owner.as_uuid())])?;
+        if changed == 0 {
+            return Err(Fault::Invalid(CommitProblem::UnknownRecord(*id.as_uuid())));
+        }
+    }
+    for id in named.keys() {
+        conn.prepare_cached("DELETE FROM merges WHERE absorbed = ?1")?
+            .execute([id])?;
+        conn.prepare_cached("DELETE FROM refusals WHERE profile_id = ?1")?
+            .execute([id])?;
+    }
+    for record in &rewrite.merges {
+        insert_merge(conn, record)?;
+    }
+    for refusal in &rewrite.refusals {
+        insert_refusal(conn, known, refusal)?;
+    }
+    Ok(())
+}
+
+fn apply_commit(
+    conn: &Connection,
+    known: &mut Known,
+    commit: &Commit,
+) -> Result<CommitOutcome, Fault> {
+    if let Some(event) = &commit.event {
+        let exists = conn
+            .prepare_cached("SELECT 1 FROM events WHERE id = ?1")?
+            .exists([key(event.record.id.as_uuid())])?;
+        if exists {
+            return Ok(CommitOutcome::Duplicate);
+        }
+    }
+    for expectation in &commit.expect {
+        check(conn, known, expectation)?;
+    }
+    for identity in &commit.identity {
+        change(conn, known, identity)?;
+    }
+    if let Some(Attributed {
+        customer: id,
+        record,
+    }) = &commit.event
+    {
+        require_profile(conn, known, *id)?;
+        conn.prepare_cached(
+            "INSERT INTO events (id, profile_id, occurred_at, channel, body)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![
+            key(record.id.as_uuid()),
+            key(id.as_uuid()),
+            nanos(record.occurred_at)?,
+            record.channel.name(),
+            encode(record)?
+        ])?;
+    }
+    if let Some(Attributed {
+        customer: id,
+        record,
+    }) = &commit.interaction
+    {
+        require_profile(conn, known, *id)?;
+        conn.prepare_cached(
+            "INSERT INTO interactions (id, profile_id, occurred_at, updated_at, channel, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (id) DO UPDATE SET
+                profile_id = excluded.profile_id, occurred_at = excluded.occurred_at,
+                updated_at = excluded.updated_at, channel = excluded.channel,
+                body = excluded.body",
+        )?
+        .execute(params![
+            key(record.id.as_uuid()),
+            key(id.as_uuid()),
+            nanos(record.occurred_at)?,
+            nanos(record.updated_at)?,
+            record.channel.name(),
+            encode(record)?
+        ])?;
+    }
+    for Attributed {
+        customer: id,
+        record,
+    } in &commit.traits
+    {
+        require_profile(conn, known, *id)?;
+        conn.prepare_cached("INSERT INTO traits (profile_id, body, event_id) VALUES (?1, ?2, ?3)")?
+            .execute(params![
+                key(id.as_uuid()),
+                encode(record)?,
+                record.provenance.event_id.map(|e| key(e.as_uuid()))
+            ])?;
+    }
+    Ok(CommitOutcome::Applied)
+}
+
+/// Applies `commits` in one write transaction: all of them, or none.
+pub(super) fn apply(
+    conn: &mut Connection,
+    commits: &[Commit],
+) -> Result<Vec<CommitOutcome>, StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sqlite)?;
+    let mut outcomes = Vec::with_capacity(commits.len());
+    let mut known = Known::new();
+    for (index, commit) in commits.iter().enumerate() {
+        // Returning drops the transaction, which rolls everything back.
+        match apply_commit(&tx, &mut known, commit) {
+            Ok(outcome) => outcomes.push(outcome),
+            Err(Fault::Conflict(problem)) => {
+                return Err(StoreError::Conflict {
+                    commit: index,
+                    problem,
+                });
+            }
+            Err(Fault::Invalid(problem)) => {
+                return Err(StoreError::InvalidCommit {
+                    commit: index,
+                    problem,
+                });
+            }
+            Err(Fault::Store(err)) => return Err(err),
+        }
+    }
+    tx.commit().map_err(sqlite)?;
+    Ok(outcomes)
+}
