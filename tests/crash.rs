@@ -53,8 +53,8 @@ fn batch(run: u64, batch: u64) -> Vec<Event> {
         .collect()
 }
 
-/// The child: ingests batches until killed; after each batch it unmerges the most recent
-/// merge of one person's profile, if it has one. It prints `start batch N` / `done batch N` and
+/// The child: until killed, unmerges the most recent merge of one person's profile (if
+/// it finds one) and ingests a batch. It prints `start batch N` / `done batch N` and
 /// `start unmerge EVIDENCE` / `done unmerge EVIDENCE` around each step.
 #[test]
 #[ignore = "the child process of killed_writers_never_corrupt_nor_lose_acknowledged_work"]
@@ -74,13 +74,10 @@ fn crash_child() {
         if fail_after == Some(number) {
             panic!("failing on purpose after {number} batches");
         }
-        println!("start batch {number}");
-        for result in customers.ingest_batch(batch(run, number)).expect("batch") {
-            result.expect("valid");
-        }
-        println!("done batch {number}");
-        // The first of a few people, from one that moves with the run and batch, whose
-        // profile has a merge to undo.
+        // Each round starts by undoing a merge (from earlier runs, after the first), so
+        // nearly every run unmerges before it can be killed in the batch that follows.
+        // The merge is the newest of the first of a few people, from one that moves with
+        // the run and round, whose profile has one.
         let merged = (0..20).find_map(|k| {
             let person = Identifier::email(&format!("p{}@x.com", (run * 13 + number + k) % 300))
                 .expect("valid email");
@@ -96,6 +93,11 @@ fn crash_child() {
             customers.unmerge(person, merge.id, false).expect("unmerge");
             println!("done unmerge {evidence}");
         }
+        println!("start batch {number}");
+        for result in customers.ingest_batch(batch(run, number)).expect("batch") {
+            result.expect("valid");
+        }
+        println!("done batch {number}");
     }
 }
 
