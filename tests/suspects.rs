@@ -202,3 +202,84 @@ fn suspicion_can_be_turned_off() {
             .is_some()
     );
 }
+
+#[test]
+fn a_contact_that_first_named_only_a_suspect_leaves_no_empty_profile_when_updated() {
+    let version = |minute: i64, ids: &[&str]| {
+        ids.iter()
+            .fold(
+                oneview::Interaction::builder(
+                    "desk",
+                    oneview::Channel::Chat,
+                    oneview::Direction::Inbound,
+                )
+                .key("T-9")
+                .occurred_at(common::at(40))
+                .updated_at(common::at(minute)),
+                |b, i| b.with_identifier(id(i)),
+            )
+            .build()
+            .unwrap()
+    };
+    let live = |c: &Dyn| {
+        let mut profiles: Vec<(Vec<String>, usize)> = c
+            .store()
+            .customers(None, 100)
+            .unwrap()
+            .into_iter()
+            .map(|customer| {
+                let p = c.profile(customer).unwrap().unwrap();
+                let ids = p.identifiers.iter().map(ToString::to_string).collect();
+                (ids, p.timeline.items.len())
+            })
+            .collect();
+        profiles.sort();
+        profiles
+    };
+    let mut results = Vec::new();
+    for newest_first in [false, true] {
+        for c in backends() {
+            // One record puts the phone beside three user ids: it turns suspect.
+            c.ingest(event(
+                "s",
+                0,
+                &[
+                    "user_id:u1",
+                    "user_id:u2",
+                    "user_id:u3",
+                    "phone:+14155550100",
+                ],
+            ))
+            .unwrap();
+            // The other phone's owner is older than the contact, and has newer evidence,
+            // so the update arrives late and is placed by a rebuild.
+            c.ingest(event("y0", 10, &["phone:+14155550199"])).unwrap();
+            c.ingest(event("y", 50, &["phone:+14155550199"])).unwrap();
+            let first = version(40, &["phone:+14155550100"]);
+            let update = version(45, &["phone:+14155550100", "phone:+14155550199"]);
+            let order = if newest_first {
+                [update, first]
+            } else {
+                [first, update]
+            };
+            for contact in order {
+                c.ingest(contact).unwrap();
+            }
+            let profiles = live(&c);
+            assert!(
+                profiles
+                    .iter()
+                    .all(|(ids, items)| !ids.is_empty() || *items > 0),
+                "a live profile holds nothing: {profiles:?}"
+            );
+            let holder = c.profile(id("phone:+14155550199")).unwrap().unwrap();
+            assert_eq!(
+                holder.timeline.items.len(),
+                3,
+                "the contact joined the phone's owner"
+            );
+            results.push(profiles);
+        }
+    }
+    assert!(results.windows(2).all(|w| w[0] == w[1]), "{results:?}");
+}

@@ -84,7 +84,21 @@ impl Component {
         through: &[Identifier],
         limit: usize,
     ) -> Result<Option<Self>, StoreError> {
+        Self::load_around(store, seeds, &[], through, limit)
+    }
+
+    /// Like [`load_within`](Self::load_within), starting from the profiles `customers`
+    /// too: a profile may hold records but no identifier (its only values were suspect),
+    /// and then no identifier leads to it.
+    pub(crate) fn load_around<S: Reads + ?Sized>(
+        store: &S,
+        seeds: &[Identifier],
+        customers: &[CustomerId],
+        through: &[Identifier],
+        limit: usize,
+    ) -> Result<Option<Self>, StoreError> {
         let mut component = Self::default();
+        let mut seed_customers: Vec<CustomerId> = customers.to_vec();
         // Suspect and blocked values link nothing, so they do not tie the profiles that
         // carried them into one component.
         let mut standings = Standings::default();
@@ -92,7 +106,7 @@ impl Component {
         let mut pending: Vec<Identifier> = seeds.to_vec();
         loop {
             pending.retain(|identifier| seen.insert(identifier.clone()));
-            if pending.is_empty() {
+            if pending.is_empty() && seed_customers.is_empty() {
                 return Ok(Some(component));
             }
             let mut next = Vec::new();
@@ -113,6 +127,7 @@ impl Component {
                 .map(|owner| owner.customer)
                 .collect();
             customers.extend(store.refusals_of(&pending)?.iter().map(|r| r.customer));
+            customers.extend(seed_customers.drain(..));
             for customer in customers {
                 let Some(profile) = store.profile(customer)? else {
                     continue;
@@ -459,14 +474,10 @@ pub(crate) fn plan_late<S: Reads + ?Sized>(
     };
     if let Some(stored) = &stored_interaction {
         // The stored version's profile belongs to the component even if the update names
-        // none of its identifiers.
-        let more = Component::load(
-            store,
-            &store
-                .profile(stored.customer)?
-                .map(|p| p.identifiers)
-                .unwrap_or_default(),
-        )?;
+        // none of its identifiers, or it holds none (its values were suspect): otherwise
+        // it would stay live with nothing left in it.
+        let more = Component::load_around(store, &[], &[stored.customer], &[], usize::MAX)?
+            .expect("no limit");
         component.absorb(more);
     }
     let resolution = component.resolve(policy, Some(record), &[]);
