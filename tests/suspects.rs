@@ -283,3 +283,183 @@ fn a_contact_that_first_named_only_a_suspect_leaves_no_empty_profile_when_update
     }
     assert!(results.windows(2).all(|w| w[0] == w[1]), "{results:?}");
 }
+
+fn recorded_event(message: &str, minute: i64, ids: &[&str]) -> oneview::Record {
+    oneview::Record::Event(event(message, minute, ids))
+}
+
+fn recorded_contact(key: &str, opened: i64, updated: i64, ids: &[&str]) -> oneview::Record {
+    let contact = ids
+        .iter()
+        .fold(
+            oneview::Interaction::builder(
+                "prop",
+                oneview::Channel::Chat,
+                oneview::Direction::Inbound,
+            )
+            .key(key)
+            .occurred_at(common::at(opened))
+            .updated_at(common::at(updated)),
+            |b, i| b.with_identifier(id(i)),
+        )
+        .build()
+        .unwrap();
+    oneview::Record::Interaction(contact)
+}
+
+/// A known gap, found by the property tests: ingested record by record, `p6` is never
+/// found suspect, but the full resolution a force-merge runs finds it beside three user
+/// ids (u3 and u5 in one record, u4 in another) and records the suspicion, which outlives
+/// the unmerge — so force-merging and unmerging does not give back the profiles it
+/// started from. The planner's cheap bound on a value's sightings misses this history.
+#[test]
+#[ignore = "known gap: incremental ingest misses a suspect that a full resolution finds"]
+fn ingest_finds_the_suspects_a_full_resolution_finds() {
+    let records = vec![
+        recorded_event(
+            "m6",
+            32,
+            &[
+                "phone:+14155550004",
+                "anonymous_id:dev14",
+                "anonymous_id:dev12",
+            ],
+        ),
+        recorded_event("m23", 18, &["user_id:u3", "crm_id:c2", "crm_id:c4"]),
+        recorded_contact(
+            "t22",
+            33,
+            43,
+            &["anonymous_id:dev6", "user_id:u5", "user_id:u3"],
+        ),
+        recorded_event(
+            "m27",
+            19,
+            &[
+                "anonymous_id:dev13",
+                "phone:+14155550006",
+                "anonymous_id:dev15",
+                "email:p8@x.com",
+            ],
+        ),
+        recorded_contact(
+            "t7",
+            12,
+            12,
+            &["email:p4@x.com", "crm_id:c0", "email:p9@x.com"],
+        ),
+        recorded_contact("t22", 33, 33, &["anonymous_id:dev6"]),
+        recorded_event(
+            "m25",
+            43,
+            &[
+                "user_id:u1",
+                "phone:+14155550000",
+                "email:p0@x.com",
+                "anonymous_id:dev11",
+            ],
+        ),
+        recorded_event("m10", 12, &["user_id:u0", "email:p10@x.com"]),
+        recorded_contact("t26", 36, 36, &["crm_id:c1"]),
+        recorded_event("m32", 27, &["crm_id:c3", "user_id:u2", "anonymous_id:dev2"]),
+        recorded_event(
+            "m31",
+            55,
+            &[
+                "phone:+14155550008",
+                "phone:+14155550001",
+                "email:p11@x.com",
+                "anonymous_id:dev10",
+            ],
+        ),
+        recorded_event("m2", 0, &["user_id:u0"]),
+        recorded_event("m11", 24, &["anonymous_id:dev14", "crm_id:c0"]),
+        recorded_contact("t21", 11, 11, &["email:p1@x.com"]),
+        recorded_event("m20", 59, &["user_id:u3"]),
+        recorded_contact("t22", 33, 38, &["anonymous_id:dev6", "user_id:u5"]),
+        recorded_contact(
+            "t29",
+            37,
+            37,
+            &["anonymous_id:dev3", "email:p3@x.com", "phone:+14155550003"],
+        ),
+        recorded_contact("t5", 17, 17, &["email:p9@x.com", "user_id:u3"]),
+        recorded_event("m16", 43, &["email:p11@x.com", "crm_id:c2"]),
+        recorded_event("m14", 0, &["user_id:u4"]),
+        recorded_event(
+            "m13",
+            27,
+            &["user_id:u4", "phone:+14155550002", "email:p10@x.com"],
+        ),
+        recorded_event(
+            "m30",
+            51,
+            &[
+                "phone:+14155550006",
+                "phone:+14155550005",
+                "anonymous_id:dev18",
+            ],
+        ),
+        recorded_event("m0", 0, &["user_id:u3", "email:p2@x.com"]),
+        recorded_event(
+            "m9",
+            26,
+            &[
+                "email:p7@x.com",
+                "user_id:u1",
+                "anonymous_id:dev15",
+                "phone:+14155550004",
+            ],
+        ),
+        recorded_contact("t19", 32, 32, &["anonymous_id:dev1"]),
+        recorded_event("m28", 1, &["email:p4@x.com", "email:p5@x.com"]),
+        recorded_event("m8", 37, &["user_id:u4", "user_id:u1", "user_id:u3"]),
+        recorded_event("m18", 52, &["phone:+14155550000", "anonymous_id:dev11"]),
+        recorded_event("m24", 44, &["phone:+14155550004"]),
+        recorded_contact("t21", 11, 16, &["email:p1@x.com", "crm_id:c3"]),
+        recorded_event("m1", 0, &["user_id:u0"]),
+        recorded_contact("t15", 41, 41, &["email:p10@x.com", "crm_id:c4"]),
+        recorded_event("m17", 22, &["phone:+14155550005"]),
+        recorded_event("m4", 56, &["email:p6@x.com", "user_id:u3", "user_id:u5"]),
+        recorded_contact("t21", 11, 21, &["email:p1@x.com", "crm_id:c3"]),
+        recorded_event("m3", 0, &["user_id:u0"]),
+        recorded_contact("t19", 32, 37, &["anonymous_id:dev1", "phone:+14155550000"]),
+        recorded_event(
+            "m12",
+            59,
+            &["user_id:u4", "phone:+14155550003", "email:p6@x.com"],
+        ),
+    ];
+    let customers = Customers::new(MemoryStore::new());
+    for record in &records {
+        customers.ingest(record.clone()).unwrap();
+    }
+    let p6 = id("email:p6@x.com");
+    let before = customers
+        .profile(p6.clone())
+        .unwrap()
+        .map(|p| p.customer_id);
+    assert!(before.is_some(), "p6 links, as no suspicion was found");
+    customers
+        .force_merge(&id("phone:+14155550004"), &id("anonymous_id:dev6"))
+        .unwrap();
+    let merged = customers
+        .profile(id("phone:+14155550004"))
+        .unwrap()
+        .unwrap();
+    let forced = merged
+        .merges
+        .iter()
+        .find(|m| m.rule == oneview::MergeRule::Forced)
+        .unwrap();
+    customers
+        .unmerge(merged.customer_id, forced.id, false)
+        .unwrap();
+    let after = customers.profile(p6).unwrap().map(|p| p.customer_id);
+    assert_eq!(
+        after,
+        before,
+        "suspects found: {:?}",
+        customers.suspects().unwrap()
+    );
+}
