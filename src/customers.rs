@@ -7,8 +7,8 @@ use chrono::Utc;
 
 use crate::error::Error;
 use crate::identity::{Action, Explanation, Policy, Suspect, SuspectStatus};
-use crate::ingest::rebuild::{self, Component, Rebuilt};
-use crate::ingest::{Outcome, Plan, Planner, Receipt, Record};
+use crate::ingest::rebuild::{self, Component, LatePlan, Rebuilt};
+use crate::ingest::{Plan, Planner, Receipt, Record};
 use crate::model::{
     CustomerId, EventId, Identifier, MergeId, Override, OverrideId, OverrideRecord, RefusalRule,
 };
@@ -235,15 +235,10 @@ impl<S: Store> Customers<S> {
     fn ingest_late(&self, record: &Record) -> Result<Receipt, Error> {
         let landed = self.write(|| {
             let planned = read_consistent(&self.store, |reads| -> Result<_, Error> {
-                // An earlier step of the same batch may have stored a newer version.
-                if let Record::Interaction(interaction) = record
-                    && let Some(stored) = reads.interaction(interaction.id)?
-                    && !interaction.supersedes(&stored.record)
-                {
-                    return Ok(Err(Receipt::skipped(stored.customer, Outcome::Outdated)));
-                }
-                if let Some(planned) = rebuild::plan_late(reads, &self.policy, record)? {
-                    return Ok(Ok(planned));
+                match rebuild::plan_late(reads, &self.policy, record)? {
+                    LatePlan::Rebuild(commit, receipt) => return Ok(Ok((*commit, receipt))),
+                    LatePlan::Outdated(receipt) => return Ok(Err(receipt)),
+                    LatePlan::TooLarge => {}
                 }
                 // Too many profiles to rebuild: resolve it against them as they stand.
                 let mut planner = Planner::tolerating_late(reads, &self.policy);

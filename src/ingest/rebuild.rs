@@ -457,20 +457,39 @@ fn every_page<T>(
     }
 }
 
+/// What a late record comes to.
+pub(crate) enum LatePlan {
+    /// The rebuild that puts it in its place, and its receipt.
+    Rebuild(Box<Commit>, Receipt),
+    /// A version of an interaction older than the one stored (an earlier step of the
+    /// same batch may have stored the newer one): nothing to do.
+    Outdated(Receipt),
+    /// More profiles than the policy lets one rebuild touch.
+    TooLarge,
+}
+
 /// Plans a late record: rebuilds the profiles it touches with it in its place.
 pub(crate) fn plan_late<S: Reads + ?Sized>(
     store: &S,
     policy: &Policy,
     record: &Record,
-) -> Result<Option<(Commit, Receipt)>, StoreError> {
-    let seeds = policy.usable(record.identifiers());
-    let Some(mut component) = Component::load_within(store, &seeds, &[], policy.max_rebuild())?
-    else {
-        return Ok(None);
-    };
+) -> Result<LatePlan, StoreError> {
     let stored_interaction = match record {
         Record::Interaction(interaction) => store.interaction(interaction.id)?,
         Record::Event(_) => None,
+    };
+    if let (Record::Interaction(interaction), Some(stored)) = (record, &stored_interaction)
+        && !interaction.supersedes(&stored.record)
+    {
+        return Ok(LatePlan::Outdated(Receipt::skipped(
+            stored.customer,
+            Outcome::Outdated,
+        )));
+    }
+    let seeds = policy.usable(record.identifiers());
+    let Some(mut component) = Component::load_within(store, &seeds, &[], policy.max_rebuild())?
+    else {
+        return Ok(LatePlan::TooLarge);
     };
     if let Some(stored) = &stored_interaction {
         // The stored version's profile belongs to the component even if the update names
@@ -521,7 +540,7 @@ pub(crate) fn plan_late<S: Reads + ?Sized>(
         merged: Vec::new(),
         refused,
     };
-    Ok(Some((commit, receipt)))
+    Ok(LatePlan::Rebuild(Box::new(commit), receipt))
 }
 
 impl Component {
