@@ -198,21 +198,18 @@ pub fn parse(
                 .enumerate()
                 .map(|(i, message)| {
                     let prefix = format!("batch[{i}].");
-                    let read_at = |message: &Value| {
-                        Reading {
-                            prefix: &prefix,
-                            kind: None,
-                            options,
-                            received_at,
-                            undated_at,
-                        }
-                        .read(message)
+                    let reading = Reading {
+                        prefix: &prefix,
+                        kind: None,
+                        options,
+                        received_at,
+                        undated_at,
                     };
                     match (shared, message) {
                         (Some(shared), Value::Object(object)) => {
-                            read_at(&with_context(object, shared))
+                            read(&with_context(object, shared), &reading)
                         }
-                        _ => read_at(message),
+                        _ => read(message, &reading),
                     }
                 })
                 .collect()
@@ -232,7 +229,7 @@ pub fn parse_message(
     options: &SegmentOptions,
     received_at: DateTime<Utc>,
 ) -> Result<Record, SegmentError> {
-    Reading::single(None, options, received_at).read(value)
+    read(value, &Reading::single(None, options, received_at))
 }
 
 /// Reads one message of type `kind` (`"track"`, `"identify"`, …), whatever its own `type`
@@ -257,7 +254,7 @@ pub fn parse_as(
     options: &SegmentOptions,
     received_at: DateTime<Utc>,
 ) -> Result<Record, SegmentError> {
-    Reading::single(Some(kind), options, received_at).read(value)
+    read(value, &Reading::single(Some(kind), options, received_at))
 }
 
 /// `message` with the keys of a batch's shared `context` it does not set itself.
@@ -454,10 +451,6 @@ impl<'a> Reading<'a> {
             received_at,
             undated_at: received_at,
         }
-    }
-
-    fn read(&self, value: &Value) -> Result<Record, SegmentError> {
-        read(value, self)
     }
 }
 
