@@ -24,6 +24,8 @@ use oneview::{
 };
 use serde_json::json;
 
+mod common;
+
 /// Sets its flag when dropped, including while a panic unwinds.
 struct StopOnDrop<'a>(&'a AtomicBool);
 
@@ -520,8 +522,7 @@ fn writers_in_separate_processes_never_fail_and_agree_with_one_writer() {
     let customers = Customers::new(SqliteStore::open(&path).unwrap());
     let mut children: Vec<_> = (0..PROCESS_LOAD.writers)
         .map(|worker| {
-            std::process::Command::new(std::env::current_exe().unwrap())
-                .args(["--exact", "writer_process", "--ignored", "--test-threads=1"])
+            common::child_test("writer_process")
                 .env("ONEVIEW_WRITER_DB", &path)
                 .env("ONEVIEW_WRITER", worker.to_string())
                 .stdout(std::process::Stdio::null())
@@ -532,14 +533,7 @@ fn writers_in_separate_processes_never_fail_and_agree_with_one_writer() {
         .collect();
     let stderrs: Vec<_> = children
         .iter_mut()
-        .map(|child| {
-            let mut stderr = child.stderr.take().unwrap();
-            std::thread::spawn(move || {
-                let mut text = String::new();
-                let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
-                text
-            })
-        })
+        .map(|child| common::read_all(child.stderr.take().unwrap()))
         .collect();
     // Read while they write, checking what is read.
     let deadline = Instant::now() + limit;

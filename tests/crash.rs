@@ -11,10 +11,10 @@
 #![cfg(unix)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -26,6 +26,8 @@ use oneview::{
     Channel, Customers, Event, EventId, Identifier, IdentifierKind, MemoryStore, Override,
 };
 use uuid::Uuid;
+
+mod common;
 
 const SOURCE: &str = "crash";
 
@@ -164,15 +166,8 @@ struct Running {
 }
 
 fn spawn_child(path: &Path, run: u64, fail_after: Option<u64>) -> Running {
-    let mut command = Command::new(std::env::current_exe().unwrap());
+    let mut command = common::child_test("crash_child");
     command
-        .args([
-            "--exact",
-            "crash_child",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
         .env("ONEVIEW_CRASH_DB", path)
         .env("ONEVIEW_CRASH_RUN", run.to_string())
         .stdout(Stdio::piped())
@@ -182,7 +177,7 @@ fn spawn_child(path: &Path, run: u64, fail_after: Option<u64>) -> Running {
     }
     let mut child = command.spawn().expect("spawn the child writer");
     let stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
+    let stderr = common::read_all(child.stderr.take().unwrap());
     let (send, lines) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -190,11 +185,6 @@ fn spawn_child(path: &Path, run: u64, fail_after: Option<u64>) -> Running {
                 break;
             }
         }
-    });
-    let stderr = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
     });
     Running {
         child,

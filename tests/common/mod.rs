@@ -3,6 +3,10 @@
 
 #![allow(dead_code)]
 
+use std::io::Read;
+use std::process::Command;
+use std::thread::JoinHandle;
+
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use oneview::identity::Policy;
 use oneview::store::Store;
@@ -58,4 +62,28 @@ pub(crate) fn event(message: &str, minute: i64, ids: &[&str]) -> Event {
 /// The live profile holding `identifier`, if any.
 pub(crate) fn owner(customers: &Dyn, identifier: &str) -> Option<CustomerId> {
     customers.store().owners(&[id(identifier)]).unwrap()[0].map(|o| o.customer)
+}
+
+/// This test binary, set to run only its ignored test `name`: how a test starts a child
+/// process that runs code of the same test file.
+pub(crate) fn child_test(name: &str) -> Command {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command.args([
+        "--exact",
+        name,
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
+    command
+}
+
+/// Reads `stream` to its end on a thread of its own, so a child never blocks on a full
+/// pipe; joining gives what it wrote.
+pub(crate) fn read_all(mut stream: impl Read + Send + 'static) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stream.read_to_string(&mut text);
+        text
+    })
 }
