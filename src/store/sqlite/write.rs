@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{Key, LIVE, customer, encode, key, live_of, nanos, owner_of, sqlite, time};
-use crate::model::{CustomerId, MergeRecord, Refusal};
+use crate::model::{CustomerId, Event, MergeRecord, Refusal};
 use crate::store::{
     Attributed, Commit, CommitOutcome, CommitProblem, Expectation, IdentityChange, Rewrite,
     StoreError,
@@ -32,7 +32,13 @@ type Known = HashSet<Key>;
 fn check(conn: &Connection, known: &mut Known, expectation: &Expectation) -> Result<(), Fault> {
     match expectation {
         Expectation::Owner { identifier, owner } => {
-            let found = owner_of(conn, &identifier.to_string())?.map(|(live, _)| live);
+            let found: Option<Key> = conn
+                .prepare_cached(
+                    "SELECT p.live_id FROM identifiers i JOIN profiles p ON p.id = i.profile_id
+                     WHERE i.identifier = ?1",
+                )?
+                .query_row([identifier.to_string()], |row| row.get(0))
+                .optional()?;
             if let Some(live) = found {
                 known.insert(live);
             }
@@ -344,7 +350,27 @@ fn apply_commit(
     known: &mut Known,
     commit: &Commit,
 ) -> Result<CommitOutcome, Fault> {
-    if let Some(event) = &commit.event {
+    // The event row goes in first: the insert that refuses a stored id is also the
+    // duplicate check, one statement instead of two. Foreign keys are deferred for the
+    // transaction, so the row may name a profile this commit creates; `require_profile`
+    // below still refuses one that never appears. An expectation that counts a profile's
+    // records must see them without this one, so such a commit checks first.
+    let counts_records = commit
+        .expect
+        .iter()
+        .any(|e| matches!(e, Expectation::Evidence { .. }));
+    let mut event_stored = false;
+    if let Some(event) = &commit.event
+        && !counts_records
+    {
+        if !insert_event(conn, event)? {
+            return Ok(CommitOutcome::Duplicate);
+        }
+        event_stored = true;
+    }
+    if let Some(event) = &commit.event
+        && counts_records
+    {
         let exists = conn
             .prepare_cached("SELECT 1 FROM events WHERE id = ?1")?
             .exists([key(event.record.id.as_uuid())])?;
@@ -358,23 +384,11 @@ fn apply_commit(
     for identity in &commit.identity {
         change(conn, known, identity)?;
     }
-    if let Some(Attributed {
-        customer: id,
-        record,
-    }) = &commit.event
-    {
-        require_profile(conn, known, *id)?;
-        conn.prepare_cached(
-            "INSERT INTO events (id, profile_id, occurred_at, channel, body)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?
-        .execute(params![
-            key(record.id.as_uuid()),
-            key(id.as_uuid()),
-            nanos(record.occurred_at)?,
-            record.channel.name(),
-            encode(record)?
-        ])?;
+    if let Some(event) = &commit.event {
+        require_profile(conn, known, event.customer)?;
+        if !event_stored {
+            insert_event(conn, event)?;
+        }
     }
     if let Some(Attributed {
         customer: id,
@@ -415,6 +429,27 @@ fn apply_commit(
     Ok(CommitOutcome::Applied)
 }
 
+/// Stores an event row, or returns `false` when its id is stored already.
+fn insert_event(conn: &Connection, event: &Attributed<Event>) -> Result<bool, Fault> {
+    let Attributed {
+        customer: id,
+        record,
+    } = event;
+    let inserted = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO events (id, profile_id, occurred_at, channel, body)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![
+            key(record.id.as_uuid()),
+            key(id.as_uuid()),
+            nanos(record.occurred_at)?,
+            record.channel.name(),
+            encode(record)?
+        ])?;
+    Ok(inserted == 1)
+}
+
 /// Applies `commits` in one write transaction: all of them, or none.
 pub(super) fn apply(
     conn: &mut Connection,
@@ -422,6 +457,10 @@ pub(super) fn apply(
 ) -> Result<Vec<CommitOutcome>, StoreError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sqlite)?;
+    // Until COMMIT, so an event row can go in before the profile it names (see
+    // `apply_commit`); SQLite turns this off again when the transaction ends.
+    tx.pragma_update(None, "defer_foreign_keys", true)
         .map_err(sqlite)?;
     let mut outcomes = Vec::with_capacity(commits.len());
     let mut known = Known::new();
