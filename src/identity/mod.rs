@@ -125,7 +125,9 @@ pub struct Cluster {
     pub created_at: DateTime<Utc>,
     /// Every identifier it holds.
     pub identifiers: BTreeSet<Identifier>,
-    /// The newest evidence attributed to it, if known.
+    /// The newest evidence attributed to it, if known, or a position no evidence
+    /// attributed to it sorts after. It tells whether new evidence is late, and a bound
+    /// answers that as well as the newest for evidence that sorts after the bound.
     pub latest: Option<EvidenceKey>,
 }
 

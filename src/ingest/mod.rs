@@ -144,6 +144,11 @@ pub(crate) struct Planner<'a, S: ?Sized> {
     /// Resolve late records against the profiles as they stand instead of asking for a
     /// rebuild: for a record whose component is too large to rebuild.
     tolerate_late: bool,
+    /// Set by `prefetch` when every record to plan sorts after everything stored: then
+    /// no stored profile can make one late, and this position (the store's bound, or
+    /// `None` when nothing is stored) stands in for each loaded profile's newest
+    /// evidence, unread.
+    stored_before_all: Option<Option<EvidenceKey>>,
 }
 
 impl<'a, S: Reads + ?Sized> Planner<'a, S> {
@@ -162,6 +167,7 @@ impl<'a, S: Reads + ?Sized> Planner<'a, S> {
             overrides_exist: true,
             interactions_exist: true,
             tolerate_late: false,
+            stored_before_all: None,
         }
     }
 
@@ -195,6 +201,19 @@ impl<'a, S: Reads + ?Sized> Planner<'a, S> {
         self.stored_owners = identifiers.into_iter().zip(owners).collect();
         self.overrides_exist = self.store.has_overrides()?;
         self.interactions_exist = self.store.has_interactions()?;
+        let position = |cursor: TimelineCursor| EvidenceKey {
+            at: cursor.at,
+            id: cursor.id,
+        };
+        let mut bound = self.store.events_bound()?.map(position);
+        if self.interactions_exist {
+            bound = bound.max(self.store.interactions_bound()?.map(position));
+        }
+        let first = records.iter().map(Record::key).min();
+        self.stored_before_all = match first {
+            Some(first) if bound < Some(first) => Some(bound),
+            _ => None,
+        };
         Ok(())
     }
 
@@ -223,7 +242,10 @@ impl<'a, S: Reads + ?Sized> Planner<'a, S> {
                 continue;
             };
             named.extend(profile.identifiers.iter().cloned());
-            let latest = latest_evidence(self.store, profile.id, self.interactions_exist)?;
+            let latest = match self.stored_before_all {
+                Some(bound) => bound,
+                None => latest_evidence(self.store, profile.id, self.interactions_exist)?,
+            };
             self.graph.insert(
                 Cluster {
                     id: profile.id,

@@ -63,6 +63,14 @@ pub struct TimelineCursor {
     pub id: Uuid,
 }
 
+impl TimelineCursor {
+    /// The greatest position: every item sorts at or before it.
+    pub const MAX: TimelineCursor = TimelineCursor {
+        at: DateTime::<Utc>::MAX_UTC,
+        id: Uuid::max(),
+    };
+}
+
 /// Which page of a timeline to read.
 ///
 /// Pages are keyset-paged: a page continues strictly after its cursor, so items added while
@@ -486,6 +494,18 @@ pub trait EventStore: Debug + Send + Sync {
         }))
     }
 
+    /// A position no stored event sorts after, by (`occurred_at`, id); `None` when no
+    /// event is stored.
+    ///
+    /// Ingest asks it once per batch: a batch that sorts wholly after it holds no late
+    /// record, so ingest need not ask each profile it touches for its newest event (see
+    /// [`latest_event`](Self::latest_event)). The default, [`TimelineCursor::MAX`], tells
+    /// nothing and is always safe; a backend with a time index answers with the newest
+    /// event's position. Any answer at or after that position is correct.
+    fn events_bound(&self) -> Result<Option<TimelineCursor>, StoreError> {
+        Ok(Some(TimelineCursor::MAX))
+    }
+
     /// Every stored event, oldest first by (`occurred_at`, id), without loading them all
     /// into memory. Events appended during the scan may or may not be seen.
     fn scan_events(&self) -> EventScan<'_>;
@@ -512,6 +532,12 @@ pub trait InteractionStore: Debug + Send + Sync {
     /// for its newest. The default says `true`, which is always safe.
     fn has_interactions(&self) -> Result<bool, StoreError> {
         Ok(true)
+    }
+
+    /// A position no stored interaction sorts after, by (`occurred_at`, id); `None` when
+    /// none is stored. See [`EventStore::events_bound`]; the default tells nothing.
+    fn interactions_bound(&self) -> Result<Option<TimelineCursor>, StoreError> {
+        Ok(Some(TimelineCursor::MAX))
     }
 
     /// Where the newest interaction of the live profile `customer` sits, as the first page
@@ -653,6 +679,9 @@ macro_rules! forward_store {
             fn event_summary(&self, customer: CustomerId) -> Result<Vec<ChannelSummary>, StoreError> {
                 (**self).event_summary(customer)
             }
+            fn events_bound(&self) -> Result<Option<TimelineCursor>, StoreError> {
+                (**self).events_bound()
+            }
             fn scan_events(&self) -> EventScan<'_> {
                 (**self).scan_events()
             }
@@ -669,6 +698,9 @@ macro_rules! forward_store {
             }
             fn has_interactions(&self) -> Result<bool, StoreError> {
                 (**self).has_interactions()
+            }
+            fn interactions_bound(&self) -> Result<Option<TimelineCursor>, StoreError> {
+                (**self).interactions_bound()
             }
             fn interaction_summary(&self, customer: CustomerId) -> Result<Vec<ChannelSummary>, StoreError> {
                 (**self).interaction_summary(customer)

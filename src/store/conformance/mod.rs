@@ -46,7 +46,7 @@ pub type BehaviourTest = fn(&dyn Store);
 
 /// Runs every behaviour test, each on a fresh store from `make`.
 pub fn run_all<S: Store>(make: impl Fn() -> S) {
-    let tests: [(&str, BehaviourTest); 17] = [
+    let tests: [(&str, BehaviourTest); 18] = [
         ("events_append_and_read_back", events_append_and_read_back),
         (
             "duplicate_events_are_stored_once",
@@ -72,6 +72,7 @@ pub fn run_all<S: Store>(make: impl Fn() -> S) {
             interactions_keep_one_version,
         ),
         ("summaries_count_per_channel", summaries_count_per_channel),
+        ("bounds_cover_every_record", bounds_cover_every_record),
         (
             "scan_reads_every_event_in_order",
             scan_reads_every_event_in_order,
@@ -857,6 +858,81 @@ pub fn interactions_keep_one_version(store: &dyn Store) {
         .expect("read");
     assert_eq!(rest.items.len(), 1);
     assert_eq!(rest.next, None);
+}
+
+/// `events_bound` and `interactions_bound` never sort before a stored record, whatever
+/// order the records arrived in, across profiles and after an update moves an
+/// interaction later.
+pub fn bounds_cover_every_record(store: &dyn Store) {
+    let a = new_profile(store, 1, 0);
+    let b = new_profile(store, 2, 0);
+    let covers = |bound: Option<TimelineCursor>, newest: TimelineCursor, what: &str| {
+        assert!(
+            bound.is_some_and(|bound| bound >= newest),
+            "the {what} bound {bound:?} sorts before a stored one at {newest:?}"
+        );
+    };
+    // The newest arrives first, then older ones, on two profiles.
+    let newest = event("newest", 50, Channel::Web);
+    store
+        .apply(&[with_event(b, newest.clone())])
+        .expect("append");
+    for (n, minute) in [(1, 10), (2, 40), (3, 20)] {
+        let older = event(&format!("older-{n}"), minute, Channel::Email);
+        store.apply(&[with_event(a, older)]).expect("append");
+        covers(
+            store.events_bound().expect("read"),
+            position(&newest),
+            "events",
+        );
+    }
+    // Two events at the same time: the greater id is the newer.
+    let tied = event("tied", 50, Channel::Web);
+    store.apply(&[with_event(a, tied.clone())]).expect("append");
+    covers(
+        store.events_bound().expect("read"),
+        position(&newest).max(position(&tied)),
+        "events",
+    );
+
+    let put = |customer, record: Interaction, previous| Commit {
+        expect: vec![Expectation::InteractionVersion {
+            id: record.id,
+            updated_at: previous,
+        }],
+        interaction: Some(Attributed { customer, record }),
+        ..Commit::default()
+    };
+    let ticket = interaction("ticket", 30, 30, InteractionStatus::Open);
+    store
+        .apply(&[put(a, ticket.clone(), None)])
+        .expect("interaction");
+    store
+        .apply(&[put(
+            b,
+            interaction("chat", 5, 5, InteractionStatus::Open),
+            None,
+        )])
+        .expect("interaction");
+    let interaction_position = |i: &Interaction| TimelineCursor {
+        at: i.occurred_at,
+        id: *i.id.as_uuid(),
+    };
+    covers(
+        store.interactions_bound().expect("read"),
+        interaction_position(&ticket),
+        "interactions",
+    );
+    // A later version that moves the ticket later moves the bound with it.
+    let moved = interaction("ticket", 90, 95, InteractionStatus::Closed);
+    store
+        .apply(&[put(a, moved.clone(), Some(at(30)))])
+        .expect("update");
+    covers(
+        store.interactions_bound().expect("read"),
+        interaction_position(&moved),
+        "interactions",
+    );
 }
 
 /// Summaries count events and interactions per channel with first and last times.

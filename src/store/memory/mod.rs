@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::{
     Attributed, ChannelSummary, Commit, CommitOutcome, CommitProblem, EventScan, EventStore,
     IdentityStore, InteractionStore, Owner, Page, PageRequest, ProfileRecord, Reads, Store,
-    StoreError, TraitStore,
+    StoreError, TimelineCursor, TraitStore,
 };
 use crate::model::{
     CustomerId, Event, EventId, Identifier, Interaction, InteractionId, MergeRecord,
@@ -82,6 +82,9 @@ struct State {
     event_timelines: HashMap<CustomerId, Timeline>,
     interactions: HashMap<InteractionId, (CustomerId, Interaction)>,
     interaction_timelines: HashMap<CustomerId, Timeline>,
+    /// No interaction stored sorts after it. It only grows: an undone or updated
+    /// interaction may leave it later than the newest, which a bound allows.
+    interactions_bound: Option<TimelineCursor>,
     traits: HashMap<CustomerId, Vec<TraitOperation>>,
     /// Refused links by the profile their evidence went to.
     refusals: HashMap<CustomerId, Vec<Refusal>>,
@@ -159,6 +162,9 @@ impl EventStore for MemoryStore {
     fn event_summary(&self, customer: CustomerId) -> Result<Vec<ChannelSummary>, StoreError> {
         Frozen(&*self.read()?).event_summary(customer)
     }
+    fn events_bound(&self) -> Result<Option<TimelineCursor>, StoreError> {
+        Frozen(&*self.read()?).events_bound()
+    }
     fn scan_events(&self) -> EventScan<'_> {
         Box::new(Scan::new(self))
     }
@@ -183,6 +189,9 @@ impl InteractionStore for MemoryStore {
     }
     fn has_interactions(&self) -> Result<bool, StoreError> {
         Frozen(&*self.read()?).has_interactions()
+    }
+    fn interactions_bound(&self) -> Result<Option<TimelineCursor>, StoreError> {
+        Frozen(&*self.read()?).interactions_bound()
     }
 }
 

@@ -236,6 +236,13 @@ impl EventStore for Frozen<'_> {
         Ok(summarize(items))
     }
 
+    fn events_bound(&self) -> Result<Option<TimelineCursor>, StoreError> {
+        Ok(self.0.event_order.last().map(|&(at, id)| TimelineCursor {
+            at,
+            id: *id.as_uuid(),
+        }))
+    }
+
     fn scan_events(&self) -> EventScan<'_> {
         let state = self.0;
         Box::new(state.event_order.iter().map(move |(_, id)| {
@@ -336,6 +343,10 @@ impl InteractionStore for Frozen<'_> {
 
     fn has_interactions(&self) -> Result<bool, StoreError> {
         Ok(!self.0.interactions.is_empty())
+    }
+
+    fn interactions_bound(&self) -> Result<Option<TimelineCursor>, StoreError> {
+        Ok(self.0.interactions_bound)
     }
 
     fn interaction_summary(&self, customer: CustomerId) -> Result<Vec<ChannelSummary>, StoreError> {

@@ -9,6 +9,7 @@ use crate::model::{
 };
 use crate::store::{
     Attributed, Commit, CommitOutcome, CommitProblem, Expectation, IdentityChange, Rewrite,
+    TimelineCursor,
 };
 
 /// How to take back one applied change.
@@ -166,6 +167,11 @@ impl State {
                 .insert((record.occurred_at, *record.id.as_uuid()));
             self.interactions
                 .insert(record.id, (*customer, record.clone()));
+            let position = TimelineCursor {
+                at: record.occurred_at,
+                id: *record.id.as_uuid(),
+            };
+            self.interactions_bound = self.interactions_bound.max(Some(position));
             undo.push(Undo::PutInteraction(record.id, previous.map(Box::new)));
         }
         for Attributed { customer, record } in &commit.traits {

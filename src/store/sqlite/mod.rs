@@ -249,12 +249,14 @@ impl SqliteBuilder {
         // Erased data must leave no bytes behind in freed pages.
         conn.pragma_update(None, "secure_delete", true)?;
         conn.set_prepared_statement_cache_capacity(64);
-        // mmap_size answers with the size now in force, so it too is read as a query.
-        let _: i64 = conn.query_row(
-            &format!("PRAGMA mmap_size = {}", u64::from(self.mmap_size_mib) << 20),
-            [],
-            |row| row.get(0),
-        )?;
+        // mmap_size answers with the size now in force (nothing for a database in
+        // memory), so it is run as a query whose rows are not needed.
+        conn.prepare(&format!(
+            "PRAGMA mmap_size = {}",
+            u64::from(self.mmap_size_mib) << 20
+        ))?
+        .query([])?
+        .next()?;
         // Without the planner stability guarantee SQLite re-plans a cached join on every
         // new bound value, which costs more than the query itself. Our queries are planned
         // for their indexes, not for the values bound to them.

@@ -393,6 +393,10 @@ impl EventStore for SqliteStore {
         self.read(|conn| latest(conn, "events", id))
     }
 
+    fn events_bound(&self) -> Result<Option<TimelineCursor>, StoreError> {
+        self.read(|conn| newest(conn, "events"))
+    }
+
     fn scan_events(&self) -> EventScan<'_> {
         Box::new(Scan {
             store: self,
@@ -401,6 +405,23 @@ impl EventStore for SqliteStore {
             done: false,
         })
     }
+}
+
+/// Where the newest row of `table` sits, read from its time index.
+fn newest(conn: &Connection, table: &str) -> Result<Option<TimelineCursor>, StoreError> {
+    let sql =
+        format!("SELECT occurred_at, id FROM {table} ORDER BY occurred_at DESC, id DESC LIMIT 1");
+    conn.prepare_cached(&sql)
+        .map_err(sqlite)?
+        .query_row([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Key>(1)?)))
+        .optional()
+        .map_err(sqlite)
+        .map(|found| {
+            found.map(|(at, id)| TimelineCursor {
+                at: time(at),
+                id: Uuid::from_bytes(id),
+            })
+        })
 }
 
 /// One stored record by id, with the live profile it belongs to.
@@ -529,6 +550,10 @@ impl InteractionStore for SqliteStore {
 
     fn has_interactions(&self) -> Result<bool, StoreError> {
         self.any_row("interactions")
+    }
+
+    fn interactions_bound(&self) -> Result<Option<TimelineCursor>, StoreError> {
+        self.read(|conn| newest(conn, "interactions"))
     }
 }
 

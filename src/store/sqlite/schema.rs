@@ -96,6 +96,14 @@ const MIGRATIONS: &[&str] = &[
        SET event_id = unhex(replace(json_extract(body, '$.provenance.event_id'), '-', ''));
     CREATE INDEX traits_by_event ON traits (event_id);
     ",
+    // Version 3: interactions by time, so the newest one is found without a scan; and a
+    // profile's members with their creation times in one index, so reading a profile
+    // does not visit the table row of each member.
+    "
+    CREATE INDEX interactions_by_time ON interactions (occurred_at, id);
+    DROP INDEX profiles_by_live;
+    CREATE INDEX profiles_by_live ON profiles (live_id, id, created_at);
+    ",
 ];
 
 /// The schema version this build writes.
