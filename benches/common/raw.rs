@@ -13,8 +13,11 @@ pub(crate) fn open(path: &Path) -> Connection {
     let conn = Connection::open(path).expect("open the baseline database");
     conn.pragma_update(None, "journal_mode", "WAL").unwrap();
     conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
-    // The same page cache and memory map the store is given, so a ratio compares logic, not caching.
+    // The same log length, page cache and memory map the store is given, so a ratio
+    // compares logic, not caching.
     conn.pragma_update(None, "cache_size", -64 * 1024).unwrap();
+    conn.pragma_update(None, "wal_autocheckpoint", 10_000)
+        .unwrap();
     let _: i64 = conn
         .query_row("PRAGMA mmap_size = 1073741824", [], |row| row.get(0))
         .unwrap();

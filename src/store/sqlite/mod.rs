@@ -146,6 +146,7 @@ pub struct SqliteBuilder {
     busy_timeout: Duration,
     cache_size_kib: u32,
     mmap_size_mib: u32,
+    checkpoint_pages: u32,
     max_idle_readers: usize,
 }
 
@@ -157,6 +158,7 @@ impl Default for SqliteBuilder {
             busy_timeout: Duration::from_secs(5),
             cache_size_kib: 64 * 1024,
             mmap_size_mib: 1024,
+            checkpoint_pages: 10_000,
             max_idle_readers: 8,
         }
     }
@@ -200,6 +202,19 @@ impl SqliteBuilder {
     /// error.
     pub fn mmap_size_mib(mut self, mib: u32) -> Self {
         self.mmap_size_mib = mib;
+        self
+    }
+
+    /// How many pages the write-ahead log may hold before a commit copies them into the
+    /// database file (`PRAGMA wal_autocheckpoint`); defaults to 10,000 (about 40 MiB).
+    ///
+    /// Each copy ends with a sync, and a page changed by many commits between two copies
+    /// is copied once, so a longer log writes less as the file grows: resolving the
+    /// identity bench's 155,000 messages takes about 30% less time than with SQLite's own
+    /// default of 1,000. A shorter log keeps the file on disk more current and the log
+    /// file smaller; 0 turns automatic copying off (run checkpoints yourself then).
+    pub fn checkpoint_pages(mut self, pages: u32) -> Self {
+        self.checkpoint_pages = pages;
         self
     }
 
@@ -269,6 +284,7 @@ impl SqliteBuilder {
                 |row| row.get(0),
             )?;
             conn.pragma_update(None, "synchronous", self.synchronous.pragma())?;
+            conn.pragma_update(None, "wal_autocheckpoint", self.checkpoint_pages)?;
         } else {
             conn.pragma_update(None, "query_only", true)?;
         }
