@@ -47,12 +47,17 @@ impl IdentityStore for SqliteStore {
     }
 
     fn profile(&self, id: CustomerId) -> Result<Option<ProfileRecord>, StoreError> {
-        self.read_together(|conn| {
+        // One statement: each member with each identifier it holds (or none), so the
+        // profile is read in one pass over its members.
+        self.read(|conn| {
             let mut live = None;
             let mut created_at = None;
-            let mut members = Vec::new();
+            let mut members: Vec<CustomerId> = Vec::new();
+            let mut identifiers = Vec::new();
             let sql = format!(
-                "SELECT id, created_at, live_id FROM profiles WHERE live_id = {LIVE} ORDER BY id"
+                "SELECT p.id, p.created_at, p.live_id, i.identifier
+                 FROM profiles p LEFT JOIN identifiers i ON i.profile_id = p.id
+                 WHERE p.live_id = {LIVE} ORDER BY p.id"
             );
             let mut statement = conn.prepare_cached(&sql).map_err(sqlite)?;
             let mut rows = statement.query([key(id.as_uuid())]).map_err(sqlite)?;
@@ -63,25 +68,20 @@ impl IdentityStore for SqliteStore {
                     created_at = Some(time(row.get(1).map_err(sqlite)?));
                 }
                 live = Some(survivor);
-                members.push(customer(member));
+                let member = customer(member);
+                if members.last() != Some(&member) {
+                    members.push(member);
+                }
+                if let Some(text) = row.get::<_, Option<String>>(3).map_err(sqlite)? {
+                    identifiers.push(
+                        text.parse::<Identifier>()
+                            .map_err(|err| corrupt("identifier", err))?,
+                    );
+                }
             }
             let Some(live) = live else {
                 return Ok(None);
             };
-            let mut identifiers = conn
-                .prepare_cached(
-                    "SELECT i.identifier FROM profiles p
-                     JOIN identifiers i ON i.profile_id = p.id WHERE p.live_id = ?1",
-                )
-                .map_err(sqlite)?
-                .query_map([live], |row| row.get::<_, String>(0))
-                .map_err(sqlite)?
-                .map(|text| {
-                    let text = text.map_err(sqlite)?;
-                    text.parse::<Identifier>()
-                        .map_err(|err| corrupt("identifier", err))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
             identifiers.sort();
             Ok(Some(ProfileRecord {
                 id: customer(live),
