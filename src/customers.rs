@@ -14,6 +14,7 @@ use crate::model::{
 };
 use crate::store::{
     Commit, CommitOutcome, IdentityChange, Page, PageRequest, Store, StoreError, read_consistent,
+    read_to_write,
 };
 use crate::view::{self, DEFAULT_TIMELINE_ENTRIES, Lookup, Profile, TimelineEntry};
 
@@ -169,7 +170,7 @@ impl<S: Store> Customers<S> {
         let (mut results, late, repeats) = self.write(|| {
             // Planned on one snapshot: the decisions rest on one state, and the backend
             // reads it without a transaction per read.
-            let (results, commits, late, repeats) = read_consistent(&self.store, |reads| {
+            let (results, commits, late, repeats) = read_to_write(&self.store, |reads| {
                 let mut planner = Planner::new(reads, &self.policy);
                 planner.prefetch(&records)?;
                 let mut results: Vec<Option<Result<Receipt, Error>>> =
@@ -234,7 +235,7 @@ impl<S: Store> Customers<S> {
 
     fn ingest_late(&self, record: &Record) -> Result<Receipt, Error> {
         let landed = self.write(|| {
-            let planned = read_consistent(&self.store, |reads| -> Result<_, Error> {
+            let planned = read_to_write(&self.store, |reads| -> Result<_, Error> {
                 match rebuild::plan_late(reads, &self.policy, record)? {
                     LatePlan::Rebuild(commit, receipt) => return Ok(Ok((*commit, receipt))),
                     LatePlan::Outdated(receipt) => return Ok(Err(receipt)),
@@ -508,7 +509,7 @@ impl<S: Store> Customers<S> {
         apply: bool,
     ) -> Result<Rebuilt, Error> {
         self.write(|| {
-            let component = read_consistent(&self.store, |reads| {
+            let component = read_to_write(&self.store, |reads| {
                 Component::load_through(reads, seeds, through)
             })?;
             let resolution = component.resolve(&self.policy, None, &overrides);

@@ -580,6 +580,21 @@ pub trait Store: IdentityStore + EventStore + InteractionStore + TraitStore {
         reads: &mut dyn FnMut(&dyn Reads) -> Result<(), StoreError>,
     ) -> Result<(), StoreError>;
 
+    /// Like [`snapshot`](Self::snapshot), for reads that plan commits the caller is about
+    /// to [`apply`](Self::apply). A backend may serve them where it writes, holding back
+    /// its other writers for as long as `reads` runs: SQLite reads on its writer
+    /// connection, whose page cache holds what recent commits touched, where every
+    /// commit empties the caches of its readers. The commits still state their
+    /// expectations, since another writer may commit between these reads and `apply`.
+    /// The default is [`snapshot`](Self::snapshot); [`read_to_write`] is the convenient
+    /// form.
+    fn snapshot_for_write(
+        &self,
+        reads: &mut dyn FnMut(&dyn Reads) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.snapshot(reads)
+    }
+
     /// Applies `commits` in order as one atomic unit, returning what became of each.
     ///
     /// # Contract
@@ -615,9 +630,32 @@ where
     S: Store + ?Sized,
     E: From<StoreError>,
 {
+    run_once(read, |reads| store.snapshot(reads))
+}
+
+/// Like [`read_consistent`], for reads that plan a write: runs `read` on
+/// [`Store::snapshot_for_write`].
+pub fn read_to_write<S, T, E>(
+    store: &S,
+    read: impl FnOnce(&dyn Reads) -> Result<T, E>,
+) -> Result<T, E>
+where
+    S: Store + ?Sized,
+    E: From<StoreError>,
+{
+    run_once(read, |reads| store.snapshot_for_write(reads))
+}
+
+/// Runs `read` once inside `snapshot` and hands back its answer.
+fn run_once<T, E: From<StoreError>>(
+    read: impl FnOnce(&dyn Reads) -> Result<T, E>,
+    snapshot: impl FnOnce(
+        &mut dyn FnMut(&dyn Reads) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>,
+) -> Result<T, E> {
     let mut read = Some(read);
     let mut answer = None;
-    store.snapshot(&mut |reads| {
+    snapshot(&mut |reads| {
         if let Some(read) = read.take() {
             answer = Some(read(reads));
         }
@@ -717,6 +755,12 @@ macro_rules! forward_store {
                 reads: &mut dyn FnMut(&dyn Reads) -> Result<(), StoreError>,
             ) -> Result<(), StoreError> {
                 (**self).snapshot(reads)
+            }
+            fn snapshot_for_write(
+                &self,
+                reads: &mut dyn FnMut(&dyn Reads) -> Result<(), StoreError>,
+            ) -> Result<(), StoreError> {
+                (**self).snapshot_for_write(reads)
             }
             fn apply(&self, commits: &[Commit]) -> Result<Vec<CommitOutcome>, StoreError> {
                 (**self).apply(commits)

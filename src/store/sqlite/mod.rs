@@ -399,23 +399,6 @@ impl SqliteStore {
         self.give_back(readers, conn);
         result
     }
-
-    /// Like [`read`](Self::read), for reads of several statements: outside a snapshot they
-    /// run in a read transaction of their own, so they see one committed state.
-    fn read_together<T>(
-        &self,
-        read: impl FnOnce(&Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        self.read(|conn| {
-            if !conn.is_autocommit() {
-                return read(conn);
-            }
-            conn.execute_batch("BEGIN").map_err(sqlite)?;
-            let answer = read(conn);
-            conn.execute_batch("COMMIT").map_err(sqlite)?;
-            answer
-        })
-    }
 }
 
 thread_local! {
@@ -439,7 +422,14 @@ impl Drop for Pin<'_> {
         });
         let Some(conn) = conn else { return };
         match (&mut self.writer, &self.store.readers) {
-            (Some(writer), _) => **writer = conn,
+            (Some(writer), _) => {
+                // A snapshot to write ran in a read transaction on the writer: end it, so
+                // the writer is free for the write that follows.
+                if !conn.is_autocommit() && conn.execute_batch("COMMIT").is_err() {
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
+                **writer = conn;
+            }
             (None, Some(readers)) => {
                 if conn.execute_batch("COMMIT").is_ok() || conn.is_autocommit() {
                     self.store.give_back(readers, conn);
@@ -522,11 +512,43 @@ impl Store for SqliteStore {
         &self,
         reads: &mut dyn FnMut(&dyn Reads) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
+        self.pinned_snapshot(reads, false)
+    }
+
+    /// Reads on the writer's connection: its page cache holds what recent commits
+    /// touched, while each commit empties the caches of the readers. Other threads'
+    /// writes wait meanwhile; other processes' writes and every reader do not.
+    fn snapshot_for_write(
+        &self,
+        reads: &mut dyn FnMut(&dyn Reads) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.pinned_snapshot(reads, true)
+    }
+
+    fn apply(&self, commits: &[Commit]) -> Result<Vec<CommitOutcome>, StoreError> {
+        write::apply(&mut *self.writer()?, commits)
+    }
+}
+
+impl SqliteStore {
+    /// Runs `reads` in one read transaction pinned to this thread: on a reader, or with
+    /// `on_writer` on the writer's connection.
+    fn pinned_snapshot(
+        &self,
+        reads: &mut dyn FnMut(&dyn Reads) -> Result<(), StoreError>,
+        on_writer: bool,
+    ) -> Result<(), StoreError> {
         let key = self.pin_key();
         if PINNED.with_borrow(|pinned| pinned.iter().any(|(store, _)| *store == key)) {
             return reads(self);
         }
         let (conn, pin) = match &self.readers {
+            Some(_) if on_writer => {
+                let (conn, pin) = self.pin_writer()?;
+                // Deferred, as on a reader: it takes no lock other processes would wait on.
+                conn.execute_batch("BEGIN").map_err(sqlite)?;
+                (conn, pin)
+            }
             Some(readers) => {
                 let conn = self.take_reader(readers)?;
                 // Deferred: the snapshot is taken by the first read and held until COMMIT.
@@ -539,20 +561,8 @@ impl Store for SqliteStore {
                     },
                 )
             }
-            None => {
-                // One connection serves everything in memory: hold it for the snapshot,
-                // leaving an empty stand-in behind the lock while it is pinned here.
-                let mut writer = self.writer()?;
-                let stand_in = Connection::open_in_memory().map_err(sqlite)?;
-                let conn = std::mem::replace(&mut *writer, stand_in);
-                (
-                    conn,
-                    Pin {
-                        store: self,
-                        writer: Some(writer),
-                    },
-                )
-            }
+            // One connection serves everything in memory: hold it for the snapshot.
+            None => self.pin_writer()?,
         };
         PINNED.with_borrow_mut(|pinned| pinned.push((key, conn)));
         let answer = reads(self);
@@ -560,8 +570,19 @@ impl Store for SqliteStore {
         answer
     }
 
-    fn apply(&self, commits: &[Commit]) -> Result<Vec<CommitOutcome>, StoreError> {
-        write::apply(&mut *self.writer()?, commits)
+    /// Takes the writer's connection out from behind its lock, leaving an empty stand-in
+    /// there while it is pinned to this thread; the lock stays held until the pin drops.
+    fn pin_writer(&self) -> Result<(Connection, Pin<'_>), StoreError> {
+        let mut writer = self.writer()?;
+        let stand_in = Connection::open_in_memory().map_err(sqlite)?;
+        let conn = std::mem::replace(&mut *writer, stand_in);
+        Ok((
+            conn,
+            Pin {
+                store: self,
+                writer: Some(writer),
+            },
+        ))
     }
 }
 
