@@ -5,6 +5,7 @@ use std::sync::{PoisonError, RwLock};
 
 use chrono::Utc;
 
+use crate::conversation::{self, Conversation, ConversationKey, ConversationSummary};
 use crate::error::Error;
 use crate::identity::{Action, Explanation, Policy, Suspect, SuspectStatus};
 use crate::ingest::rebuild::{self, Component, LatePlan, Rebuilt};
@@ -572,5 +573,56 @@ impl<S: Store> Customers<S> {
         read_consistent(&self.store, |reads| {
             Ok(view::timeline(reads, customer, page)?)
         })
+    }
+
+    /// The conversation `key` (a thread, or a contact without one) of the customer
+    /// `lookup` finds: every interaction of theirs in it, from every channel and source,
+    /// oldest first, with where it stands. `None` when the customer or the conversation
+    /// is unknown. See [`conversation`](crate::conversation).
+    pub fn conversation(
+        &self,
+        lookup: impl Into<Lookup>,
+        key: impl Into<ConversationKey>,
+    ) -> Result<Option<Conversation>, Error> {
+        let (lookup, key) = (lookup.into(), key.into());
+        read_consistent(&self.store, |reads| {
+            let Some(customer) = view::find(reads, &lookup)? else {
+                return Ok(None);
+            };
+            let mine: Vec<crate::model::Interaction> =
+                conversation::all_interactions(reads, customer)?
+                    .into_iter()
+                    .filter(|i| ConversationKey::of(i) == key)
+                    .collect();
+            Ok(conversation::group(customer, mine).pop())
+        })
+    }
+
+    /// Every conversation of the customer `lookup` finds, latest contact first.
+    pub fn conversations(
+        &self,
+        lookup: impl Into<Lookup>,
+    ) -> Result<Vec<ConversationSummary>, Error> {
+        let lookup = lookup.into();
+        read_consistent(&self.store, |reads| {
+            let customer = view::find(reads, &lookup)?.ok_or(Error::UnknownCustomer)?;
+            Ok(
+                conversation::group(customer, conversation::all_interactions(reads, customer)?)
+                    .into_iter()
+                    .map(|c| c.summary)
+                    .collect(),
+            )
+        })
+    }
+
+    /// The open conversations of the customer `lookup` finds (their latest interaction
+    /// open or pending), latest contact first.
+    pub fn open_conversations(
+        &self,
+        lookup: impl Into<Lookup>,
+    ) -> Result<Vec<ConversationSummary>, Error> {
+        let mut all = self.conversations(lookup)?;
+        all.retain(ConversationSummary::is_open);
+        Ok(all)
     }
 }

@@ -49,6 +49,7 @@
 //!   `SqliteStore` backend (feature `sqlite`, on by default), and (feature `testkit`) the
 //!   `conformance` tests every backend must pass.
 //! - [`view`]: the unified [`Profile`] and its timeline.
+//! - [`conversation`]: a customer's interactions read as threads across channels.
 //! - [`analytics`]: RFM summaries, scores and segments, and customer lifetime value
 //!   from the BG/NBD, Pareto/NBD and Gamma-Gamma models.
 //! - [`Customers`]: the facade over all of it, including the operator's corrections
@@ -61,6 +62,7 @@
 //!   behaviour tests against its own store.
 
 pub mod analytics;
+pub mod conversation;
 mod customers;
 mod error;
 pub mod identity;

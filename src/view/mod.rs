@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::conversation::{self, ConversationSummary};
 use crate::model::{
     Channel, CustomerId, Event, Identifier, Interaction, MergeRecord, ResolvedTrait, resolve_traits,
 };
@@ -91,6 +92,9 @@ pub struct ChannelActivity {
     pub first_seen: DateTime<Utc>,
     /// The last time the customer was seen on it.
     pub last_seen: DateTime<Utc>,
+    /// When the latest contact with the customer on it (an interaction) occurred.
+    #[serde(default)]
+    pub last_contact: Option<DateTime<Utc>>,
 }
 
 /// Everything known about one customer, as every channel sees it.
@@ -112,6 +116,10 @@ pub struct Profile {
     pub channels: Vec<ChannelActivity>,
     /// The merges that built this profile, oldest first.
     pub merges: Vec<MergeRecord>,
+    /// The customer's open conversations, latest contact first: what the next agent
+    /// picks up, on whichever channel.
+    #[serde(default)]
+    pub open_conversations: Vec<ConversationSummary>,
     /// The most recent events and interactions, newest first.
     pub timeline: Page<TimelineEntry>,
 }
@@ -155,10 +163,17 @@ pub(crate) fn build<S: Reads + ?Sized>(
         return Ok(None);
     };
     let traits = resolve_traits(&store.trait_operations(record.id)?);
-    let channels = activity(
-        store.event_summary(record.id)?,
-        store.interaction_summary(record.id)?,
-    );
+    let contacts = store.interaction_summary(record.id)?;
+    let open_conversations = if contacts.is_empty() {
+        Vec::new()
+    } else {
+        conversation::group(record.id, conversation::all_interactions(store, record.id)?)
+            .into_iter()
+            .map(|c| c.summary)
+            .filter(ConversationSummary::is_open)
+            .collect()
+    };
+    let channels = activity(store.event_summary(record.id)?, contacts);
     Ok(Some(Profile {
         customer_id: record.id,
         merged_ids: record
@@ -172,6 +187,7 @@ pub(crate) fn build<S: Reads + ?Sized>(
         last_seen: channels.iter().map(|c| c.last_seen).max(),
         channels,
         merges: store.merges(record.id)?,
+        open_conversations,
         timeline: timeline(store, record.id, PageRequest::first(entries))?,
     }))
 }
@@ -225,11 +241,13 @@ fn activity(
                 interactions: 0,
                 first_seen: summary.first,
                 last_seen: summary.last,
+                last_contact: None,
             });
         if is_event {
             entry.events += summary.count;
         } else {
             entry.interactions += summary.count;
+            entry.last_contact = entry.last_contact.max(Some(summary.last));
         }
         entry.first_seen = entry.first_seen.min(summary.first);
         entry.last_seen = entry.last_seen.max(summary.last);

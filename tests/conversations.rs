@@ -1,0 +1,303 @@
+//! Conversations read from the interaction history of the resolved customer: across
+//! channels, sources and merged profiles, whatever order the records arrive in.
+
+mod common;
+
+use common::{at, backends, event, id};
+use oneview::conversation::{ConversationKey, ConversationSummary};
+use oneview::{Channel, Direction, Error, Interaction, InteractionStatus, Record};
+
+/// A contact in thread `thread` (none for `None`), carrying `ids`.
+fn contact(
+    source: &str,
+    key: &str,
+    channel: Channel,
+    direction: Direction,
+    thread: Option<&str>,
+    minute: i64,
+    ids: &[&str],
+) -> oneview::InteractionBuilder {
+    let builder = Interaction::builder(source, channel, direction)
+        .key(key)
+        .occurred_at(at(minute))
+        .updated_at(at(minute));
+    let builder = match thread {
+        Some(thread) => builder.thread(thread),
+        None => builder,
+    };
+    ids.iter().fold(builder, |b, i| b.with_identifier(id(i)))
+}
+
+/// Ana writes by email; the phone system, which knows only her number, logs the call
+/// that answers her in the same thread; a chat about something else is closed; an event
+/// from the shop links her email and phone, so all of it is one customer.
+fn ana_records() -> Vec<Record> {
+    vec![
+        contact(
+            "helpdesk",
+            "mail-1",
+            Channel::Email,
+            Direction::Inbound,
+            Some("case-9"),
+            0,
+            &["email:ana@example.com"],
+        )
+        .subject("My parcel is late")
+        .build()
+        .unwrap()
+        .into(),
+        contact(
+            "phone-system",
+            "call-1",
+            Channel::Phone,
+            Direction::Outbound,
+            Some("case-9"),
+            30,
+            &["phone:+442079460958"],
+        )
+        .owner("agent.kim")
+        .status(InteractionStatus::Pending)
+        .build()
+        .unwrap()
+        .into(),
+        contact(
+            "chat-widget",
+            "chat-1",
+            Channel::Chat,
+            Direction::Inbound,
+            Some("chat-1"),
+            10,
+            &["email:ana@example.com"],
+        )
+        .owner("team.sales")
+        .status(InteractionStatus::Closed)
+        .build()
+        .unwrap()
+        .into(),
+        event(
+            "shop-1",
+            5,
+            &["email:ana@example.com", "phone:+442079460958"],
+        )
+        .into(),
+    ]
+}
+
+#[test]
+fn a_thread_spans_channels_sources_and_merged_profiles() {
+    for customers in backends() {
+        for record in ana_records() {
+            customers.ingest(record).unwrap();
+        }
+        let phone = id("phone:+442079460958");
+        let case = customers
+            .conversation(&phone, "case-9")
+            .unwrap()
+            .expect("the thread is found from either identifier");
+        let keys: Vec<&str> = case.interactions.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(keys, ["mail-1", "call-1"], "oldest first");
+        let summary = &case.summary;
+        assert_eq!(summary.key, ConversationKey::Thread("case-9".into()));
+        assert_eq!(summary.channels, [Channel::Email, Channel::Phone]);
+        assert_eq!(summary.owners, ["agent.kim"]);
+        assert_eq!(summary.current_owner.as_deref(), Some("agent.kim"));
+        assert_eq!(summary.status, InteractionStatus::Pending, "from the call");
+        assert_eq!(summary.first_contact, at(0));
+        assert_eq!(summary.last_contact, at(30));
+        assert_eq!(summary.last_customer_message, Some(at(0)));
+        assert_eq!(summary.last_company_reply, Some(at(30)));
+        assert!(!summary.awaiting_reply());
+        assert_eq!(summary.contacts, 2);
+
+        let email = id("email:ana@example.com");
+        let open = customers.open_conversations(&email).unwrap();
+        assert_eq!(open, vec![summary.clone()], "the closed chat is left out");
+        assert_eq!(customers.conversations(&email).unwrap().len(), 2);
+
+        let profile = customers.profile(&email).unwrap().unwrap();
+        assert_eq!(profile.open_conversations, vec![summary.clone()]);
+        let last_contact = |channel: Channel| {
+            profile
+                .channels
+                .iter()
+                .find(|c| c.channel == channel)
+                .and_then(|c| c.last_contact)
+        };
+        assert_eq!(last_contact(Channel::Email), Some(at(0)));
+        assert_eq!(last_contact(Channel::Phone), Some(at(30)));
+        assert_eq!(last_contact(Channel::Chat), Some(at(10)));
+        assert_eq!(last_contact(Channel::Web), None, "events are not contacts");
+    }
+}
+
+/// Every arrival order of the same records gives the same conversations.
+#[test]
+fn conversations_do_not_depend_on_arrival_order() {
+    let records = ana_records();
+    let mut expected: Option<Vec<ConversationSummary>> = None;
+    let mut order: Vec<usize> = (0..records.len()).collect();
+    // Heap's algorithm: every permutation of the four records.
+    let mut counters = vec![0; order.len()];
+    let mut permutations = vec![order.clone()];
+    let mut i = 1;
+    while i < order.len() {
+        if counters[i] < i {
+            let j = if i % 2 == 0 { 0 } else { counters[i] };
+            order.swap(j, i);
+            permutations.push(order.clone());
+            counters[i] += 1;
+            i = 1;
+        } else {
+            counters[i] = 0;
+            i += 1;
+        }
+    }
+    assert_eq!(permutations.len(), 24);
+    for permutation in permutations {
+        for customers in backends() {
+            for &n in &permutation {
+                customers.ingest(records[n].clone()).unwrap();
+            }
+            let seen = customers
+                .conversations(id("email:ana@example.com"))
+                .unwrap();
+            match &expected {
+                None => expected = Some(seen),
+                Some(expected) => assert_eq!(&seen, expected, "order {permutation:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn a_later_version_closes_the_conversation_and_an_older_one_does_not_reopen_it() {
+    for customers in backends() {
+        let open = contact(
+            "helpdesk",
+            "ticket-1",
+            Channel::Email,
+            Direction::Inbound,
+            Some("t-1"),
+            0,
+            &["email:bo@example.com"],
+        );
+        let closed = open
+            .clone()
+            .updated_at(at(60))
+            .status(InteractionStatus::Closed)
+            .build()
+            .unwrap();
+        let open = open.build().unwrap();
+        customers.ingest(closed).unwrap();
+        customers.ingest(open).unwrap();
+        let bo = id("email:bo@example.com");
+        let all = customers.conversations(&bo).unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].status, InteractionStatus::Closed);
+        assert!(customers.open_conversations(&bo).unwrap().is_empty());
+        assert!(
+            customers
+                .profile(&bo)
+                .unwrap()
+                .unwrap()
+                .open_conversations
+                .is_empty()
+        );
+    }
+}
+
+#[test]
+fn a_late_message_is_placed_by_its_time_not_its_arrival() {
+    for customers in backends() {
+        let cy = ["email:cy@example.com"];
+        // The reply arrives first, then the question it answered, then a follow-up.
+        let reply = contact(
+            "desk",
+            "r",
+            Channel::Email,
+            Direction::Outbound,
+            Some("t"),
+            20,
+            &cy,
+        )
+        .build()
+        .unwrap();
+        let question = contact(
+            "desk",
+            "q",
+            Channel::Chat,
+            Direction::Inbound,
+            Some("t"),
+            10,
+            &cy,
+        )
+        .build()
+        .unwrap();
+        customers.ingest(reply).unwrap();
+        customers.ingest(question).unwrap();
+        let case = customers.conversation(id(cy[0]), "t").unwrap().unwrap();
+        assert_eq!(case.interactions[0].key, "q");
+        assert_eq!(case.summary.first_contact, at(10));
+        assert!(
+            !case.summary.awaiting_reply(),
+            "the reply came after the question"
+        );
+
+        let follow_up = contact(
+            "desk",
+            "f",
+            Channel::Chat,
+            Direction::Inbound,
+            Some("t"),
+            30,
+            &cy,
+        )
+        .build()
+        .unwrap();
+        customers.ingest(follow_up).unwrap();
+        let case = customers.conversation(id(cy[0]), "t").unwrap().unwrap();
+        assert!(case.summary.awaiting_reply(), "the customer wrote again");
+        assert_eq!(case.summary.last_customer_message, Some(at(30)));
+    }
+}
+
+#[test]
+fn a_contact_without_a_thread_is_found_by_its_id() {
+    for customers in backends() {
+        let lone = contact(
+            "phone-system",
+            "call-7",
+            Channel::Phone,
+            Direction::Inbound,
+            None,
+            0,
+            &["phone:+14155552671"],
+        )
+        .build()
+        .unwrap();
+        let lone_id = lone.id;
+        customers.ingest(lone).unwrap();
+        let phone = id("phone:+14155552671");
+        let found = customers.conversation(&phone, lone_id).unwrap().unwrap();
+        assert_eq!(found.summary.key, ConversationKey::Contact(lone_id));
+        assert_eq!(found.interactions.len(), 1);
+        assert!(
+            customers
+                .conversation(&phone, "no-such-thread")
+                .unwrap()
+                .is_none()
+        );
+    }
+}
+
+#[test]
+fn an_unknown_customer_has_no_conversations() {
+    for customers in backends() {
+        let nobody = id("email:nobody@example.com");
+        assert!(customers.conversation(&nobody, "t").unwrap().is_none());
+        assert!(matches!(
+            customers.open_conversations(&nobody),
+            Err(Error::UnknownCustomer)
+        ));
+    }
+}
