@@ -615,6 +615,57 @@ impl<S: Store> Customers<S> {
         })
     }
 
+    /// Everything the customer `lookup` finds told the company about itself (see
+    /// [`Feedback`](crate::Feedback)), from their events and interactions on every
+    /// channel, oldest first. A record stored before its feedback was checked, whose
+    /// feedback turns out malformed, stays on the timeline but is left out here.
+    ///
+    /// ```
+    /// use oneview::{Channel, Customers, Event, Identifier, IdentifierKind, MemoryStore, nps};
+    /// use serde_json::json;
+    ///
+    /// let customers = Customers::new(MemoryStore::new());
+    /// customers.ingest(
+    ///     Event::builder("survey-tool", Channel::Email, "NPS Survey Answered")
+    ///         .identifier(IdentifierKind::Email, "ana@example.com")
+    ///         .properties(json!({"score": 4, "comment": "Slow refund"}))
+    ///         .build()?,
+    /// )?;
+    /// let said = customers.feedback(Identifier::email("ana@example.com")?)?;
+    /// assert!(said[0].is_detractor());
+    /// assert_eq!(nps(&said).score, Some(-100.0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn feedback(&self, lookup: impl Into<Lookup>) -> Result<Vec<crate::Feedback>, Error> {
+        let lookup = lookup.into();
+        read_consistent(&self.store, |reads| {
+            let customer = view::find(reads, &lookup)?.ok_or(Error::UnknownCustomer)?;
+            let mut said = Vec::new();
+            let mut request = PageRequest::first(crate::store::MAX_PAGE_SIZE);
+            loop {
+                let page = reads.events(customer, request)?;
+                for event in &page.items {
+                    said.extend(crate::Feedback::from_event(event).ok().flatten());
+                }
+                match page.next {
+                    Some(cursor) => {
+                        request = PageRequest::after(cursor, crate::store::MAX_PAGE_SIZE)
+                    }
+                    None => break,
+                }
+            }
+            for interaction in conversation::all_interactions(reads, customer)? {
+                said.extend(
+                    crate::Feedback::from_interaction(&interaction)
+                        .ok()
+                        .flatten(),
+                );
+            }
+            said.sort_by_key(|f| (f.at, f.record));
+            Ok(said)
+        })
+    }
+
     /// The open conversations of the customer `lookup` finds (their latest interaction
     /// open or pending), latest contact first.
     pub fn open_conversations(

@@ -3,6 +3,7 @@
 use thiserror::Error;
 
 use super::channel::ChannelError;
+use super::feedback::FeedbackError;
 use super::identifier::IdentifierError;
 
 /// Why an event or interaction was refused before anything was stored.
@@ -61,6 +62,9 @@ pub enum ValidationError {
         /// The field.
         field: &'static str,
     },
+    /// The feedback the record carries is malformed (see [`Feedback`](super::Feedback)).
+    #[error("feedback: {0}")]
+    Feedback(#[from] FeedbackError),
     /// A time field is earlier than the one it follows (an interaction updated before it
     /// began, say).
     #[error("{field} is earlier than {earlier_than}")]

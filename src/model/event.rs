@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 use super::channel::Channel;
 use super::error::{ValidationError, json_type, required_name, storable_time};
+use super::feedback::Feedback;
 use super::identifier::{Identifier, IdentifierKind, NormalizeOptions};
 use super::ids::EventId;
 use super::traits::{MAX_TRAIT_KEY_BYTES, TraitOp, TraitUpdate};
@@ -92,7 +93,9 @@ impl Event {
                 found: self.id.to_string(),
             });
         }
-        validate_trait_updates(&self.traits)
+        validate_trait_updates(&self.traits)?;
+        Feedback::from_event(self)?;
+        Ok(())
     }
 }
 

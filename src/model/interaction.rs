@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use super::channel::Channel;
 use super::error::{ValidationError, json_type, required_name, storable_time};
 use super::event::IdentifierInput;
+use super::feedback::Feedback;
 use super::identifier::{Identifier, IdentifierKind, NormalizeOptions};
 use super::ids::InteractionId;
 
@@ -172,6 +173,7 @@ impl Interaction {
                 earlier_than: "occurred_at",
             });
         }
+        Feedback::from_interaction(self)?;
         Ok(())
     }
 

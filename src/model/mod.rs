@@ -5,6 +5,7 @@
 mod channel;
 mod error;
 mod event;
+mod feedback;
 mod identifier;
 mod ids;
 mod interaction;
@@ -14,6 +15,9 @@ mod traits;
 pub use channel::{Channel, ChannelError};
 pub use error::{MAX_NAME_BYTES, ValidationError};
 pub use event::{Event, EventBuilder};
+pub use feedback::{
+    Csat, Feedback, FeedbackError, FeedbackKind, FeedbackRecord, Nps, Scale, Score, csat, nps,
+};
 pub use identifier::{
     CustomKind, Identifier, IdentifierError, IdentifierKind, IdentifierProblem,
     MAX_IDENTIFIER_BYTES, MAX_KIND_NAME_BYTES, NormalizeOptions,
