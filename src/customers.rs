@@ -594,7 +594,8 @@ impl<S: Store> Customers<S> {
                     .into_iter()
                     .filter(|i| ConversationKey::of(i) == key)
                     .collect();
-            Ok(conversation::group(customer, mine).pop())
+            let account_owner = account_owner_of(reads, customer)?;
+            Ok(conversation::group(customer, mine, account_owner.as_deref()).pop())
         })
     }
 
@@ -606,12 +607,12 @@ impl<S: Store> Customers<S> {
         let lookup = lookup.into();
         read_consistent(&self.store, |reads| {
             let customer = view::find(reads, &lookup)?.ok_or(Error::UnknownCustomer)?;
-            Ok(
-                conversation::group(customer, conversation::all_interactions(reads, customer)?)
-                    .into_iter()
-                    .map(|c| c.summary)
-                    .collect(),
-            )
+            let account_owner = account_owner_of(reads, customer)?;
+            let all = conversation::all_interactions(reads, customer)?;
+            Ok(conversation::group(customer, all, account_owner.as_deref())
+                .into_iter()
+                .map(|c| c.summary)
+                .collect())
         })
     }
 
@@ -676,4 +677,13 @@ impl<S: Store> Customers<S> {
         all.retain(ConversationSummary::is_open);
         Ok(all)
     }
+}
+
+/// The account owner the traits of the live profile `customer` name.
+fn account_owner_of(
+    reads: &dyn crate::store::Reads,
+    customer: CustomerId,
+) -> Result<Option<String>, StoreError> {
+    let traits = crate::model::resolve_traits(&reads.trait_operations(customer)?);
+    Ok(conversation::account_owner(&traits))
 }

@@ -4,7 +4,9 @@
 mod common;
 
 use common::{at, backends, event, id};
-use oneview::conversation::{ConversationKey, ConversationSummary};
+use oneview::conversation::{
+    ACCOUNT_OWNER_TRAIT, ConversationKey, ConversationSummary, Responsible,
+};
 use oneview::{Channel, Direction, Error, Interaction, InteractionStatus, Record};
 
 /// A contact in thread `thread` (none for `None`), carrying `ids`.
@@ -299,5 +301,231 @@ fn an_unknown_customer_has_no_conversations() {
             customers.open_conversations(&nobody),
             Err(Error::UnknownCustomer)
         ));
+    }
+}
+
+/// A complaint answered by phone, a follow-up by chat answered by email, then closed: the
+/// first reply, the next reply and the close are found whatever order the records come in.
+#[test]
+fn replies_and_the_close_are_recognised_across_channels_in_any_order() {
+    let ana = ["email:ana@example.com"];
+    let records: Vec<Interaction> = vec![
+        contact(
+            "mail",
+            "m-1",
+            Channel::Email,
+            Direction::Inbound,
+            Some("c"),
+            0,
+            &ana,
+        )
+        .build()
+        .unwrap(),
+        contact(
+            "mail",
+            "m-2",
+            Channel::Email,
+            Direction::Inbound,
+            Some("c"),
+            5,
+            &ana,
+        )
+        .build()
+        .unwrap(),
+        contact(
+            "phone",
+            "call-1",
+            Channel::Phone,
+            Direction::Outbound,
+            Some("c"),
+            30,
+            &ana,
+        )
+        .owner("agent.kim")
+        .build()
+        .unwrap(),
+        contact(
+            "chat",
+            "chat-1",
+            Channel::Chat,
+            Direction::Inbound,
+            Some("c"),
+            50,
+            &ana,
+        )
+        .build()
+        .unwrap(),
+        contact(
+            "mail",
+            "m-3",
+            Channel::Email,
+            Direction::Outbound,
+            Some("c"),
+            80,
+            &ana,
+        )
+        .owner("agent.lee")
+        .status(InteractionStatus::Closed)
+        .closed_at(at(90))
+        .updated_at(at(90))
+        .build()
+        .unwrap(),
+    ];
+    let mut orders: Vec<Vec<usize>> = (0..records.len())
+        .map(|shift| {
+            (0..records.len())
+                .map(|i| (i + shift) % records.len())
+                .collect()
+        })
+        .collect();
+    orders.extend(orders.clone().into_iter().map(|mut o| {
+        o.reverse();
+        o
+    }));
+    for order in orders {
+        for customers in backends() {
+            for &n in &order {
+                customers.ingest(records[n].clone()).unwrap();
+            }
+            let case = customers
+                .conversation(id(ana[0]), "c")
+                .unwrap()
+                .unwrap()
+                .summary;
+            let replies: Vec<_> = case
+                .responses
+                .iter()
+                .map(|r| {
+                    (
+                        r.asked_at,
+                        r.answered_at,
+                        r.answered_by.as_deref(),
+                        r.answered_on.clone(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                replies,
+                [
+                    (at(0), Some(at(30)), Some("agent.kim"), Some(Channel::Phone)),
+                    (
+                        at(50),
+                        Some(at(80)),
+                        Some("agent.lee"),
+                        Some(Channel::Email)
+                    ),
+                ],
+                "order {order:?}"
+            );
+            assert_eq!(case.first_reply_at(), Some(at(30)));
+            assert_eq!(case.status, InteractionStatus::Closed);
+            assert_eq!(case.closed_at, Some(at(90)));
+            assert_eq!(case.responsible, Responsible::Owner("agent.lee".into()));
+            assert!(!case.awaiting_reply());
+        }
+    }
+}
+
+#[test]
+fn a_message_and_its_answer_at_the_same_instant_is_a_reply_in_no_time() {
+    for customers in backends() {
+        let dee = ["email:dee@example.com"];
+        let answer = contact(
+            "desk",
+            "a",
+            Channel::Chat,
+            Direction::Outbound,
+            Some("t"),
+            7,
+            &dee,
+        )
+        .build()
+        .unwrap();
+        let question = contact(
+            "desk",
+            "q",
+            Channel::Chat,
+            Direction::Inbound,
+            Some("t"),
+            7,
+            &dee,
+        )
+        .build()
+        .unwrap();
+        customers.ingest(answer).unwrap();
+        customers.ingest(question).unwrap();
+        let case = customers.conversation(id(dee[0]), "t").unwrap().unwrap();
+        assert_eq!(case.summary.responses.len(), 1);
+        assert_eq!(case.summary.first_reply_at(), Some(at(7)));
+    }
+}
+
+/// Nobody owns the conversation until the customer gets an account owner, who then
+/// answers for it; an owner named on an interaction comes first.
+#[test]
+fn the_account_owner_answers_for_what_nobody_owns() {
+    for customers in backends() {
+        let eve = ["email:eve@example.com"];
+        customers
+            .ingest(
+                contact(
+                    "desk",
+                    "q",
+                    Channel::Email,
+                    Direction::Inbound,
+                    Some("t"),
+                    0,
+                    &eve,
+                )
+                .build()
+                .unwrap(),
+            )
+            .unwrap();
+        let responsible = |customers: &common::Dyn| {
+            customers.open_conversations(id(eve[0])).unwrap()[0]
+                .responsible
+                .clone()
+        };
+        assert_eq!(responsible(&customers), Responsible::Unowned);
+        customers
+            .ingest(
+                oneview::Event::builder("crm", Channel::Other("crm".into()), "Account Assigned")
+                    .message_id("assign-1")
+                    .occurred_at(at(10))
+                    .with_identifier(id(eve[0]))
+                    .set_trait(ACCOUNT_OWNER_TRAIT, serde_json::json!("agent.lee"))
+                    .build()
+                    .unwrap(),
+            )
+            .unwrap();
+        assert_eq!(
+            responsible(&customers),
+            Responsible::AccountOwner("agent.lee".into())
+        );
+        let profile = customers.profile(id(eve[0])).unwrap().unwrap();
+        assert_eq!(
+            profile.open_conversations[0].responsible,
+            Responsible::AccountOwner("agent.lee".into())
+        );
+        customers
+            .ingest(
+                contact(
+                    "desk",
+                    "r",
+                    Channel::Email,
+                    Direction::Outbound,
+                    Some("t"),
+                    20,
+                    &eve,
+                )
+                .owner("agent.kim")
+                .build()
+                .unwrap(),
+            )
+            .unwrap();
+        assert_eq!(
+            responsible(&customers),
+            Responsible::Owner("agent.kim".into())
+        );
     }
 }

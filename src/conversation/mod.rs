@@ -5,6 +5,14 @@
 //! that answered it read as one exchange, because both belong to the one resolved
 //! customer. An interaction without a thread is a conversation of its own.
 //!
+//! Replies are the company's outbound interactions in the thread, on any channel: each
+//! wait of the customer (from a message nobody had answered yet) ends at the company's
+//! next contact, so the first reply, each next reply and the close are read from the
+//! history ([`ConversationSummary::responses`], [`ConversationSummary::closed_at`]). Who
+//! answers for a conversation is the owner of its latest owned interaction, else the
+//! customer's account owner (the [`ACCOUNT_OWNER_TRAIT`] trait), else nobody, which is
+//! reported as [`Responsible::Unowned`].
+//!
 //! Everything here is derived from the interactions' own times (`occurred_at`), never
 //! from the order they arrived in, so a late or re-delivered record changes a
 //! conversation exactly as if it had come in time.
@@ -97,6 +105,39 @@ impl fmt::Display for ConversationKey {
     }
 }
 
+/// The trait that names a customer's account owner: the one person responsible for the
+/// customer, and the owner of whatever of theirs nobody else owns. Set it like any trait
+/// (`set_trait("account_owner", json!("agent.lee"))` on an event), so it carries
+/// provenance and resolves by event time.
+pub const ACCOUNT_OWNER_TRAIT: &str = "account_owner";
+
+/// Who answers for a conversation.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "by", content = "name", rename_all = "snake_case")]
+pub enum Responsible {
+    /// The owner of its latest owned interaction.
+    Owner(String),
+    /// Nobody owns its interactions: the customer's account owner, by default.
+    AccountOwner(String),
+    /// Nobody: no owner on its interactions and no account owner.
+    Unowned,
+}
+
+/// One wait of the customer for the company: from a customer's message nobody had
+/// answered yet to the company's next contact in the conversation, on any channel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response {
+    /// When the customer's first unanswered message occurred.
+    pub asked_at: DateTime<Utc>,
+    /// When the company next reached the customer in the conversation; `None` while
+    /// the customer still waits.
+    pub answered_at: Option<DateTime<Utc>>,
+    /// The owner of that answer, if it names one.
+    pub answered_by: Option<String>,
+    /// The channel of that answer.
+    pub answered_on: Option<Channel>,
+}
+
 /// Where a conversation stands and who has been part of it, without its interactions.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConversationSummary {
@@ -122,12 +163,24 @@ pub struct ConversationSummary {
     pub last_customer_message: Option<DateTime<Utc>>,
     /// When the company last reached out in it (an outbound interaction).
     pub last_company_reply: Option<DateTime<Utc>>,
+    /// Each wait of the customer and the reply that ended it, in time order: the first
+    /// is the first reply, the others the next replies.
+    pub responses: Vec<Response>,
+    /// When it was closed, if its latest interaction is closed.
+    pub closed_at: Option<DateTime<Utc>>,
+    /// Who answers for it.
+    pub responsible: Responsible,
 }
 
 impl ConversationSummary {
     /// Whether it is still going: its latest interaction is open or pending.
     pub fn is_open(&self) -> bool {
         self.status != InteractionStatus::Closed
+    }
+
+    /// When the company first replied to the customer in it.
+    pub fn first_reply_at(&self) -> Option<DateTime<Utc>> {
+        self.responses.first().and_then(|r| r.answered_at)
     }
 
     /// Whether the customer spoke last and has not been answered since.
@@ -152,8 +205,13 @@ pub struct Conversation {
 }
 
 /// Groups `interactions` (of one customer, in any order) into conversations, ordered by
-/// their latest contact, newest first.
-pub fn group(customer: CustomerId, interactions: Vec<Interaction>) -> Vec<Conversation> {
+/// their latest contact, newest first. `account_owner` answers for conversations whose
+/// interactions name no owner.
+pub fn group(
+    customer: CustomerId,
+    interactions: Vec<Interaction>,
+    account_owner: Option<&str>,
+) -> Vec<Conversation> {
     let mut by_key: BTreeMap<ConversationKey, Vec<Interaction>> = BTreeMap::new();
     for interaction in interactions {
         by_key
@@ -163,7 +221,7 @@ pub fn group(customer: CustomerId, interactions: Vec<Interaction>) -> Vec<Conver
     }
     let mut conversations: Vec<Conversation> = by_key
         .into_iter()
-        .map(|(key, interactions)| conversation(customer, key, interactions))
+        .map(|(key, interactions)| conversation(customer, key, interactions, account_owner))
         .collect();
     conversations.sort_by(|a, b| {
         b.summary
@@ -179,6 +237,7 @@ fn conversation(
     customer: CustomerId,
     key: ConversationKey,
     mut interactions: Vec<Interaction>,
+    account_owner: Option<&str>,
 ) -> Conversation {
     interactions.sort_by_key(|i| (i.occurred_at, i.id));
     let latest = interactions
@@ -206,10 +265,20 @@ fn conversation(
             .map(|i| i.occurred_at)
             .max()
     };
+    let current_owner = interactions.iter().rev().find_map(|i| i.owner.clone());
+    let responsible = match (&current_owner, account_owner) {
+        (Some(owner), _) => Responsible::Owner(owner.clone()),
+        (None, Some(account)) => Responsible::AccountOwner(account.to_owned()),
+        (None, None) => Responsible::Unowned,
+    };
     let summary = ConversationSummary {
         key,
         status: latest.status,
-        current_owner: interactions.iter().rev().find_map(|i| i.owner.clone()),
+        closed_at: (latest.status == InteractionStatus::Closed)
+            .then(|| latest.closed_at.unwrap_or(latest.updated_at)),
+        responses: responses(&interactions),
+        responsible,
+        current_owner,
         owners,
         channels,
         contacts: interactions.len(),
@@ -223,6 +292,51 @@ fn conversation(
         summary,
         interactions,
     }
+}
+
+/// The customer's waits in `interactions` and the replies that ended them. At the same
+/// instant, the customer's message counts as coming first.
+fn responses(interactions: &[Interaction]) -> Vec<Response> {
+    let mut responses: Vec<Response> = Vec::new();
+    let mut waiting_since: Option<DateTime<Utc>> = None;
+    let mut ordered: Vec<&Interaction> = interactions.iter().collect();
+    ordered.sort_by_key(|i| (i.occurred_at, i.direction == Direction::Outbound, i.id));
+    for interaction in ordered {
+        match interaction.direction {
+            Direction::Inbound => {
+                waiting_since.get_or_insert(interaction.occurred_at);
+            }
+            Direction::Outbound => {
+                if let Some(asked_at) = waiting_since.take() {
+                    responses.push(Response {
+                        asked_at,
+                        answered_at: Some(interaction.occurred_at),
+                        answered_by: interaction.owner.clone(),
+                        answered_on: Some(interaction.channel.clone()),
+                    });
+                }
+            }
+        }
+    }
+    if let Some(asked_at) = waiting_since {
+        responses.push(Response {
+            asked_at,
+            answered_at: None,
+            answered_by: None,
+            answered_on: None,
+        });
+    }
+    responses
+}
+
+/// The account owner the resolved `traits` of a customer name, if any.
+pub(crate) fn account_owner(
+    traits: &BTreeMap<String, crate::model::ResolvedTrait>,
+) -> Option<String> {
+    traits
+        .get(ACCOUNT_OWNER_TRAIT)
+        .and_then(|t| t.value.as_str())
+        .map(str::to_owned)
 }
 
 /// Every interaction of the live profile `customer`, read page by page.
@@ -268,9 +382,9 @@ mod tests {
         let asked = contact("a", Some("t"), Direction::Inbound, 0);
         let answered = contact("b", Some("t"), Direction::Outbound, 5);
         let again = contact("c", Some("t"), Direction::Inbound, 9);
-        let once = group(customer, vec![asked.clone(), answered.clone()]);
+        let once = group(customer, vec![asked.clone(), answered.clone()], None);
         assert!(!once[0].summary.awaiting_reply());
-        let twice = group(customer, vec![again, asked, answered]);
+        let twice = group(customer, vec![again, asked, answered], None);
         assert!(twice[0].summary.awaiting_reply());
         assert_eq!(twice[0].summary.last_customer_message, Some(at(9)));
         assert_eq!(twice[0].summary.last_company_reply, Some(at(5)));
@@ -281,7 +395,7 @@ mod tests {
         let customer = CustomerId::new();
         let lone = contact("a", None, Direction::Inbound, 0);
         let other = contact("b", None, Direction::Inbound, 1);
-        let conversations = group(customer, vec![lone.clone(), other.clone()]);
+        let conversations = group(customer, vec![lone.clone(), other.clone()], None);
         assert_eq!(conversations.len(), 2);
         assert_eq!(
             conversations[0].summary.key,

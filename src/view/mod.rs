@@ -167,11 +167,16 @@ pub(crate) fn build<S: Reads + ?Sized>(
     let open_conversations = if contacts.is_empty() {
         Vec::new()
     } else {
-        conversation::group(record.id, conversation::all_interactions(store, record.id)?)
-            .into_iter()
-            .map(|c| c.summary)
-            .filter(ConversationSummary::is_open)
-            .collect()
+        let account_owner = conversation::account_owner(&traits);
+        conversation::group(
+            record.id,
+            conversation::all_interactions(store, record.id)?,
+            account_owner.as_deref(),
+        )
+        .into_iter()
+        .map(|c| c.summary)
+        .filter(ConversationSummary::is_open)
+        .collect()
     };
     let channels = activity(store.event_summary(record.id)?, contacts);
     Ok(Some(Profile {
