@@ -49,6 +49,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod sla;
+
 use std::collections::BTreeMap;
 use std::fmt;
 

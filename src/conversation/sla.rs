@@ -1,0 +1,526 @@
+//! Service levels: targets for the first reply, each next reply and the resolution of a
+//! conversation, measured in wall-clock time or in business hours, optionally paused
+//! while the conversation waits on the customer.
+//!
+//! A [`SlaPolicy`] holds the targets; [`measure`] gives, for one
+//! [`Conversation`], each target's start, due time, stop, whether it was met or breached
+//! and by how much. Everything is computed from the interactions' own times, so a late
+//! record moves the figures exactly as if it had come in time.
+//!
+//! - **First reply** runs from the customer's first message to the company's first
+//!   contact after it; **next reply** from each later message nobody had answered to the
+//!   contact that answered it ([`ConversationSummary::responses`]).
+//! - **Resolution** runs from the first contact to the close.
+//! - **Business hours** count only the opening hours of a weekly schedule, in an IANA
+//!   time zone, so a change to or from daylight saving time moves them as it moves the
+//!   office's clocks. Wall-clock time is the plain time between two instants.
+//! - **Pause while pending**: time while the conversation is pending (its latest
+//!   interaction so far has status `pending`) does not count.
+//!
+//! ```
+//! use chrono::{TimeZone, Utc};
+//! use oneview::conversation::sla::{self, Metric, SlaPolicy, Standing, Target};
+//! use oneview::conversation::group;
+//! use oneview::{Channel, CustomerId, Direction, Interaction};
+//!
+//! let at = |h, m| Utc.with_ymd_and_hms(2026, 3, 2, h, m, 0).unwrap();
+//! let asked = Interaction::builder("desk", Channel::Email, Direction::Inbound)
+//!     .key("q").thread("t").occurred_at(at(9, 0)).build()?;
+//! let answered = Interaction::builder("desk", Channel::Email, Direction::Outbound)
+//!     .key("a").thread("t").occurred_at(at(9, 45)).build()?;
+//! let conversation = group(CustomerId::new(), vec![asked, answered], None).remove(0);
+//!
+//! let policy = SlaPolicy::new(vec![Target::new(Metric::FirstReply, 3600)]);
+//! policy.validate()?;
+//! let measures = sla::measure(&policy, &conversation, at(12, 0))?;
+//! assert_eq!(measures[0].standing, Standing::Met);
+//! assert_eq!(measures[0].margin_seconds, 15 * 60);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::{Conversation, ConversationSummary};
+use crate::model::{Channel, InteractionStatus};
+
+/// What a target measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// From the customer's first message to the company's first reply.
+    FirstReply,
+    /// From each later unanswered message of the customer to the reply to it.
+    NextReply,
+    /// From the first contact to the close.
+    Resolution,
+}
+
+/// One service-level target.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    /// What it measures.
+    pub metric: Metric,
+    /// How many seconds (of business hours, when the policy has them) it allows.
+    pub within_seconds: i64,
+    /// Only for conversations that began on this channel.
+    #[serde(default)]
+    pub channel: Option<Channel>,
+    /// Only for conversations of this priority (the `priority` property of their first
+    /// interaction that states one).
+    #[serde(default)]
+    pub priority: Option<String>,
+}
+
+impl Target {
+    /// A target for every conversation.
+    pub fn new(metric: Metric, within_seconds: i64) -> Self {
+        Self {
+            metric,
+            within_seconds,
+            channel: None,
+            priority: None,
+        }
+    }
+
+    /// Only for conversations that began on `channel`.
+    pub fn on_channel(mut self, channel: Channel) -> Self {
+        self.channel = Some(channel);
+        self
+    }
+
+    /// Only for conversations of `priority`.
+    pub fn with_priority(mut self, priority: &str) -> Self {
+        self.priority = Some(priority.to_owned());
+        self
+    }
+
+    fn conditions(&self) -> usize {
+        usize::from(self.channel.is_some()) + usize::from(self.priority.is_some())
+    }
+}
+
+/// Opening hours on one day of the week, in the policy's time zone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Opening {
+    /// The day.
+    pub day: Weekday,
+    /// When it opens.
+    pub from: NaiveTime,
+    /// When it closes (later than `from` on the same day).
+    pub to: NaiveTime,
+}
+
+/// A weekly schedule of opening hours in one time zone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BusinessHours {
+    /// An IANA time zone name, such as `Europe/Berlin`.
+    pub time_zone: String,
+    /// The opening hours; a day may have several, which must not overlap.
+    pub week: Vec<Opening>,
+}
+
+impl BusinessHours {
+    /// The same hours from Monday to Friday in `time_zone`.
+    pub fn weekdays(time_zone: &str, from: NaiveTime, to: NaiveTime) -> Self {
+        Self {
+            time_zone: time_zone.to_owned(),
+            week: [
+                Weekday::Mon,
+                Weekday::Tue,
+                Weekday::Wed,
+                Weekday::Thu,
+                Weekday::Fri,
+            ]
+            .into_iter()
+            .map(|day| Opening { day, from, to })
+            .collect(),
+        }
+    }
+}
+
+/// Targets, and the clock they are measured on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlaPolicy {
+    /// The targets. Where several of one metric apply to a conversation, the one with
+    /// the most conditions wins, and among those the first.
+    pub targets: Vec<Target>,
+    /// Count only these hours; wall-clock time when absent.
+    #[serde(default)]
+    pub business_hours: Option<BusinessHours>,
+    /// Stop the clock while the conversation is pending (waiting on the customer).
+    #[serde(default)]
+    pub pause_while_pending: bool,
+}
+
+impl SlaPolicy {
+    /// A policy of `targets` on the wall clock, never paused.
+    pub fn new(targets: Vec<Target>) -> Self {
+        Self {
+            targets,
+            business_hours: None,
+            pause_while_pending: false,
+        }
+    }
+
+    /// Counts only `hours`.
+    pub fn in_business_hours(mut self, hours: BusinessHours) -> Self {
+        self.business_hours = Some(hours);
+        self
+    }
+
+    /// Stops the clock while a conversation is pending.
+    pub fn paused_while_pending(mut self) -> Self {
+        self.pause_while_pending = true;
+        self
+    }
+
+    /// Checks the policy: positive targets, a known time zone, opening hours that open
+    /// before they close and do not overlap.
+    pub fn validate(&self) -> Result<(), SlaError> {
+        for (i, target) in self.targets.iter().enumerate() {
+            if target.within_seconds <= 0 {
+                return Err(SlaError::NotPositive {
+                    field: format!("targets[{i}].within_seconds"),
+                    value: target.within_seconds,
+                });
+            }
+        }
+        let Some(hours) = &self.business_hours else {
+            return Ok(());
+        };
+        hours
+            .time_zone
+            .parse::<Tz>()
+            .map_err(|_| SlaError::UnknownTimeZone {
+                field: "business_hours.time_zone".into(),
+                value: hours.time_zone.clone(),
+            })?;
+        if hours.week.is_empty() {
+            return Err(SlaError::NeverOpen);
+        }
+        for (i, opening) in hours.week.iter().enumerate() {
+            if opening.from >= opening.to {
+                return Err(SlaError::EmptyOpening {
+                    field: format!("business_hours.week[{i}]"),
+                });
+            }
+            for (j, other) in hours.week.iter().enumerate().take(i) {
+                if other.day == opening.day && other.from < opening.to && opening.from < other.to {
+                    return Err(SlaError::Overlap {
+                        field: format!("business_hours.week[{i}]"),
+                        with: format!("business_hours.week[{j}]"),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The target of `metric` for `conversation`, if any applies.
+    fn target(&self, metric: Metric, conversation: &Conversation) -> Option<&Target> {
+        let first_channel = conversation.summary.channels.first();
+        let priority = priority(conversation);
+        self.targets
+            .iter()
+            .filter(|t| t.metric == metric)
+            .filter(|t| t.channel.is_none() || t.channel.as_ref() == first_channel)
+            .filter(|t| t.priority.is_none() || t.priority.as_deref() == priority)
+            .fold(None, |best: Option<&Target>, t| match best {
+                Some(b) if b.conditions() >= t.conditions() => Some(b),
+                _ => Some(t),
+            })
+    }
+}
+
+/// The `priority` property of the first interaction of `conversation` that states one.
+fn priority(conversation: &Conversation) -> Option<&str> {
+    conversation
+        .interactions
+        .iter()
+        .find_map(|i| i.properties.get("priority").and_then(|p| p.as_str()))
+}
+
+/// Why a policy is unusable.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum SlaError {
+    /// A target of zero or negative time.
+    #[error("{field} is {value}; a target must be more than 0 seconds")]
+    NotPositive {
+        /// The field.
+        field: String,
+        /// Its value.
+        value: i64,
+    },
+    /// A time zone no IANA name matches.
+    #[error("{field} is {value:?}, not an IANA time zone")]
+    UnknownTimeZone {
+        /// The field.
+        field: String,
+        /// Its value.
+        value: String,
+    },
+    /// Opening hours that close before (or when) they open.
+    #[error("{field} closes before it opens")]
+    EmptyOpening {
+        /// The field.
+        field: String,
+    },
+    /// Two openings on one day that overlap.
+    #[error("{field} overlaps {with}")]
+    Overlap {
+        /// The later of the two.
+        field: String,
+        /// The earlier.
+        with: String,
+    },
+    /// Business hours with no opening at all: no target could ever come due.
+    #[error("business_hours.week is empty")]
+    NeverOpen,
+}
+
+/// Where a measured target stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Standing {
+    /// Stopped in time.
+    Met,
+    /// Stopped late, or still running past its due time.
+    Breached,
+    /// Still running, and not yet due.
+    Running,
+}
+
+/// One target measured on one conversation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Measure {
+    /// What was measured.
+    pub metric: Metric,
+    /// When the clock started.
+    pub started_at: DateTime<Utc>,
+    /// When the target falls due, given the hours and pauses known.
+    pub due_at: DateTime<Utc>,
+    /// When the clock stopped (the reply, the close); `None` while it runs.
+    pub stopped_at: Option<DateTime<Utc>>,
+    /// The target, in seconds.
+    pub target_seconds: i64,
+    /// The time counted, in seconds, up to the stop or to the time asked about.
+    pub counted_seconds: i64,
+    /// The time counted without business hours or pauses, in seconds.
+    pub wall_clock_seconds: i64,
+    /// Met, breached or running.
+    pub standing: Standing,
+    /// The target minus the time counted: time to spare when positive, the breach when
+    /// negative.
+    pub margin_seconds: i64,
+}
+
+/// Each target of `policy` that applies to `conversation`, measured as of `as_of` (the
+/// time running clocks are read at): first reply, each next reply, resolution.
+pub fn measure(
+    policy: &SlaPolicy,
+    conversation: &Conversation,
+    as_of: DateTime<Utc>,
+) -> Result<Vec<Measure>, SlaError> {
+    policy.validate()?;
+    let clock = Clock::new(policy, conversation, as_of);
+    let summary: &ConversationSummary = &conversation.summary;
+    let mut measures = Vec::new();
+    for (n, response) in summary.responses.iter().enumerate() {
+        let metric = if n == 0 {
+            Metric::FirstReply
+        } else {
+            Metric::NextReply
+        };
+        if let Some(target) = policy.target(metric, conversation) {
+            measures.push(clock.measure(metric, target, response.asked_at, response.answered_at));
+        }
+    }
+    if let Some(target) = policy.target(Metric::Resolution, conversation) {
+        measures.push(clock.measure(
+            Metric::Resolution,
+            target,
+            summary.first_contact,
+            summary.closed_at,
+        ));
+    }
+    Ok(measures)
+}
+
+/// Counts time for one conversation: business hours and pauses.
+struct Clock {
+    hours: Option<(Tz, Vec<Opening>)>,
+    /// Half-open intervals while the conversation was pending, in time order.
+    pauses: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+    as_of: DateTime<Utc>,
+}
+
+/// How far ahead a due time is searched for: long enough for any target, bounded so
+/// that odd hours cannot loop for ever.
+const HORIZON_DAYS: i64 = 3_660;
+
+impl Clock {
+    fn new(policy: &SlaPolicy, conversation: &Conversation, as_of: DateTime<Utc>) -> Self {
+        let hours = policy.business_hours.as_ref().map(|h| {
+            (
+                h.time_zone.parse::<Tz>().expect("validated"),
+                h.week.clone(),
+            )
+        });
+        let mut pauses = Vec::new();
+        if policy.pause_while_pending {
+            let items = &conversation.interactions;
+            for (i, interaction) in items.iter().enumerate() {
+                if interaction.status == InteractionStatus::Pending {
+                    let until = items
+                        .get(i + 1)
+                        .map_or(DateTime::<Utc>::MAX_UTC, |next| next.occurred_at);
+                    if interaction.occurred_at < until {
+                        pauses.push((interaction.occurred_at, until));
+                    }
+                }
+            }
+        }
+        Self {
+            hours,
+            pauses,
+            as_of,
+        }
+    }
+
+    fn measure(
+        &self,
+        metric: Metric,
+        target: &Target,
+        started_at: DateTime<Utc>,
+        stopped_at: Option<DateTime<Utc>>,
+    ) -> Measure {
+        let end = stopped_at.unwrap_or(self.as_of).max(started_at);
+        let counted = self.counted(started_at, end);
+        let due_at = self.advance(started_at, target.within_seconds);
+        let standing = match stopped_at {
+            Some(stopped) if stopped <= due_at => Standing::Met,
+            Some(_) => Standing::Breached,
+            None if self.as_of > due_at => Standing::Breached,
+            None => Standing::Running,
+        };
+        Measure {
+            metric,
+            started_at,
+            due_at,
+            stopped_at,
+            target_seconds: target.within_seconds,
+            counted_seconds: counted,
+            wall_clock_seconds: (end - started_at).num_seconds(),
+            standing,
+            margin_seconds: target.within_seconds - counted,
+        }
+    }
+
+    /// The intervals that count, in time order, within the local days around
+    /// `[from, from + days)`.
+    fn counting(&self, from: DateTime<Utc>, days: i64) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+        let open: Vec<(DateTime<Utc>, DateTime<Utc>)> = match &self.hours {
+            None => vec![(from, from + Duration::days(days))],
+            Some((zone, week)) => {
+                let first = from.with_timezone(zone).date_naive() - Duration::days(1);
+                let mut open = Vec::new();
+                for offset in 0..=days + 1 {
+                    let date = first + Duration::days(offset);
+                    let mut today: Vec<&Opening> =
+                        week.iter().filter(|o| o.day == date.weekday()).collect();
+                    today.sort_by_key(|o| o.from);
+                    for opening in today {
+                        let start = local(zone, date, opening.from);
+                        let end = local(zone, date, opening.to);
+                        if start < end {
+                            open.push((start, end));
+                        }
+                    }
+                }
+                open
+            }
+        };
+        subtract(open, &self.pauses)
+    }
+
+    /// Seconds that count between `from` and `to`.
+    fn counted(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> i64 {
+        let days = (to - from).num_days() + 1;
+        self.counting(from, days)
+            .into_iter()
+            .map(|(start, end)| (end.min(to) - start.max(from)).num_seconds().max(0))
+            .sum()
+    }
+
+    /// The instant at which `seconds` of counting time have passed since `from`.
+    fn advance(&self, from: DateTime<Utc>, seconds: i64) -> DateTime<Utc> {
+        let mut left = seconds;
+        let mut window = 0;
+        let mut days = 7;
+        while window < HORIZON_DAYS {
+            let start = from + Duration::days(window);
+            for (a, b) in self.counting(start, days) {
+                let (a, b) = (a.max(start), b.min(start + Duration::days(days)));
+                if b <= a {
+                    continue;
+                }
+                let span = (b - a).num_seconds();
+                if span >= left {
+                    return a + Duration::seconds(left);
+                }
+                left -= span;
+            }
+            window += days;
+            days = (days * 2).min(HORIZON_DAYS - window).max(1);
+        }
+        DateTime::<Utc>::MAX_UTC
+    }
+}
+
+/// The instant a local date and time names in `zone`. A time skipped by a change to
+/// daylight saving time is taken as the first instant after the gap; a repeated one as
+/// its first occurrence.
+fn local(zone: &Tz, date: NaiveDate, time: NaiveTime) -> DateTime<Utc> {
+    let naive = date.and_time(time);
+    let mut probe = naive;
+    for _ in 0..=180 {
+        if let Some(at) = zone.from_local_datetime(&probe).earliest() {
+            return at.with_timezone(&Utc);
+        }
+        probe += Duration::minutes(1);
+    }
+    Utc.from_utc_datetime(&naive)
+}
+
+/// `intervals` (in time order) without the parts inside any of `holes` (in time order).
+fn subtract(
+    intervals: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+    holes: &[(DateTime<Utc>, DateTime<Utc>)],
+) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    if holes.is_empty() {
+        return intervals;
+    }
+    let mut out = Vec::new();
+    for (mut start, end) in intervals {
+        for &(hole_start, hole_end) in holes {
+            if hole_end <= start || hole_start >= end {
+                continue;
+            }
+            if hole_start > start {
+                out.push((start, hole_start));
+            }
+            start = start.max(hole_end);
+            if start >= end {
+                break;
+            }
+        }
+        if start < end {
+            out.push((start, end));
+        }
+    }
+    out
+}
