@@ -5,6 +5,7 @@ use std::sync::{PoisonError, RwLock};
 
 use chrono::Utc;
 
+use crate::conversation::report::{self, Report, ReportOptions};
 use crate::conversation::{self, Conversation, ConversationKey, ConversationSummary};
 use crate::error::Error;
 use crate::identity::{Action, Explanation, Policy, Suspect, SuspectStatus};
@@ -641,30 +642,40 @@ impl<S: Store> Customers<S> {
         let lookup = lookup.into();
         read_consistent(&self.store, |reads| {
             let customer = view::find(reads, &lookup)?.ok_or(Error::UnknownCustomer)?;
-            let mut said = Vec::new();
-            let mut request = PageRequest::first(crate::store::MAX_PAGE_SIZE);
-            loop {
-                let page = reads.events(customer, request)?;
-                for event in &page.items {
-                    said.extend(crate::Feedback::from_event(event).ok().flatten());
-                }
-                match page.next {
-                    Some(cursor) => {
-                        request = PageRequest::after(cursor, crate::store::MAX_PAGE_SIZE)
-                    }
-                    None => break,
-                }
-            }
-            for interaction in conversation::all_interactions(reads, customer)? {
-                said.extend(
-                    crate::Feedback::from_interaction(&interaction)
-                        .ok()
-                        .flatten(),
-                );
-            }
-            said.sort_by_key(|f| (f.at, f.record));
-            Ok(said)
+            let interactions = conversation::all_interactions(reads, customer)?;
+            Ok(feedback_of(reads, customer, &interactions)?)
         })
+    }
+
+    /// The accountability report over a time range: conversations opened, closed and
+    /// still open, first-reply and resolution times, attainment of the policy's
+    /// targets, feedback answered or not, NPS and CSAT, public complaints — in total and
+    /// per owner or channel. See [`report`](crate::conversation::report).
+    ///
+    /// It reads the store one customer at a time, each on a consistent snapshot.
+    pub fn service_report(&self, options: ReportOptions) -> Result<Report, Error> {
+        options.policy.validate()?;
+        let mut builder = report::Builder::new(options);
+        let mut after = None;
+        loop {
+            let page = self.store.customers(after, 1_000)?;
+            for &customer in &page {
+                let (conversations, said) = read_consistent(&self.store, |reads| {
+                    let interactions = conversation::all_interactions(reads, customer)?;
+                    let said = feedback_of(reads, customer, &interactions)?;
+                    let account_owner = account_owner_of(reads, customer)?;
+                    let conversations =
+                        conversation::group(customer, interactions, account_owner.as_deref());
+                    Ok::<_, Error>((conversations, said))
+                })?;
+                builder.add(&conversations, said)?;
+            }
+            match page.last() {
+                Some(&last) => after = Some(last),
+                None => break,
+            }
+        }
+        Ok(builder.finish())
     }
 
     /// The open conversations of the customer `lookup` finds (their latest interaction
@@ -686,4 +697,34 @@ fn account_owner_of(
 ) -> Result<Option<String>, StoreError> {
     let traits = crate::model::resolve_traits(&reads.trait_operations(customer)?);
     Ok(conversation::account_owner(&traits))
+}
+
+/// Everything the live profile `customer` told the company about itself, from its events
+/// and `interactions`, oldest first.
+fn feedback_of(
+    reads: &dyn crate::store::Reads,
+    customer: CustomerId,
+    interactions: &[crate::model::Interaction],
+) -> Result<Vec<crate::Feedback>, StoreError> {
+    let mut said = Vec::new();
+    let mut request = PageRequest::first(crate::store::MAX_PAGE_SIZE);
+    loop {
+        let page = reads.events(customer, request)?;
+        for event in &page.items {
+            said.extend(crate::Feedback::from_event(event).ok().flatten());
+        }
+        match page.next {
+            Some(cursor) => request = PageRequest::after(cursor, crate::store::MAX_PAGE_SIZE),
+            None => break,
+        }
+    }
+    for interaction in interactions {
+        said.extend(
+            crate::Feedback::from_interaction(interaction)
+                .ok()
+                .flatten(),
+        );
+    }
+    said.sort_by_key(|f| (f.at, f.record));
+    Ok(said)
 }

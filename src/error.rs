@@ -2,6 +2,7 @@
 
 use thiserror::Error;
 
+use crate::conversation::sla::SlaError;
 use crate::model::{Identifier, MergeId, ValidationError};
 use crate::store::StoreError;
 
@@ -25,6 +26,9 @@ pub enum Error {
     /// two sides were recorded).
     #[error("no merge {0} to undo on that profile")]
     UnknownMerge(MergeId),
+    /// A service-level policy that cannot work (see [`SlaError`]).
+    #[error("service-level policy: {0}")]
+    Policy(#[from] SlaError),
     /// Other writers kept changing the profiles the record touches; nothing was applied,
     /// and trying again later is safe.
     #[error("gave up after {attempts} attempts: other writers kept changing the same profiles")]

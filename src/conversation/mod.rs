@@ -49,6 +49,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod report;
 pub mod sla;
 
 use std::collections::BTreeMap;

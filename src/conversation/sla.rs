@@ -47,7 +47,7 @@ use super::{Conversation, ConversationSummary};
 use crate::model::{Channel, InteractionStatus};
 
 /// What a target measures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
     /// From the customer's first message to the company's first reply.

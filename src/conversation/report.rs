@@ -1,0 +1,328 @@
+//! The accountability report: how well the company answered, over a time range, per
+//! owner or channel.
+//!
+//! [`Customers::service_report`](crate::Customers::service_report) walks the store one
+//! customer at a time, so memory grows with the conversations of one customer and the
+//! figures of the groups, not with the events stored. A conversation belongs to the
+//! range when it was opened, closed or still open in it; its figures go to the group of
+//! the owner who answers for it ([`Responsible`]) or of the channel it began on.
+//!
+//! Feedback counts as answered once the company reached the customer after it: in its
+//! thread when it has one, otherwise in any conversation.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::sla::{self, Metric, SlaPolicy, Standing};
+use super::{Conversation, Responsible};
+use crate::model::{Csat, Nps};
+use crate::model::{Direction, Feedback, FeedbackKind, Interaction, csat, nps};
+
+/// How the report groups conversations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupBy {
+    /// By who answers for them: an owner (an agent or a team), the account owner, or
+    /// `unowned`.
+    Owner,
+    /// By the channel they began on.
+    Channel,
+}
+
+/// What to report on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReportOptions {
+    /// The start of the range (inclusive).
+    pub from: DateTime<Utc>,
+    /// The end of the range (exclusive); running clocks are read here.
+    pub to: DateTime<Utc>,
+    /// The targets to measure attainment against.
+    pub policy: SlaPolicy,
+    /// How to group the figures.
+    pub group_by: GroupBy,
+}
+
+/// The middle and the 90th percentile of a set of durations, in seconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timing {
+    /// How many durations.
+    pub count: u64,
+    /// The median (nearest rank); `None` without durations.
+    pub p50_s: Option<i64>,
+    /// The 90th percentile (nearest rank).
+    pub p90_s: Option<i64>,
+}
+
+impl Timing {
+    fn of(mut seconds: Vec<i64>) -> Self {
+        seconds.sort_unstable();
+        let rank = |p: f64| {
+            (!seconds.is_empty()).then(|| {
+                let index = ((p * seconds.len() as f64).ceil() as usize).max(1) - 1;
+                seconds[index.min(seconds.len() - 1)]
+            })
+        };
+        Self {
+            count: seconds.len() as u64,
+            p50_s: rank(0.5),
+            p90_s: rank(0.9),
+        }
+    }
+}
+
+/// How many measured targets of one metric were met, breached or still running.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attainment {
+    /// Stopped in time.
+    pub met: u64,
+    /// Stopped late, or running past due at the end of the range.
+    pub breached: u64,
+    /// Running and not yet due at the end of the range.
+    pub running: u64,
+}
+
+/// The figures of one group (or of everything).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Figures {
+    /// Conversations begun in the range.
+    pub opened: u64,
+    /// Conversations closed in the range.
+    pub closed: u64,
+    /// Conversations still open at the end of the range.
+    pub backlog: u64,
+    /// First-reply times of first replies in the range, on the wall clock.
+    pub first_reply: Timing,
+    /// The same, counted on the policy's clock (business hours, pauses).
+    pub first_reply_counted: Timing,
+    /// Resolution times of conversations closed in the range, on the wall clock.
+    pub resolution: Timing,
+    /// The same, counted on the policy's clock.
+    pub resolution_counted: Timing,
+    /// Attainment of each metric's targets, for clocks that started in the range.
+    pub attainment: BTreeMap<Metric, Attainment>,
+    /// Feedback given in the range.
+    pub feedback: u64,
+    /// Feedback given in the range that nobody had answered by its end.
+    pub unanswered_feedback: u64,
+    /// The NPS answers among that feedback.
+    pub nps: Nps,
+    /// The CSAT answers among that feedback.
+    pub csat: Csat,
+    /// Public complaints given in the range.
+    pub public_complaints: u64,
+    /// How fast they were answered, on the wall clock (answered ones only).
+    pub public_complaint_reply: Timing,
+}
+
+/// The report; see the [module docs](self).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The start of the range.
+    pub from: DateTime<Utc>,
+    /// The end of the range.
+    pub to: DateTime<Utc>,
+    /// Everything together.
+    pub total: Figures,
+    /// Per group, by name.
+    pub groups: BTreeMap<String, Figures>,
+}
+
+/// Figures being gathered: durations are kept until the end, counts added up.
+#[derive(Default)]
+struct Tally {
+    opened: u64,
+    closed: u64,
+    backlog: u64,
+    first_reply: Vec<i64>,
+    first_reply_counted: Vec<i64>,
+    resolution: Vec<i64>,
+    resolution_counted: Vec<i64>,
+    attainment: BTreeMap<Metric, Attainment>,
+    feedback: Vec<Feedback>,
+    unanswered_feedback: u64,
+    public_complaints: u64,
+    public_complaint_reply: Vec<i64>,
+}
+
+impl Tally {
+    fn finish(self) -> Figures {
+        Figures {
+            opened: self.opened,
+            closed: self.closed,
+            backlog: self.backlog,
+            first_reply: Timing::of(self.first_reply),
+            first_reply_counted: Timing::of(self.first_reply_counted),
+            resolution: Timing::of(self.resolution),
+            resolution_counted: Timing::of(self.resolution_counted),
+            attainment: self.attainment,
+            feedback: self.feedback.len() as u64,
+            unanswered_feedback: self.unanswered_feedback,
+            nps: nps(&self.feedback),
+            csat: csat(&self.feedback),
+            public_complaints: self.public_complaints,
+            public_complaint_reply: Timing::of(self.public_complaint_reply),
+        }
+    }
+}
+
+/// Gathers the report customer by customer.
+pub(crate) struct Builder {
+    options: ReportOptions,
+    total: Tally,
+    groups: BTreeMap<String, Tally>,
+}
+
+impl Builder {
+    pub(crate) fn new(options: ReportOptions) -> Self {
+        Self {
+            options,
+            total: Tally::default(),
+            groups: BTreeMap::new(),
+        }
+    }
+
+    fn group_of(&self, conversation: &Conversation) -> String {
+        match self.options.group_by {
+            GroupBy::Owner => match &conversation.summary.responsible {
+                Responsible::Owner(name) | Responsible::AccountOwner(name) => name.clone(),
+                Responsible::Unowned => "unowned".to_owned(),
+            },
+            GroupBy::Channel => conversation
+                .summary
+                .channels
+                .first()
+                .map_or_else(String::new, |c| c.name().to_owned()),
+        }
+    }
+
+    /// Adds one customer: their conversations and the feedback they gave.
+    pub(crate) fn add(
+        &mut self,
+        conversations: &[Conversation],
+        feedback: Vec<Feedback>,
+    ) -> Result<(), sla::SlaError> {
+        let (from, to) = (self.options.from, self.options.to);
+        let within = |at: DateTime<Utc>| from <= at && at < to;
+        for conversation in conversations {
+            let summary = &conversation.summary;
+            let opened = within(summary.first_contact);
+            let closed = summary.closed_at.is_some_and(within);
+            let backlog = summary.first_contact < to && summary.closed_at.is_none_or(|c| c >= to);
+            if !(opened || closed || backlog) {
+                continue;
+            }
+            let measures = sla::measure(&self.options.policy, conversation, to)?;
+            let group = self.group_of(conversation);
+            for tally in [&mut self.total, self.groups.entry(group).or_default()] {
+                tally.opened += u64::from(opened);
+                tally.closed += u64::from(closed);
+                tally.backlog += u64::from(backlog);
+                if let Some(first) = summary.responses.first()
+                    && let Some(answered) = first.answered_at
+                    && within(answered)
+                {
+                    tally
+                        .first_reply
+                        .push((answered - first.asked_at).num_seconds());
+                }
+                if closed && let Some(closed_at) = summary.closed_at {
+                    tally
+                        .resolution
+                        .push((closed_at - summary.first_contact).num_seconds());
+                }
+                for measure in &measures {
+                    match measure.metric {
+                        Metric::FirstReply if measure.stopped_at.is_some_and(within) => {
+                            tally.first_reply_counted.push(measure.counted_seconds);
+                        }
+                        Metric::Resolution if measure.stopped_at.is_some_and(within) => {
+                            tally.resolution_counted.push(measure.counted_seconds);
+                        }
+                        _ => {}
+                    }
+                    if within(measure.started_at) {
+                        let attainment = tally.attainment.entry(measure.metric).or_default();
+                        match measure.standing {
+                            Standing::Met => attainment.met += 1,
+                            Standing::Breached => attainment.breached += 1,
+                            Standing::Running => attainment.running += 1,
+                        }
+                    }
+                }
+            }
+        }
+        for item in feedback.into_iter().filter(|f| within(f.at)) {
+            let answer = answered_at(&item, conversations, to);
+            let group = match self.options.group_by {
+                GroupBy::Owner => item
+                    .thread
+                    .as_ref()
+                    .and_then(|thread| {
+                        conversations.iter().find(|c| {
+                            c.summary.key == super::ConversationKey::Thread(thread.clone())
+                        })
+                    })
+                    .map_or_else(
+                        || item.owner.clone().unwrap_or_else(|| "unowned".to_owned()),
+                        |c| self.group_of(c),
+                    ),
+                GroupBy::Channel => item.channel.name().to_owned(),
+            };
+            let public_complaint = item.public && item.kind == Some(FeedbackKind::Complaint);
+            for tally in [
+                &mut self.total,
+                self.groups.entry(group.clone()).or_default(),
+            ] {
+                tally.unanswered_feedback += u64::from(answer.is_none());
+                if public_complaint {
+                    tally.public_complaints += 1;
+                    if let Some(answered) = answer {
+                        tally
+                            .public_complaint_reply
+                            .push((answered - item.at).num_seconds());
+                    }
+                }
+                tally.feedback.push(item.clone());
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn finish(self) -> Report {
+        Report {
+            from: self.options.from,
+            to: self.options.to,
+            total: self.total.finish(),
+            groups: self
+                .groups
+                .into_iter()
+                .map(|(name, tally)| (name, tally.finish()))
+                .collect(),
+        }
+    }
+}
+
+/// When the company first reached the customer after `feedback`, before `until`: in its
+/// thread if it has one, else in any conversation.
+fn answered_at(
+    feedback: &Feedback,
+    conversations: &[Conversation],
+    until: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let answers = |interaction: &&Interaction| {
+        interaction.direction == Direction::Outbound
+            && interaction.occurred_at > feedback.at
+            && interaction.occurred_at < until
+    };
+    conversations
+        .iter()
+        .filter(|c| match &feedback.thread {
+            Some(thread) => c.summary.key == super::ConversationKey::Thread(thread.clone()),
+            None => true,
+        })
+        .flat_map(|c| c.interactions.iter().filter(answers))
+        .map(|i| i.occurred_at)
+        .min()
+}
