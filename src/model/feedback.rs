@@ -1,60 +1,4 @@
-//! Feedback: what a customer told the company about itself, read from the events and
-//! interactions that carry it.
-//!
-//! Feedback is not a third kind of record. It rides on the records sources already send,
-//! so it lands on the timeline, belongs to the resolved customer and follows merges like
-//! everything else. [`Feedback::from_event`] and [`Feedback::from_interaction`] read it,
-//! and validation refuses a record whose feedback is malformed (a score outside its scale,
-//! an unknown kind), naming the field, before anything is stored.
-//!
-//! # Which records carry feedback
-//! - An [`Interaction`] of kind [`InteractionKind::Feedback`].
-//! - An [`Event`] with one of these names (Segment `track` calls):
-//!
-//! | event name | kind |
-//! |---|---|
-//! | `Survey Answered`, `Survey Submitted`, `Survey Completed` | survey answer |
-//! | `NPS Survey Answered` | survey answer, scores on the NPS scale by default |
-//! | `Product Reviewed` (Segment's e-commerce spec), `Review Submitted` | review |
-//! | `Complaint Submitted`, `Complaint Filed` | complaint |
-//! | `Feedback Submitted`, `Feedback Given` | as `feedback_kind` says, else unstated |
-//!
-//! # Which properties it reads
-//! All optional, from the record's `properties`:
-//! - `feedback_kind`: `complaint`, `praise`, `suggestion`, `question`, `review` or
-//!   `survey_answer`; overrides the kind the name implies.
-//! - The score, one of: `nps` (0–10), `csat` (1–5), `rating` (stars, 1 to `scale_max`,
-//!   default 5; Segment's `Product Reviewed` sends it), or `score` with `scale` (`nps`,
-//!   `csat` or `stars`). Numbers may come as JSON numbers or numeric strings, as some
-//!   clients send them. A `score` without a `scale` is refused unless the event's name
-//!   implies one.
-//! - The verbatim text: `text`, `comment`, `review_body` or `verbatim` (an interaction's
-//!   `body` when none is given).
-//! - Topic tags: `topics` or `tags`, an array of strings.
-//! - `public`: whether others could see it. Without it, reviews and anything on the
-//!   social channel count as public, the rest as private.
-//!
-//! ```
-//! use oneview::{Channel, Event, Feedback, FeedbackKind, IdentifierKind, Scale};
-//! use serde_json::json;
-//!
-//! let answer = Event::builder("survey-tool", Channel::Email, "Survey Answered")
-//!     .identifier(IdentifierKind::Email, "ana@example.com")
-//!     .properties(json!({"nps": 9, "comment": "Fast delivery", "topics": ["delivery"]}))
-//!     .build()?;
-//! let feedback = Feedback::from_event(&answer)?.expect("a survey answer is feedback");
-//! assert_eq!(feedback.kind, Some(FeedbackKind::SurveyAnswer));
-//! assert_eq!(feedback.score.unwrap().scale, Scale::Nps);
-//! assert!(!feedback.public);
-//!
-//! // A score outside its scale is refused, naming the field.
-//! let wrong = Event::builder("survey-tool", Channel::Email, "Survey Answered")
-//!     .identifier(IdentifierKind::Email, "ana@example.com")
-//!     .properties(json!({"nps": 11}))
-//!     .build();
-//! assert!(wrong.unwrap_err().to_string().contains("properties.nps"));
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! Feedback read from the events and interactions that carry it; see [`Feedback`].
 
 use std::fmt;
 
@@ -153,7 +97,63 @@ pub enum FeedbackRecord {
     Interaction(InteractionId),
 }
 
-/// What a customer told the company about itself. See the [module docs](self).
+/// Feedback: what a customer told the company about itself, read from the events and
+/// interactions that carry it.
+///
+/// Feedback is not a third kind of record. It rides on the records sources already send,
+/// so it lands on the timeline, belongs to the resolved customer and follows merges like
+/// everything else. [`Feedback::from_event`] and [`Feedback::from_interaction`] read it,
+/// and validation refuses a record whose feedback is malformed (a score outside its scale,
+/// an unknown kind), naming the field, before anything is stored.
+///
+/// # Which records carry feedback
+/// - An [`Interaction`] of kind [`InteractionKind::Feedback`].
+/// - An [`Event`] with one of these names (Segment `track` calls):
+///
+/// | event name | kind |
+/// |---|---|
+/// | `Survey Answered`, `Survey Submitted`, `Survey Completed` | survey answer |
+/// | `NPS Survey Answered` | survey answer, scores on the NPS scale by default |
+/// | `Product Reviewed` (Segment's e-commerce spec), `Review Submitted` | review |
+/// | `Complaint Submitted`, `Complaint Filed` | complaint |
+/// | `Feedback Submitted`, `Feedback Given` | as `feedback_kind` says, else unstated |
+///
+/// # Which properties it reads
+/// All optional, from the record's `properties`:
+/// - `feedback_kind`: `complaint`, `praise`, `suggestion`, `question`, `review` or
+///   `survey_answer`; overrides the kind the name implies.
+/// - The score, one of: `nps` (0–10), `csat` (1–5), `rating` (stars, 1 to `scale_max`,
+///   default 5; Segment's `Product Reviewed` sends it), or `score` with `scale` (`nps`,
+///   `csat` or `stars`). Numbers may come as JSON numbers or numeric strings, as some
+///   clients send them. A `score` without a `scale` is refused unless the event's name
+///   implies one.
+/// - The verbatim text: `text`, `comment`, `review_body` or `verbatim` (an interaction's
+///   `body` when none is given).
+/// - Topic tags: `topics` or `tags`, an array of strings.
+/// - `public`: whether others could see it. Without it, reviews and anything on the
+///   social channel count as public, the rest as private.
+///
+/// ```
+/// use oneview::{Channel, Event, Feedback, FeedbackKind, IdentifierKind, Scale};
+/// use serde_json::json;
+///
+/// let answer = Event::builder("survey-tool", Channel::Email, "Survey Answered")
+///     .identifier(IdentifierKind::Email, "ana@example.com")
+///     .properties(json!({"nps": 9, "comment": "Fast delivery", "topics": ["delivery"]}))
+///     .build()?;
+/// let feedback = Feedback::from_event(&answer)?.expect("a survey answer is feedback");
+/// assert_eq!(feedback.kind, Some(FeedbackKind::SurveyAnswer));
+/// assert_eq!(feedback.score.unwrap().scale, Scale::Nps);
+/// assert!(!feedback.public);
+///
+/// // A score outside its scale is refused, naming the field.
+/// let wrong = Event::builder("survey-tool", Channel::Email, "Survey Answered")
+///     .identifier(IdentifierKind::Email, "ana@example.com")
+///     .properties(json!({"nps": 11}))
+///     .build();
+/// assert!(wrong.unwrap_err().to_string().contains("properties.nps"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Feedback {
     /// The record it was read from.
