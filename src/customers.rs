@@ -5,6 +5,7 @@ use std::sync::{PoisonError, RwLock};
 
 use chrono::Utc;
 
+use crate::conversation::follow_up::{self, FollowUp, FollowUpOptions};
 use crate::conversation::report::{self, Report, ReportOptions};
 use crate::conversation::{self, Conversation, ConversationKey, ConversationSummary};
 use crate::error::Error;
@@ -678,6 +679,71 @@ impl<S: Store> Customers<S> {
         Ok(builder.finish())
     }
 
+    /// Closing the loop on a period's feedback: how many of the customers who gave it were
+    /// answered in time, late or not at all, how many of each bought again, and how
+    /// likely answered and unanswered detractors are still to be active. `p_alive` gives
+    /// that probability for a live profile (from a fitted purchase model, say), or `None`
+    /// where it has none. See [`follow_up`](crate::conversation::follow_up).
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use chrono::{NaiveDate, TimeZone, Utc};
+    /// use oneview::analytics::{BgNbd, RfmOptions, TransactionModel, rfm_summary};
+    /// use oneview::conversation::follow_up::FollowUpOptions;
+    /// use oneview::{Customers, MemoryStore};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let customers = Customers::new(MemoryStore::new());
+    /// // ... ingest a year of orders, conversations and surveys, then fit a model:
+    /// # let end = NaiveDate::from_ymd_opt(2026, 12, 31).unwrap();
+    /// let summary = rfm_summary(customers.store(), &RfmOptions::new(end))?;
+    /// let alive: HashMap<_, f64> = match BgNbd::fit(&summary) {
+    ///     Ok((model, _)) => summary
+    ///         .iter()
+    ///         .map(|r| (r.customer, model.p_alive(r.frequency, r.recency, r.t)))
+    ///         .collect(),
+    ///     Err(_) => HashMap::new(), // too little data to fit
+    /// };
+    /// let from = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+    /// let to = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
+    /// let follow_up = customers.follow_up(
+    ///     FollowUpOptions::new(from, to, 24 * 3600),
+    ///     &|customer| alive.get(&customer).copied(),
+    /// )?;
+    /// println!(
+    ///     "unanswered detractors still active: {:?}",
+    ///     follow_up.unanswered_detractors.mean_p_alive
+    /// );
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn follow_up(
+        &self,
+        options: FollowUpOptions,
+        p_alive: &dyn Fn(CustomerId) -> Option<f64>,
+    ) -> Result<FollowUp, Error> {
+        let mut builder = follow_up::Builder::new(options);
+        let mut after = None;
+        loop {
+            let page = self.store.customers(after, 1_000)?;
+            for &customer in &page {
+                let (conversations, said, purchases) = read_consistent(&self.store, |reads| {
+                    let interactions = conversation::all_interactions(reads, customer)?;
+                    let said = feedback_of(reads, customer, &interactions)?;
+                    let purchases = events_named(reads, customer, builder.purchase_events())?;
+                    let conversations = conversation::group(customer, interactions, None);
+                    Ok::<_, Error>((conversations, said, purchases))
+                })?;
+                builder.add(&conversations, &said, &purchases, p_alive(customer));
+            }
+            match page.last() {
+                Some(&last) => after = Some(last),
+                None => break,
+            }
+        }
+        Ok(builder.finish())
+    }
+
     /// The open conversations of the customer `lookup` finds (their latest interaction
     /// open or pending), latest contact first.
     pub fn open_conversations(
@@ -727,4 +793,27 @@ fn feedback_of(
     }
     said.sort_by_key(|f| (f.at, f.record));
     Ok(said)
+}
+
+/// When the live profile `customer` did any of the events `names`.
+fn events_named(
+    reads: &dyn crate::store::Reads,
+    customer: CustomerId,
+    names: &[String],
+) -> Result<Vec<chrono::DateTime<Utc>>, StoreError> {
+    let mut times = Vec::new();
+    let mut request = PageRequest::first(crate::store::MAX_PAGE_SIZE);
+    loop {
+        let page = reads.events(customer, request)?;
+        times.extend(
+            page.items
+                .iter()
+                .filter(|e| names.contains(&e.name))
+                .map(|e| e.occurred_at),
+        );
+        match page.next {
+            Some(cursor) => request = PageRequest::after(cursor, crate::store::MAX_PAGE_SIZE),
+            None => return Ok(times),
+        }
+    }
 }

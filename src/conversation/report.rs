@@ -306,7 +306,7 @@ impl Builder {
 
 /// When the company first reached the customer after `feedback`, before `until`: in its
 /// thread if it has one, else in any conversation.
-fn answered_at(
+pub(crate) fn answered_at(
     feedback: &Feedback,
     conversations: &[Conversation],
     until: DateTime<Utc>,
