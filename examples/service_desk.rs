@@ -12,15 +12,18 @@
 //! SQLite file, prints one customer's conversation as the next agent would see it, and
 //! then the month's accountability report per owner against the policy (first reply
 //! within 4 business hours, next reply within 8, resolution within 3 days; Mon–Fri
-//! 09:00–17:00 in Europe/Berlin; paused while waiting on the customer).
+//! 09:00–17:00 in Europe/Berlin; paused while waiting on the customer). It ends by
+//! closing the loop: how many customers who gave feedback were answered in time, late or
+//! never, how many of each bought again, and the mean P(alive) of answered and
+//! unanswered detractors from a BG/NBD model fitted on the year of purchases before.
 //!
 //! With `--input` it reads records in the crate's own JSON form, one per line and in any
 //! order (`{"type":"interaction",...}` or `{"type":"event",...}`, as `Record` serializes),
-//! reports on them over the span they cover, and takes the policy from `--policy` (an
+//! reports on them over the span their interactions cover, and takes the policy from `--policy` (an
 //! `SlaPolicy` as JSON) when given. `--json` prints the report as one JSON line instead of
 //! the table; `--svg FILE` draws first-reply time per owner against the target.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::error::Error;
 use std::fmt::Write as _;
 use std::fs::File;
@@ -28,10 +31,12 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 
 use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
+use oneview::analytics::{BgNbd, RfmOptions, TimeUnit, TransactionModel, rfm_summary};
+use oneview::conversation::follow_up::{FollowUp, FollowUpOptions};
 use oneview::conversation::report::{Figures, GroupBy, Report, ReportOptions};
 use oneview::conversation::sla::{BusinessHours, Metric, SlaPolicy, Target};
 use oneview::{
-    Channel, Customers, Direction, Event, IdentifierKind, Interaction, InteractionKind,
+    Channel, CustomerId, Customers, Direction, Event, IdentifierKind, Interaction, InteractionKind,
     InteractionStatus, Record, SqliteStore,
 };
 use rand::rngs::StdRng;
@@ -90,10 +95,38 @@ fn main() -> Result<(), Box<dyn Error>> {
         policy: policy.clone(),
         group_by: GroupBy::Owner,
     })?;
+    // What the customers who gave feedback did next, with P(alive) from a BG/NBD model
+    // fitted on their purchases (none when there are too few to fit).
+    let summary = rfm_summary(
+        customers.store(),
+        &RfmOptions::new(to.date_naive()).time_unit(TimeUnit::Days),
+    )?;
+    let alive: HashMap<CustomerId, f64> = match BgNbd::fit(&summary) {
+        Ok((model, _)) => summary
+            .iter()
+            .map(|r| (r.customer, model.p_alive(r.frequency, r.recency, r.t)))
+            .collect(),
+        Err(err) => {
+            eprintln!("no purchase model ({err}); P(alive) left out");
+            HashMap::new()
+        }
+    };
+    let first_reply = policy
+        .targets
+        .iter()
+        .find(|t| t.metric == Metric::FirstReply)
+        .map_or(24 * 3600, |t| t.within_seconds);
+    let follow_up = customers
+        .follow_up(FollowUpOptions::new(from, to, first_reply), &|customer| {
+            alive.get(&customer).copied()
+        })?;
     if as_json {
-        println!("{}", summary_json(&report));
+        let mut line = summary_json(&report);
+        line["follow_up"] = json!(follow_up);
+        println!("{line}");
     } else {
         print_table(&report);
+        print_follow_up(&follow_up);
     }
     if let Some(path) = svg {
         let target = policy
@@ -136,9 +169,12 @@ fn read_records(path: &PathBuf) -> Result<Vec<Record>, Box<dyn Error>> {
     Ok(records)
 }
 
-/// The first and the end of the time the records cover.
+/// The first and the end of the time the records' interactions cover.
 fn span(records: &[Record]) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
-    let times = records.iter().map(|r| r.key().at);
+    let times = records.iter().filter_map(|r| match r {
+        Record::Interaction(i) => Some(i.occurred_at),
+        Record::Event(_) => None,
+    });
     let first = times.clone().min()?;
     let last = times.max()?;
     Some((first, last + Duration::seconds(1)))
@@ -152,9 +188,25 @@ fn month(rng: &mut StdRng) -> Vec<Record> {
         let email = format!("customer{person}@example.com");
         let phone = format!("+4930{:07}", 1_000_000 + person);
         let owner = AGENTS[rng.random_range(0..3)];
-        // A purchase early in the month, sometimes another later.
+        // A year of purchases before the month, at a rate of the customer's own, each
+        // perhaps the last (buy till you die), so a purchase model can be fitted; then,
+        // for those still buying, one early in the month.
+        let rate = rng.random_range(0.01..0.12);
+        let quits = rng.random_range(0.02..0.4);
+        let mut active = true;
+        let mut day = Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, 0).unwrap();
+        while day < start && active {
+            if rng.random_bool(rate) {
+                let id = format!("o{person}-{}", day.date_naive());
+                records.push(order(&email, &id, day, rng));
+                active = !rng.random_bool(quits);
+            }
+            day += Duration::days(1);
+        }
         let bought = start + Duration::hours(rng.random_range(0..240));
-        records.push(order(&email, &format!("o{person}-1"), bought, rng));
+        if active {
+            records.push(order(&email, &format!("o{person}-1"), bought, rng));
+        }
         let cases = rng.random_range(0..3);
         for case in 0..cases {
             let thread = format!("case-{person}-{case}");
@@ -227,6 +279,18 @@ fn month(rng: &mut StdRng) -> Vec<Record> {
                     .build()
                     .expect("valid survey"),
             ));
+            // Half the detractors get a call back from the agent who had the case.
+            if score < 7 && rng.random_bool(0.5) {
+                records.push(contact(
+                    &format!("{thread}-survey"),
+                    &format!("{thread}-callback"),
+                    (Channel::Phone, InteractionKind::Call, Direction::Outbound),
+                    (IdentifierKind::Email, &email),
+                    office_time(at + Duration::hours(rng.random_range(1..30)), rng),
+                    Some(owner),
+                    InteractionStatus::Closed,
+                ));
+            }
             if score < 3 {
                 let post = format!("{thread}-post");
                 records.push(Record::Interaction(
@@ -457,6 +521,43 @@ fn print_table(report: &Report) {
         hours(report.total.public_complaint_reply.p50_s)
     );
     println!("(times on the policy's clock; NPS from the surveys in the range)");
+}
+
+fn print_follow_up(follow_up: &FollowUp) {
+    let share = |n: u64, of: u64| {
+        if of == 0 {
+            "-".to_owned()
+        } else {
+            format!("{:.0}%", n as f64 * 100.0 / of as f64)
+        }
+    };
+    let p = |side: &oneview::conversation::follow_up::StillActive| {
+        side.mean_p_alive
+            .map_or_else(|| "-".to_owned(), |p| format!("{p:.2}"))
+    };
+    println!(
+        "\nfeedback from {} customers: {} answered in time, {} late, {} never",
+        follow_up.customers,
+        follow_up.answered_within_target,
+        follow_up.answered_late,
+        follow_up.unanswered
+    );
+    let (a, u) = (
+        follow_up.answered_bought_again,
+        follow_up.unanswered_bought_again,
+    );
+    println!(
+        "bought again: {} of the answered, {} of the unanswered",
+        share(a.bought_again, a.customers),
+        share(u.bought_again, u.customers)
+    );
+    println!(
+        "detractors still active (mean P(alive)): answered {} ({} customers), unanswered {} ({})",
+        p(&follow_up.answered_detractors),
+        follow_up.answered_detractors.customers,
+        p(&follow_up.unanswered_detractors),
+        follow_up.unanswered_detractors.customers
+    );
 }
 
 fn timing_json(figures: &Figures, metric: Metric, counted: bool) -> serde_json::Value {
