@@ -661,15 +661,15 @@ impl<S: Store> Customers<S> {
         loop {
             let page = self.store.customers(after, 1_000)?;
             for &customer in &page {
-                let (conversations, said) = read_consistent(&self.store, |reads| {
+                let (conversations, said, account_owner) = read_consistent(&self.store, |reads| {
                     let interactions = conversation::all_interactions(reads, customer)?;
                     let said = feedback_of(reads, customer, &interactions)?;
                     let account_owner = account_owner_of(reads, customer)?;
                     let conversations =
                         conversation::group(customer, interactions, account_owner.as_deref());
-                    Ok::<_, Error>((conversations, said))
+                    Ok::<_, Error>((conversations, said, account_owner))
                 })?;
-                builder.add(&conversations, said)?;
+                builder.add(&conversations, said, account_owner.as_deref())?;
             }
             match page.last() {
                 Some(&last) => after = Some(last),

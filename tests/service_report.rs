@@ -264,3 +264,28 @@ proptest! {
         }
     }
 }
+
+/// Feedback with no thread and no owner of its own goes to the customer's account owner.
+#[test]
+fn feedback_nobody_owns_goes_to_the_account_owner() {
+    let mut records = week();
+    records.push(
+        Event::builder("crm", Channel::Other("crm".into()), "Account Assigned")
+            .message_id("assign-bo")
+            .occurred_at(utc(1, 9))
+            .identifier(IdentifierKind::Email, "bo@example.com")
+            .set_trait(
+                oneview::conversation::ACCOUNT_OWNER_TRAIT,
+                json!("agent.lee"),
+            )
+            .build()
+            .unwrap()
+            .into(),
+    );
+    for report in report_of(&records, GroupBy::Owner) {
+        assert_eq!(report.groups["agent.lee"].feedback, 1, "Bo's survey");
+        assert_eq!(report.groups["agent.lee"].nps.detractors, 1);
+        assert_eq!(report.groups["unowned"].feedback, 2, "Ana's two surveys");
+        assert_eq!(report.total.feedback, 4);
+    }
+}

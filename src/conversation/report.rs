@@ -8,7 +8,9 @@
 //! the owner who answers for it ([`Responsible`]) or of the channel it began on.
 //!
 //! Feedback counts as answered once the company reached the customer after it: in its
-//! thread when it has one, otherwise in any conversation.
+//! thread when it has one, otherwise in any conversation. It goes to the group of its
+//! thread's conversation, else of the owner its record names, else of the customer's
+//! account owner, else `unowned`.
 
 use std::collections::BTreeMap;
 
@@ -202,6 +204,7 @@ impl Builder {
         &mut self,
         conversations: &[Conversation],
         feedback: Vec<Feedback>,
+        account_owner: Option<&str>,
     ) -> Result<(), sla::SlaError> {
         let (from, to) = (self.options.from, self.options.to);
         let within = |at: DateTime<Utc>| from <= at && at < to;
@@ -265,7 +268,13 @@ impl Builder {
                         })
                     })
                     .map_or_else(
-                        || item.owner.clone().unwrap_or_else(|| "unowned".to_owned()),
+                        || {
+                            item.owner
+                                .as_deref()
+                                .or(account_owner)
+                                .unwrap_or("unowned")
+                                .to_owned()
+                        },
                         |c| self.group_of(c),
                     ),
                 GroupBy::Channel => item.channel.name().to_owned(),
