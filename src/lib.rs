@@ -49,7 +49,9 @@
 //!   `SqliteStore` backend (feature `sqlite`, on by default), and (feature `testkit`) the
 //!   `conformance` tests every backend must pass.
 //! - [`view`]: the unified [`Profile`] and its timeline.
-//! - [`conversation`]: a customer's interactions read as threads across channels.
+//! - [`conversation`]: a customer's interactions read as threads across channels, with
+//!   replies and owners, service levels ([`conversation::sla`]), the accountability
+//!   report and the follow-up of feedback.
 //! - [`analytics`]: RFM summaries, scores and segments, and customer lifetime value
 //!   from the BG/NBD, Pareto/NBD and Gamma-Gamma models.
 //! - [`Customers`]: the facade over all of it, including the operator's corrections
