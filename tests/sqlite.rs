@@ -95,6 +95,34 @@ fn data_survives_closing_and_reopening() {
     check_fixture_content(&Customers::new(SqliteStore::open(&path).unwrap()));
 }
 
+/// With automatic checkpoints off the log keeps every write; a checkpoint moves it all
+/// into the main file and empties the log, and the content reads the same afterwards.
+#[test]
+fn a_checkpoint_empties_the_log_into_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("customers.db");
+    let wal = dir.path().join("customers.db-wal");
+    let store = SqliteStore::builder()
+        .checkpoint_pages(0)
+        .open(&path)
+        .unwrap();
+    let customers = Customers::new(store);
+    fixture_events().into_iter().for_each(|e| {
+        customers.ingest(e).unwrap();
+    });
+    let logged = std::fs::metadata(&wal).unwrap().len();
+    assert!(logged > 0, "the writes are in the log");
+    let file_before = read(&path);
+    assert_eq!(customers.store().checkpoint().unwrap(), 0);
+    assert_eq!(
+        std::fs::metadata(&wal).unwrap().len(),
+        0,
+        "the log is emptied"
+    );
+    assert_ne!(read(&path), file_before, "its pages are in the file now");
+    check_fixture_content(&customers);
+}
+
 /// The content every fixture database holds: two people, one merge, traits.
 fn fixture_events() -> Vec<Event> {
     let at =
