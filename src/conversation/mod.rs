@@ -49,6 +49,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod facade;
 pub mod follow_up;
 pub mod report;
 pub mod sla;
