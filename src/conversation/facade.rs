@@ -1,7 +1,7 @@
 //! The conversation reads of [`Customers`]: threads, feedback, the accountability report
 //! and the follow-up of feedback.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use super::follow_up::{self, FollowUp, FollowUpOptions};
 use super::report::{self, Report, ReportOptions};
@@ -9,7 +9,7 @@ use super::{self as conversation, Conversation, ConversationKey, ConversationSum
 use crate::Customers;
 use crate::error::Error;
 use crate::model::CustomerId;
-use crate::store::{PageRequest, Store, StoreError, read_consistent};
+use crate::store::{Store, StoreError, read_consistent};
 use crate::view::{self, Lookup};
 
 impl<S: Store> Customers<S> {
@@ -80,7 +80,7 @@ impl<S: Store> Customers<S> {
         read_consistent(&self.store(), |reads| {
             let customer = view::find(reads, &lookup)?.ok_or(Error::UnknownCustomer)?;
             let interactions = conversation::all_interactions(reads, customer)?;
-            Ok(feedback_of(reads, customer, &interactions)?)
+            Ok(feedback_and_purchases(reads, customer, &interactions, &[])?.0)
         })
     }
 
@@ -93,26 +93,18 @@ impl<S: Store> Customers<S> {
     pub fn service_report(&self, options: ReportOptions) -> Result<Report, Error> {
         options.policy.validate()?;
         let mut builder = report::Builder::new(options);
-        let mut after = None;
-        loop {
-            let page = self.store().customers(after, 1_000)?;
-            for &customer in &page {
-                let (conversations, said, account_owner) =
-                    read_consistent(&self.store(), |reads| {
-                        let interactions = conversation::all_interactions(reads, customer)?;
-                        let said = feedback_of(reads, customer, &interactions)?;
-                        let account_owner = account_owner_of(reads, customer)?;
-                        let conversations =
-                            conversation::group(customer, interactions, account_owner.as_deref());
-                        Ok::<_, Error>((conversations, said, account_owner))
-                    })?;
-                builder.add(&conversations, said, account_owner.as_deref())?;
-            }
-            match page.last() {
-                Some(&last) => after = Some(last),
-                None => break,
-            }
-        }
+        self.each_customer(|customer| {
+            let (conversations, said, account_owner) = read_consistent(&self.store(), |reads| {
+                let interactions = conversation::all_interactions(reads, customer)?;
+                let (said, _) = feedback_and_purchases(reads, customer, &interactions, &[])?;
+                let account_owner = account_owner_of(reads, customer)?;
+                let conversations =
+                    conversation::group(customer, interactions, account_owner.as_deref());
+                Ok::<_, Error>((conversations, said, account_owner))
+            })?;
+            builder.add(&conversations, said, account_owner.as_deref())?;
+            Ok(())
+        })?;
         Ok(builder.finish())
     }
 
@@ -160,25 +152,40 @@ impl<S: Store> Customers<S> {
         p_alive: &dyn Fn(CustomerId) -> Option<f64>,
     ) -> Result<FollowUp, Error> {
         let mut builder = follow_up::Builder::new(options);
+        self.each_customer(|customer| {
+            let (conversations, said, purchases) = read_consistent(&self.store(), |reads| {
+                let interactions = conversation::all_interactions(reads, customer)?;
+                let (said, purchases) = feedback_and_purchases(
+                    reads,
+                    customer,
+                    &interactions,
+                    builder.purchase_events(),
+                )?;
+                let conversations = conversation::group(customer, interactions, None);
+                Ok::<_, Error>((conversations, said, purchases))
+            })?;
+            builder.add(&conversations, &said, &purchases, p_alive(customer));
+            Ok(())
+        })?;
+        Ok(builder.finish())
+    }
+
+    /// Calls `visit` with each live profile, a page of ids at a time.
+    fn each_customer(
+        &self,
+        mut visit: impl FnMut(CustomerId) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         let mut after = None;
         loop {
             let page = self.store().customers(after, 1_000)?;
             for &customer in &page {
-                let (conversations, said, purchases) = read_consistent(&self.store(), |reads| {
-                    let interactions = conversation::all_interactions(reads, customer)?;
-                    let said = feedback_of(reads, customer, &interactions)?;
-                    let purchases = events_named(reads, customer, builder.purchase_events())?;
-                    let conversations = conversation::group(customer, interactions, None);
-                    Ok::<_, Error>((conversations, said, purchases))
-                })?;
-                builder.add(&conversations, &said, &purchases, p_alive(customer));
+                visit(customer)?;
             }
             match page.last() {
                 Some(&last) => after = Some(last),
-                None => break,
+                None => return Ok(()),
             }
         }
-        Ok(builder.finish())
     }
 
     /// The open conversations of the customer `lookup` finds (their latest interaction
@@ -202,25 +209,26 @@ fn account_owner_of(
     Ok(conversation::account_owner(&traits))
 }
 
-/// Everything the live profile `customer` told the company about itself, from its events
-/// and `interactions`, oldest first.
-fn feedback_of(
+/// What the live profile `customer` told the company about itself, from its events and
+/// `interactions`, oldest first; and when it did any of the events `purchases` names. The
+/// events are read once for both.
+fn feedback_and_purchases(
     reads: &dyn crate::store::Reads,
     customer: CustomerId,
     interactions: &[crate::model::Interaction],
-) -> Result<Vec<crate::Feedback>, StoreError> {
+    purchases: &[String],
+) -> Result<(Vec<crate::Feedback>, Vec<DateTime<Utc>>), StoreError> {
     let mut said = Vec::new();
-    let mut request = PageRequest::first(crate::store::MAX_PAGE_SIZE);
-    loop {
-        let page = reads.events(customer, request)?;
-        for event in &page.items {
-            said.extend(crate::Feedback::from_event(event).ok().flatten());
-        }
-        match page.next {
-            Some(cursor) => request = PageRequest::after(cursor, crate::store::MAX_PAGE_SIZE),
-            None => break,
-        }
-    }
+    let mut bought = Vec::new();
+    conversation::each_page(
+        |request| reads.events(customer, request),
+        |event| {
+            if purchases.contains(&event.name) {
+                bought.push(event.occurred_at);
+            }
+            said.extend(crate::Feedback::from_event(&event).ok().flatten());
+        },
+    )?;
     for interaction in interactions {
         said.extend(
             crate::Feedback::from_interaction(interaction)
@@ -229,28 +237,5 @@ fn feedback_of(
         );
     }
     said.sort_by_key(|f| (f.at, f.record));
-    Ok(said)
-}
-
-/// When the live profile `customer` did any of the events `names`.
-fn events_named(
-    reads: &dyn crate::store::Reads,
-    customer: CustomerId,
-    names: &[String],
-) -> Result<Vec<chrono::DateTime<Utc>>, StoreError> {
-    let mut times = Vec::new();
-    let mut request = PageRequest::first(crate::store::MAX_PAGE_SIZE);
-    loop {
-        let page = reads.events(customer, request)?;
-        times.extend(
-            page.items
-                .iter()
-                .filter(|e| names.contains(&e.name))
-                .map(|e| e.occurred_at),
-        );
-        match page.next {
-            Some(cursor) => request = PageRequest::after(cursor, crate::store::MAX_PAGE_SIZE),
-            None => return Ok(times),
-        }
-    }
+    Ok((said, bought))
 }

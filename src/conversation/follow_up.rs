@@ -90,7 +90,8 @@ pub struct FollowUp {
 pub(crate) struct Builder {
     options: FollowUpOptions,
     follow_up: FollowUp,
-    p_alive: [(f64, u64); 2],
+    /// The sum of P(alive) over answered and over unanswered detractors with an estimate.
+    p_alive_sums: [f64; 2],
 }
 
 impl Builder {
@@ -98,7 +99,7 @@ impl Builder {
         Self {
             options,
             follow_up: FollowUp::default(),
-            p_alive: [(0.0, 0); 2],
+            p_alive_sums: [0.0; 2],
         }
     }
 
@@ -147,22 +148,33 @@ impl Builder {
                 || matches!(f.score, Some(Score { value, scale: Scale::Csat }) if value <= 2.0)
         });
         if detractor {
-            let (side, sums) = if answered {
-                (&mut follow_up.answered_detractors, &mut self.p_alive[0])
+            let (side, sum) = if answered {
+                (
+                    &mut follow_up.answered_detractors,
+                    &mut self.p_alive_sums[0],
+                )
             } else {
-                (&mut follow_up.unanswered_detractors, &mut self.p_alive[1])
+                (
+                    &mut follow_up.unanswered_detractors,
+                    &mut self.p_alive_sums[1],
+                )
             };
             side.customers += 1;
             if let Some(p) = p_alive {
                 side.estimated += 1;
-                sums.0 += p;
-                sums.1 += 1;
-                side.mean_p_alive = Some(sums.0 / sums.1 as f64);
+                *sum += p;
             }
         }
     }
 
-    pub(crate) fn finish(self) -> FollowUp {
+    pub(crate) fn finish(mut self) -> FollowUp {
+        let sides = [
+            &mut self.follow_up.answered_detractors,
+            &mut self.follow_up.unanswered_detractors,
+        ];
+        for (side, sum) in sides.into_iter().zip(self.p_alive_sums) {
+            side.mean_p_alive = (side.estimated > 0).then(|| sum / side.estimated as f64);
+        }
         self.follow_up
     }
 }

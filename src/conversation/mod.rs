@@ -61,7 +61,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Channel, CustomerId, Direction, Interaction, InteractionId, InteractionStatus};
-use crate::store::{MAX_PAGE_SIZE, PageRequest, Reads, StoreError};
+use crate::store::{MAX_PAGE_SIZE, Page, PageRequest, Reads, StoreError};
 
 /// What names a conversation within one customer's history.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -350,13 +350,26 @@ pub(crate) fn all_interactions<S: Reads + ?Sized>(
     customer: CustomerId,
 ) -> Result<Vec<Interaction>, StoreError> {
     let mut all = Vec::new();
+    each_page(
+        |request| store.interactions(customer, request),
+        |i| all.push(i),
+    )?;
+    Ok(all)
+}
+
+/// Hands every item of a timeline to `visit`, reading it with `read` in the largest
+/// pages the contract allows.
+pub(crate) fn each_page<T>(
+    mut read: impl FnMut(PageRequest) -> Result<Page<T>, StoreError>,
+    mut visit: impl FnMut(T),
+) -> Result<(), StoreError> {
     let mut request = PageRequest::first(MAX_PAGE_SIZE);
     loop {
-        let page = store.interactions(customer, request)?;
-        all.extend(page.items);
+        let page = read(request)?;
+        page.items.into_iter().for_each(&mut visit);
         match page.next {
             Some(cursor) => request = PageRequest::after(cursor, MAX_PAGE_SIZE),
-            None => return Ok(all),
+            None => return Ok(()),
         }
     }
 }

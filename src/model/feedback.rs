@@ -507,19 +507,12 @@ pub struct Csat {
 pub fn nps<'a>(feedback: impl IntoIterator<Item = &'a Feedback>) -> Nps {
     let (mut promoters, mut passives, mut detractors) = (0, 0, 0);
     for item in feedback {
-        match item.score {
-            Some(Score {
-                value,
-                scale: Scale::Nps,
-            }) if value >= 9.0 => promoters += 1,
-            Some(Score {
-                value,
-                scale: Scale::Nps,
-            }) if value >= 7.0 => passives += 1,
-            Some(Score {
-                scale: Scale::Nps, ..
-            }) => detractors += 1,
-            _ => {}
+        if item.is_promoter() {
+            promoters += 1;
+        } else if item.is_detractor() {
+            detractors += 1;
+        } else if item.score.is_some_and(|s| s.scale == Scale::Nps) {
+            passives += 1;
         }
     }
     let total = promoters + passives + detractors;

@@ -241,9 +241,18 @@ fn latest(
         "SELECT t.occurred_at, t.id FROM profiles p JOIN {table} t ON t.profile_id = p.id
          WHERE p.live_id = {LIVE} ORDER BY t.occurred_at DESC, t.id DESC LIMIT 1"
     );
-    conn.prepare_cached(&sql)
+    position(conn, &sql, [key(id.as_uuid())])
+}
+
+/// The timeline position (`occurred_at`, `id`) of the one row `sql` selects, if any.
+fn position(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Option<TimelineCursor>, StoreError> {
+    conn.prepare_cached(sql)
         .map_err(sqlite)?
-        .query_row([key(id.as_uuid())], |row| {
+        .query_row(params, |row| {
             Ok((row.get::<_, i64>(0)?, row.get::<_, Key>(1)?))
         })
         .optional()
@@ -411,17 +420,7 @@ impl EventStore for SqliteStore {
 fn newest(conn: &Connection, table: &str) -> Result<Option<TimelineCursor>, StoreError> {
     let sql =
         format!("SELECT occurred_at, id FROM {table} ORDER BY occurred_at DESC, id DESC LIMIT 1");
-    conn.prepare_cached(&sql)
-        .map_err(sqlite)?
-        .query_row([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Key>(1)?)))
-        .optional()
-        .map_err(sqlite)
-        .map(|found| {
-            found.map(|(at, id)| TimelineCursor {
-                at: time(at),
-                id: Uuid::from_bytes(id),
-            })
-        })
+    position(conn, &sql, [])
 }
 
 /// One stored record by id, with the live profile it belongs to.
