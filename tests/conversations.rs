@@ -529,3 +529,94 @@ fn the_account_owner_answers_for_what_nobody_owns() {
         );
     }
 }
+
+/// A reply must say which conversation it answers: one with no thread is refused with
+/// the field named, on the builder and on a record deserialized by hand, and nothing is
+/// stored.
+#[test]
+fn a_reply_with_no_thread_is_refused_and_nothing_is_stored() {
+    let asked = contact(
+        "desk",
+        "m-1",
+        Channel::Email,
+        Direction::Inbound,
+        None,
+        0,
+        &["email:ana@example.com"],
+    )
+    .build()
+    .unwrap();
+    let refused = oneview::ValidationError::Missing {
+        field: "thread",
+        required_by: "in_reply_to",
+    };
+    let built = contact(
+        "desk",
+        "m-2",
+        Channel::Email,
+        Direction::Outbound,
+        None,
+        5,
+        &["email:ana@example.com"],
+    )
+    .in_reply_to(&asked)
+    .build();
+    assert_eq!(built.unwrap_err(), refused);
+
+    let mut by_hand = contact(
+        "desk",
+        "m-2",
+        Channel::Email,
+        Direction::Outbound,
+        None,
+        5,
+        &["email:ana@example.com"],
+    )
+    .build()
+    .unwrap();
+    by_hand.in_reply_to = Some(asked.id);
+    assert_eq!(by_hand.validate().unwrap_err(), refused);
+    for customers in backends() {
+        let err = customers.ingest(by_hand.clone()).unwrap_err();
+        assert!(
+            matches!(err, Error::Invalid(ref e) if *e == refused),
+            "{err:?}"
+        );
+        assert!(
+            customers
+                .profile(id("email:ana@example.com"))
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    let threaded = contact(
+        "desk",
+        "m-3",
+        Channel::Email,
+        Direction::Inbound,
+        Some("case-1"),
+        0,
+        &[],
+    )
+    .build()
+    .unwrap();
+    let elsewhere = contact(
+        "desk",
+        "m-4",
+        Channel::Email,
+        Direction::Outbound,
+        Some("case-2"),
+        5,
+        &[],
+    )
+    .in_reply_to(&threaded)
+    .build();
+    assert_eq!(
+        elsewhere.unwrap_err(),
+        oneview::ValidationError::Mismatch {
+            field: "thread",
+            with: "in_reply_to"
+        }
+    );
+}

@@ -74,6 +74,22 @@ pub enum ValidationError {
         /// The field it should not precede.
         earlier_than: &'static str,
     },
+    /// A field is absent that another field needs (a reply with no thread, say).
+    #[error("{field} is missing, and {required_by} needs it")]
+    Missing {
+        /// The absent field.
+        field: &'static str,
+        /// The field that needs it.
+        required_by: &'static str,
+    },
+    /// Two fields disagree (a reply in another thread than the contact it answers).
+    #[error("{field} disagrees with {with}")]
+    Mismatch {
+        /// The field.
+        field: &'static str,
+        /// The field it disagrees with.
+        with: &'static str,
+    },
 }
 
 /// The longest text accepted in names, sources, keys and similar short fields, in bytes.

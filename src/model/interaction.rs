@@ -92,6 +92,10 @@ pub struct Interaction {
     pub direction: Direction,
     /// The conversation it belongs to, shared by the contacts of one conversation.
     pub thread: Option<String>,
+    /// The contact this one answers (an email's `In-Reply-To`, a comment on a ticket),
+    /// which must be in the same `thread`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_reply_to: Option<InteractionId>,
     /// The agent or team that owns it.
     pub owner: Option<String>,
     /// Its subject line or topic.
@@ -108,6 +112,11 @@ pub struct Interaction {
     pub updated_at: DateTime<Utc>,
     /// When it was closed, if it is.
     pub closed_at: Option<DateTime<Utc>>,
+    /// When a call was picked up (a person, not a queue, answered it); `None` for a call
+    /// nobody answered, and for contacts that are not calls. It stops the
+    /// [call-answer](crate::conversation::sla::Metric::CallAnswer) clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_at: Option<DateTime<Utc>>,
     /// Who the customer is, as far as the source knows.
     pub identifiers: Vec<Identifier>,
     /// Whatever else the source said about it.
@@ -124,6 +133,7 @@ impl Interaction {
             channel,
             direction,
             thread: None,
+            reply_to: None,
             owner: None,
             subject: None,
             body: None,
@@ -132,6 +142,7 @@ impl Interaction {
             occurred_at: None,
             updated_at: None,
             closed_at: None,
+            answered_at: None,
             identifiers: IdentifierInput::default(),
             properties: Value::Object(Map::new()),
         }
@@ -152,6 +163,21 @@ impl Interaction {
         storable_time("updated_at", self.updated_at)?;
         if let Some(closed) = self.closed_at {
             storable_time("closed_at", closed)?;
+        }
+        if let Some(answered) = self.answered_at {
+            storable_time("answered_at", answered)?;
+            if answered < self.occurred_at {
+                return Err(ValidationError::TimeOrder {
+                    field: "answered_at",
+                    earlier_than: "occurred_at",
+                });
+            }
+        }
+        if self.in_reply_to.is_some() && self.thread.is_none() {
+            return Err(ValidationError::Missing {
+                field: "thread",
+                required_by: "in_reply_to",
+            });
         }
         for (field, value) in [("thread", &self.thread), ("owner", &self.owner)] {
             if let Some(value) = value {
@@ -201,6 +227,8 @@ pub struct InteractionBuilder {
     channel: Channel,
     direction: Direction,
     thread: Option<String>,
+    /// The contact answered, and its thread.
+    reply_to: Option<(InteractionId, Option<String>)>,
     owner: Option<String>,
     subject: Option<String>,
     body: Option<String>,
@@ -209,6 +237,7 @@ pub struct InteractionBuilder {
     occurred_at: Option<DateTime<Utc>>,
     updated_at: Option<DateTime<Utc>>,
     closed_at: Option<DateTime<Utc>>,
+    answered_at: Option<DateTime<Utc>>,
     identifiers: IdentifierInput,
     properties: Value,
 }
@@ -230,6 +259,45 @@ impl InteractionBuilder {
     /// The conversation it belongs to.
     pub fn thread(mut self, thread: &str) -> Self {
         self.thread = Some(thread.to_owned());
+        self
+    }
+
+    /// Marks it as the answer to `contact`, and puts it in the same thread. Building
+    /// fails if `contact` has no thread (nothing would tie the answer to what it answers)
+    /// or if [`thread`](Self::thread) names another one.
+    ///
+    /// ```
+    /// use oneview::{Channel, Direction, Interaction, ValidationError};
+    ///
+    /// let asked = Interaction::builder("desk", Channel::Email, Direction::Inbound)
+    ///     .key("m-1")
+    ///     .thread("case-4")
+    ///     .build()?;
+    /// let answer = Interaction::builder("desk", Channel::Email, Direction::Outbound)
+    ///     .key("m-2")
+    ///     .in_reply_to(&asked)
+    ///     .build()?;
+    /// assert_eq!(answer.thread.as_deref(), Some("case-4"));
+    ///
+    /// let lone = Interaction::builder("desk", Channel::Email, Direction::Inbound)
+    ///     .key("m-3")
+    ///     .build()?;
+    /// let err = Interaction::builder("desk", Channel::Email, Direction::Outbound)
+    ///     .key("m-4")
+    ///     .in_reply_to(&lone)
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(err, ValidationError::Missing { field: "thread", required_by: "in_reply_to" });
+    /// # Ok::<(), ValidationError>(())
+    /// ```
+    pub fn in_reply_to(mut self, contact: &Interaction) -> Self {
+        self.reply_to = Some((contact.id, contact.thread.clone()));
+        self
+    }
+
+    /// When a call was picked up.
+    pub fn answered_at(mut self, at: DateTime<Utc>) -> Self {
+        self.answered_at = Some(at);
         self
     }
 
@@ -324,6 +392,18 @@ impl InteractionBuilder {
             _ => self.closed_at,
         };
         let key = self.key.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let (in_reply_to, thread) = match self.reply_to {
+            None => (None, self.thread),
+            Some((answered, their_thread)) => match (self.thread, their_thread) {
+                (Some(mine), Some(theirs)) if mine != theirs => {
+                    return Err(ValidationError::Mismatch {
+                        field: "thread",
+                        with: "in_reply_to",
+                    });
+                }
+                (mine, theirs) => (Some(answered), mine.or(theirs)),
+            },
+        };
         let interaction = Interaction {
             id: InteractionId::derive(&self.source, &key),
             key,
@@ -331,7 +411,8 @@ impl InteractionBuilder {
             kind: self.kind,
             channel: self.channel,
             direction: self.direction,
-            thread: self.thread,
+            thread,
+            in_reply_to,
             owner: self.owner,
             subject: self.subject,
             body: self.body,
@@ -340,6 +421,7 @@ impl InteractionBuilder {
             occurred_at,
             updated_at,
             closed_at,
+            answered_at: self.answered_at,
             identifiers,
             properties,
         };

@@ -20,6 +20,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod interaction_row;
 mod read;
 mod schema;
 mod write;
@@ -231,9 +232,14 @@ impl SqliteBuilder {
     /// another application, and a database from a newer release.
     pub fn open(self, path: impl AsRef<Path>) -> Result<SqliteStore, OpenError> {
         let path = path.as_ref().to_owned();
-        let mut writer = Connection::open(&path)?;
+        let mut migrating = Connection::open(&path)?;
+        migrating.busy_timeout(self.busy_timeout)?;
+        schema::check_and_migrate(&mut migrating, &path)?;
+        // A connection that renamed a table cannot checkpoint the log afterwards (SQLite
+        // reports the table locked), so the writer is a fresh connection.
+        drop(migrating);
+        let writer = Connection::open(&path)?;
         writer.busy_timeout(self.busy_timeout)?;
-        schema::check_and_migrate(&mut writer, &path)?;
         self.configure(&writer, true)?;
         Ok(SqliteStore {
             writer: Mutex::new(writer),

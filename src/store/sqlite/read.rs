@@ -6,7 +6,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 
 use super::{
-    Key, LIVE, SCAN_CHUNK, SqliteStore, backend, corrupt, customer, decode, key, sqlite, time,
+    Key, LIVE, SCAN_CHUNK, SqliteStore, backend, corrupt, customer, decode, interaction_row, key,
+    sqlite, time,
 };
 use crate::model::{
     Channel, CustomerId, Event, EventId, Identifier, Interaction, InteractionId, MergeRecord,
@@ -228,8 +229,6 @@ fn bodies<T: serde::de::DeserializeOwned>(
         .collect()
 }
 
-/// A newest-first page from `table`, which must have `profile_id`, `occurred_at`, `id` and
-/// `body` columns.
 /// The newest entry of the live profile `id` in `table`, read from its
 /// `(profile_id, occurred_at, id)` index alone.
 fn latest(
@@ -242,6 +241,17 @@ fn latest(
          WHERE p.live_id = {LIVE} ORDER BY t.occurred_at DESC, t.id DESC LIMIT 1"
     );
     position(conn, &sql, [key(id.as_uuid())])
+}
+
+/// The profiles that resolve to the same live profile as `id`, itself included when it
+/// is live; none when `id` is unknown.
+fn members_of(conn: &Connection, id: CustomerId) -> Result<Vec<Key>, StoreError> {
+    conn.prepare_cached(&format!("SELECT id FROM profiles WHERE live_id = {LIVE}"))
+        .map_err(sqlite)?
+        .query_map([key(id.as_uuid())], |row| row.get::<_, Key>(0))
+        .map_err(sqlite)?
+        .map(|member| member.map_err(sqlite))
+        .collect()
 }
 
 /// The timeline position (`occurred_at`, `id`) of the one row `sql` selects, if any.
@@ -265,6 +275,8 @@ fn position(
         })
 }
 
+/// A newest-first page from `table`, which must have `profile_id`, `occurred_at`, `id` and
+/// `body` columns.
 fn page<T: serde::de::DeserializeOwned>(
     conn: &Connection,
     table: &str,
@@ -521,7 +533,22 @@ impl InteractionStore for SqliteStore {
         &self,
         id: InteractionId,
     ) -> Result<Option<Attributed<Interaction>>, StoreError> {
-        self.read(|conn| stored(conn, "interactions", &key(id.as_uuid()), "interaction"))
+        self.read(|conn| {
+            let sql = format!(
+                "SELECT p.live_id, {} FROM interactions t
+                 JOIN profiles p ON p.id = t.profile_id WHERE t.id = ?1",
+                interaction_row::COLUMNS
+            );
+            let mut statement = conn.prepare_cached(&sql).map_err(sqlite)?;
+            let mut rows = statement.query([key(id.as_uuid())]).map_err(sqlite)?;
+            let Some(row) = rows.next().map_err(sqlite)? else {
+                return Ok(None);
+            };
+            Ok(Some(Attributed {
+                customer: customer(row.get(0).map_err(sqlite)?),
+                record: interaction_row::read(row, 1)?,
+            }))
+        })
     }
 
     fn interactions(
@@ -529,13 +556,56 @@ impl InteractionStore for SqliteStore {
         id: CustomerId,
         request: PageRequest,
     ) -> Result<Page<Interaction>, StoreError> {
+        let (before_at, before_id) = match request.cursor() {
+            Some(cursor) => (nanos_cursor(cursor.at), key(&cursor.id)),
+            None => (i64::MAX, [0xFF; 16]),
+        };
         self.read(|conn| {
-            page(conn, "interactions", id, request, |i: &Interaction| {
-                TimelineCursor {
+            // Most customers are one profile, whose interactions the table's key already
+            // holds in time order: read them straight off it. Several members' rows must
+            // be merged, which SQLite does by sorting.
+            let members = members_of(conn, id)?;
+            let sql = match members.as_slice() {
+                [_] => format!(
+                    "SELECT {} FROM interactions t
+                     WHERE t.profile_id = ?1 AND (t.occurred_at, t.id) < (?2, ?3)
+                     ORDER BY t.occurred_at DESC, t.id DESC LIMIT ?4",
+                    interaction_row::COLUMNS
+                ),
+                _ => format!(
+                    "SELECT {} FROM profiles p JOIN interactions t ON t.profile_id = p.id
+                     WHERE p.live_id = {LIVE} AND (t.occurred_at, t.id) < (?2, ?3)
+                     ORDER BY t.occurred_at DESC, t.id DESC LIMIT ?4",
+                    interaction_row::COLUMNS
+                ),
+            };
+            let member = members
+                .first()
+                .copied()
+                .unwrap_or_else(|| key(id.as_uuid()));
+            let mut statement = conn.prepare_cached(&sql).map_err(sqlite)?;
+            let mut rows = statement
+                .query(params![
+                    member,
+                    before_at,
+                    before_id,
+                    request.limit() as i64 + 1
+                ])
+                .map_err(sqlite)?;
+            let mut items = Vec::new();
+            while let Some(row) = rows.next().map_err(sqlite)? {
+                items.push(interaction_row::read(row, 0)?);
+            }
+            let more = items.len() > request.limit();
+            items.truncate(request.limit());
+            let next = more
+                .then(|| items.last())
+                .flatten()
+                .map(|i: &Interaction| TimelineCursor {
                     at: i.occurred_at,
                     id: *i.id.as_uuid(),
-                }
-            })
+                });
+            Ok(Page { items, next })
         })
     }
 

@@ -13,9 +13,10 @@ use super::OpenError;
 /// Marks a SQLite file as a `oneview` database (`PRAGMA application_id`): ASCII "1vw1".
 pub const APPLICATION_ID: i32 = 0x3176_7731;
 
-/// Each migration takes the schema from version `index` to `index + 1`. Append only: a
-/// shipped migration never changes, and each gets a fixture database under
-/// `tests/fixtures/` that the migration test opens.
+/// Each migration takes the schema from version `index` to `index + 1`: its SQL, then, for
+/// a change SQL cannot make exactly, a step in Rust ([`STEPS`]). Append only: a shipped
+/// migration never changes, and each gets a fixture database under `tests/fixtures/` that
+/// the migration test opens.
 const MIGRATIONS: &[&str] = &[
     // Version 1.
     "
@@ -104,7 +105,66 @@ const MIGRATIONS: &[&str] = &[
     DROP INDEX profiles_by_live;
     CREATE INDEX profiles_by_live ON profiles (live_id, id, created_at);
     ",
+    // Version 4: interactions kept in columns rather than as JSON, clustered by the profile
+    // they belong to and then by time, so a customer's history is one sweep of adjacent
+    // pages and reading it parses no JSON but their properties. The rows are copied by
+    // `copy_interactions_to_v4`, which keeps times to the nanosecond.
+    "
+    CREATE TABLE interactions_v4 (
+        profile_id  BLOB NOT NULL REFERENCES profiles (id),
+        occurred_at INTEGER NOT NULL,
+        id          BLOB NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        channel     TEXT NOT NULL,
+        source      TEXT NOT NULL,
+        key         TEXT NOT NULL,
+        kind        TEXT NOT NULL,   -- a built-in kind's name, or {\"other\": name}
+        direction   TEXT NOT NULL,
+        status      TEXT NOT NULL,
+        thread      TEXT,
+        in_reply_to BLOB,
+        owner       TEXT,
+        subject     TEXT,
+        text        TEXT,
+        outcome     TEXT,
+        closed_at   INTEGER,
+        answered_at INTEGER,
+        identifiers TEXT NOT NULL,   -- a JSON array of canonical kind:value forms
+        properties  TEXT NOT NULL,   -- a JSON object
+        PRIMARY KEY (profile_id, occurred_at, id)
+    ) WITHOUT ROWID;
+    ",
 ];
+
+/// A migration step SQL cannot express, run after the SQL of the same version.
+type Step = fn(&Connection) -> rusqlite::Result<()>;
+
+/// The Rust steps of migrations, by the version they lead to.
+const STEPS: &[(i32, Step)] = &[(4, copy_interactions_to_v4)];
+
+/// Moves each interaction from its JSON row into the columns of `interactions_v4`, then
+/// puts the new table in the old one's place.
+fn copy_interactions_to_v4(conn: &Connection) -> rusqlite::Result<()> {
+    {
+        let mut read = conn.prepare("SELECT profile_id, body FROM interactions")?;
+        let mut rows = read.query([])?;
+        while let Some(row) = rows.next()? {
+            let profile: super::Key = row.get(0)?;
+            let body: String = row.get(1)?;
+            let interaction: crate::model::Interaction = serde_json::from_str(&body)
+                .map_err(|err| rusqlite::Error::ToSqlConversionFailure(Box::new(err)))?;
+            super::interaction_row::insert(conn, "interactions_v4", &profile, &interaction)?;
+        }
+    }
+    conn.execute_batch(
+        "
+        DROP TABLE interactions;
+        ALTER TABLE interactions_v4 RENAME TO interactions;
+        CREATE UNIQUE INDEX interactions_by_id ON interactions (id);
+        CREATE INDEX interactions_by_time ON interactions (occurred_at, id);
+        ",
+    )
+}
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
@@ -142,6 +202,24 @@ fn inspect(conn: &Connection, path: &Path) -> Result<Found, OpenError> {
     })
 }
 
+/// Takes the schema of `conn` from version `from` to `to`.
+fn migrate(conn: &Connection, from: i32, to: i32) -> rusqlite::Result<()> {
+    for (version, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .take(to as usize)
+        .skip(from as usize)
+    {
+        let version = version as i32 + 1;
+        conn.execute_batch(sql)?;
+        for (_, step) in STEPS.iter().filter(|(to, _)| *to == version) {
+            step(conn)?;
+        }
+        conn.pragma_update(None, "user_version", version)?;
+    }
+    Ok(())
+}
+
 /// Refuses files that are not ours or are too new; migrates ours to [`SCHEMA_VERSION`].
 /// Nothing is written until the file is known to be ours (or empty).
 pub(crate) fn check_and_migrate(conn: &mut Connection, path: &Path) -> Result<(), OpenError> {
@@ -167,13 +245,76 @@ pub(crate) fn check_and_migrate(conn: &mut Connection, path: &Path) -> Result<()
         Found::Foreign { .. } => return refuse(found),
     };
     refuse(Found::Ours(from))?;
-    for (version, sql) in MIGRATIONS.iter().enumerate().skip(from as usize) {
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", version as i32 + 1)?;
-    }
+    migrate(&tx, from, SCHEMA_VERSION)?;
     if from < SCHEMA_VERSION {
         tx.pragma_update(None, "application_id", APPLICATION_ID)?;
     }
     tx.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Channel, Direction, IdentifierKind, Interaction, InteractionStatus};
+    use chrono::{TimeZone, Utc};
+
+    /// Version 4 moved interactions from JSON into columns; what version 3 stored must read
+    /// back the same, times to the nanosecond.
+    #[test]
+    fn version_4_keeps_every_interaction_of_version_3() {
+        let conn = Connection::open_in_memory().unwrap();
+        migrate(&conn, 0, 3).unwrap();
+        let at = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()
+            + chrono::Duration::nanoseconds(987_654_321);
+        let stored = Interaction::builder("desk", Channel::Chat, Direction::Inbound)
+            .key("chat-1")
+            .thread("case-1")
+            .identifier(IdentifierKind::Email, "ana@example.com")
+            .status(InteractionStatus::Closed)
+            .occurred_at(at)
+            .closed_at(at + chrono::Duration::nanoseconds(1))
+            .build()
+            .unwrap();
+        let profile = [1u8; 16];
+        conn.execute(
+            "INSERT INTO profiles (id, created_at, live_id) VALUES (?1, 0, ?1)",
+            [profile],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO interactions (id, profile_id, occurred_at, updated_at, channel, body)
+             VALUES (?1, ?2, ?3, ?3, 'chat', ?4)",
+            rusqlite::params![
+                stored.id.as_uuid().as_bytes(),
+                profile,
+                at.timestamp_nanos_opt().unwrap(),
+                serde_json::to_string(&stored).unwrap()
+            ],
+        )
+        .unwrap();
+
+        migrate(&conn, 3, 4).unwrap();
+        let read = conn
+            .query_row(
+                &format!(
+                    "SELECT {} FROM interactions t WHERE t.profile_id = ?1",
+                    super::super::interaction_row::COLUMNS
+                ),
+                [profile],
+                |row| Ok(super::super::interaction_row::read(row, 0)),
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(read, stored);
+        let indexes: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'index'
+                 AND name IN ('interactions_by_id', 'interactions_by_time')",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexes, 2);
+    }
 }

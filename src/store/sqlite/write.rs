@@ -396,22 +396,10 @@ fn apply_commit(
     }) = &commit.interaction
     {
         require_profile(conn, known, *id)?;
-        conn.prepare_cached(
-            "INSERT INTO interactions (id, profile_id, occurred_at, updated_at, channel, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (id) DO UPDATE SET
-                profile_id = excluded.profile_id, occurred_at = excluded.occurred_at,
-                updated_at = excluded.updated_at, channel = excluded.channel,
-                body = excluded.body",
-        )?
-        .execute(params![
-            key(record.id.as_uuid()),
-            key(id.as_uuid()),
-            nanos(record.occurred_at)?,
-            nanos(record.updated_at)?,
-            record.channel.name(),
-            encode(record)?
-        ])?;
+        // A new version replaces the old row: its time, a key column, may have changed.
+        conn.prepare_cached("DELETE FROM interactions WHERE id = ?1")?
+            .execute([key(record.id.as_uuid())])?;
+        super::interaction_row::insert(conn, "interactions", &key(id.as_uuid()), record)?;
     }
     for Attributed {
         customer: id,
