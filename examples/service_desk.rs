@@ -33,7 +33,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
 use oneview::analytics::{BgNbd, RfmOptions, TimeUnit, TransactionModel, rfm_summary};
 use oneview::conversation::follow_up::{FollowUp, FollowUpOptions};
-use oneview::conversation::report::{Figures, GroupBy, Report, ReportOptions};
+use oneview::conversation::report::{Figures, Report, ReportOptions};
 use oneview::conversation::sla::{BusinessHours, Metric, SlaPolicy, Target};
 use oneview::{
     Channel, CustomerId, Customers, Direction, Event, IdentifierKind, Interaction, InteractionKind,
@@ -89,12 +89,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     if input.is_none() && !as_json {
         show_one_conversation(&customers)?;
     }
-    let report = customers.service_report(ReportOptions {
-        from,
-        to,
-        policy: policy.clone(),
-        group_by: GroupBy::Owner,
-    })?;
+    let report = customers.service_report(ReportOptions::new(from, to, policy.clone()))?;
     // What the customers who gave feedback did next, with P(alive) from a BG/NBD model
     // fitted on their purchases (none when there are too few to fit).
     let summary = rfm_summary(
@@ -145,6 +140,7 @@ fn default_policy() -> SlaPolicy {
         Target::new(Metric::FirstReply, 4 * 3600),
         Target::new(Metric::NextReply, 8 * 3600),
         Target::new(Metric::Resolution, 3 * 8 * 3600),
+        Target::new(Metric::CallAnswer, 120),
     ])
     .in_business_hours(BusinessHours::weekdays(
         "Europe/Berlin",
@@ -224,7 +220,7 @@ fn month(rng: &mut StdRng) -> Vec<Record> {
             };
             let exchanges = rng.random_range(1..4);
             for n in 0..exchanges {
-                records.push(contact(
+                let mut asked = contact(
                     &thread,
                     &format!("{thread}-q{n}"),
                     (channel.clone(), kind.clone(), Direction::Inbound),
@@ -232,7 +228,15 @@ fn month(rng: &mut StdRng) -> Vec<Record> {
                     at,
                     None,
                     InteractionStatus::Open,
-                ));
+                );
+                // Most calls are picked up within a few minutes; one in ten rings out.
+                if let Record::Interaction(call) = &mut asked
+                    && call.kind == InteractionKind::Call
+                    && rng.random_bool(0.9)
+                {
+                    call.answered_at = Some(at + Duration::seconds(rng.random_range(5..300)));
+                }
+                records.push(asked);
                 // Agents answer in office hours; replies on the phone link the number to
                 // the email the desk knows.
                 at = office_time(at + Duration::minutes(rng.random_range(10..900)), rng);
@@ -520,6 +524,23 @@ fn print_table(report: &Report) {
         report.total.public_complaints,
         hours(report.total.public_complaint_reply.p50_s)
     );
+    let calls = report.total.call_answer;
+    if calls.count > 0 {
+        let answering = report
+            .total
+            .attainment
+            .get(&Metric::CallAnswer)
+            .copied()
+            .unwrap_or_default();
+        println!(
+            "calls picked up: {}, after p50 {} s and p90 {} s; {} within target, {} late or never",
+            calls.count,
+            calls.p50_s.unwrap_or_default(),
+            calls.p90_s.unwrap_or_default(),
+            answering.met,
+            answering.breached
+        );
+    }
     println!("(times on the policy's clock; NPS from the surveys in the range)");
 }
 
@@ -562,6 +583,7 @@ fn print_follow_up(follow_up: &FollowUp) {
 
 fn timing_json(figures: &Figures, metric: Metric, counted: bool) -> serde_json::Value {
     let timing = match (metric, counted) {
+        (Metric::CallAnswer, _) => figures.call_answer,
         (Metric::Resolution, true) => figures.resolution_counted,
         (Metric::Resolution, false) => figures.resolution,
         (_, true) => figures.first_reply_counted,
@@ -584,6 +606,7 @@ fn figures_json(figures: &Figures) -> serde_json::Value {
         "backlog": figures.backlog,
         "first_reply": timing_json(figures, Metric::FirstReply, true),
         "resolution": timing_json(figures, Metric::Resolution, true),
+        "call_answer": timing_json(figures, Metric::CallAnswer, false),
         "nps": figures.nps.score,
         "csat": figures.csat.score,
         "unanswered_feedback": figures.unanswered_feedback,

@@ -349,3 +349,116 @@ fn a_late_record_moves_the_figures_as_if_it_had_come_in_time() {
         assert_eq!(first.standing, Standing::Met);
     }
 }
+
+/// A target for a group of customers applies to those whose trait holds its value, and
+/// wins over the general one; other customers, and `measure` without traits, get the
+/// general one.
+#[test]
+fn a_tighter_target_for_valuable_customers() {
+    let policy = SlaPolicy::new(vec![
+        Target::new(Metric::FirstReply, 4 * 3600),
+        Target::new(Metric::FirstReply, 3600).for_customers("tier", json!("gold")),
+    ]);
+    for customers in backends() {
+        for (email, tier) in [("gold@example.com", "gold"), ("plain@example.com", "basic")] {
+            let set = oneview::Event::builder("crm", Channel::Web, "Tier Changed")
+                .message_id(&format!("tier-{email}"))
+                .occurred_at(utc(1, 8, 0, 0))
+                .with_identifier(id(&format!("email:{email}")))
+                .set_trait("tier", json!(tier))
+                .build()
+                .unwrap();
+            customers.ingest(set).unwrap();
+            for (key, direction, at) in [
+                ("q", Direction::Inbound, utc(2, 9, 0, 0)),
+                ("a", Direction::Outbound, utc(2, 11, 0, 0)),
+            ] {
+                let contact = Interaction::builder("desk", Channel::Email, direction)
+                    .key(&format!("{email}-{key}"))
+                    .thread(&format!("case-{email}"))
+                    .occurred_at(at)
+                    .with_identifier(id(&format!("email:{email}")))
+                    .build()
+                    .unwrap();
+                customers.ingest(contact).unwrap();
+            }
+        }
+        let measured = |email: &str| {
+            customers
+                .service_levels(
+                    id(&format!("email:{email}")),
+                    format!("case-{email}").as_str(),
+                    &policy,
+                    utc(3, 0, 0, 0),
+                )
+                .unwrap()
+                .expect("the conversation")
+                .remove(0)
+        };
+        let gold = measured("gold@example.com");
+        assert_eq!(
+            (gold.target_seconds, gold.standing),
+            (3600, Standing::Breached)
+        );
+        assert_eq!(gold.margin_seconds, -3600);
+        let plain = measured("plain@example.com");
+        assert_eq!(
+            (plain.target_seconds, plain.standing),
+            (4 * 3600, Standing::Met)
+        );
+    }
+    let without_traits = sla::measure(
+        &policy,
+        &conversation(vec![
+            said("q", Direction::Inbound, Channel::Email, utc(2, 9, 0, 0)),
+            said("a", Direction::Outbound, Channel::Email, utc(2, 11, 0, 0)),
+        ]),
+        utc(3, 0, 0, 0),
+    )
+    .unwrap();
+    assert_eq!(without_traits[0].target_seconds, 4 * 3600);
+}
+
+/// A call's answer is timed from when it rang; one nobody picked up runs until due and
+/// then breaches.
+#[test]
+fn a_call_nobody_picked_up_breaches_once_due() {
+    let rang = utc(2, 9, 0, 0);
+    let call = |answered: Option<DateTime<Utc>>| {
+        let mut builder = Interaction::builder("phones", Channel::Phone, Direction::Inbound)
+            .key("call")
+            .kind(oneview::InteractionKind::Call)
+            .thread("t")
+            .occurred_at(rang);
+        if let Some(at) = answered {
+            builder = builder.answered_at(at);
+        }
+        conversation(vec![builder.build().unwrap()])
+    };
+    let policy = SlaPolicy::new(vec![Target::new(Metric::CallAnswer, 60)]);
+    let answer = |answered, as_of| {
+        let measures = sla::measure(&policy, &call(answered), as_of).unwrap();
+        assert_eq!(measures.len(), 1, "one inbound call, one measure");
+        measures[0].clone()
+    };
+    let in_time = answer(Some(utc(2, 9, 1, 0)), utc(2, 10, 0, 0));
+    assert_eq!(
+        (in_time.standing, in_time.margin_seconds),
+        (Standing::Met, 0)
+    );
+    let late = answer(Some(utc(2, 9, 1, 1)), utc(2, 10, 0, 0));
+    assert_eq!(
+        (late.standing, late.margin_seconds),
+        (Standing::Breached, -1)
+    );
+    let ringing = answer(None, utc(2, 9, 0, 30));
+    assert_eq!(
+        (ringing.standing, ringing.margin_seconds),
+        (Standing::Running, 30)
+    );
+    let missed = answer(None, utc(2, 9, 5, 0));
+    assert_eq!(
+        (missed.standing, missed.due_at),
+        (Standing::Breached, utc(2, 9, 1, 0))
+    );
+}

@@ -1,16 +1,26 @@
 //! The conversation reads of [`Customers`]: threads, feedback, the accountability report
 //! and the follow-up of feedback.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
+
 use chrono::{DateTime, Utc};
 
 use super::follow_up::{self, FollowUp, FollowUpOptions};
 use super::report::{self, Report, ReportOptions};
+use super::sla::{self, Measure, SlaPolicy};
 use super::{self as conversation, Conversation, ConversationKey, ConversationSummary};
 use crate::Customers;
 use crate::error::Error;
-use crate::model::CustomerId;
+use crate::model::{CustomerId, resolve_traits};
 use crate::store::{Store, StoreError, read_consistent};
 use crate::view::{self, Lookup};
+
+/// The most threads a report over every customer runs on.
+const MAX_WORKERS: usize = 8;
+
+/// How many customers a report worker takes at a time.
+const WORKER_PAGE: usize = 256;
 
 impl<S: Store> Customers<S> {
     /// The conversation `key` (a thread, or a contact without one) of the customer
@@ -34,6 +44,80 @@ impl<S: Store> Customers<S> {
                     .collect();
             let account_owner = account_owner_of(reads, customer)?;
             Ok(conversation::group(customer, mine, account_owner.as_deref()).pop())
+        })
+    }
+
+    /// Each target of `policy` measured on the conversation `key` of the customer `lookup`
+    /// finds, as of `as_of`, with the customer's traits deciding which targets apply (see
+    /// [`sla`](crate::conversation::sla)). `None` when the customer or the conversation is
+    /// unknown.
+    ///
+    /// ```
+    /// use chrono::{Duration, TimeZone, Utc};
+    /// use oneview::conversation::sla::{Metric, SlaPolicy, Standing, Target};
+    /// use oneview::{Channel, Customers, Direction, Event, Identifier, IdentifierKind, Interaction, MemoryStore};
+    /// use serde_json::json;
+    ///
+    /// let customers = Customers::new(MemoryStore::new());
+    /// let rang = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
+    /// customers.ingest(
+    ///     Event::builder("crm", Channel::Web, "Plan Changed")
+    ///         .identifier(IdentifierKind::Phone, "+1 415 555 2671")
+    ///         .set_trait("tier", json!("gold"))
+    ///         .occurred_at(rang - Duration::days(30))
+    ///         .build()?,
+    /// )?;
+    /// customers.ingest(
+    ///     Interaction::builder("phones", Channel::Phone, Direction::Inbound)
+    ///         .key("call-1")
+    ///         .kind(oneview::InteractionKind::Call)
+    ///         .identifier(IdentifierKind::Phone, "+1 415 555 2671")
+    ///         .occurred_at(rang)
+    ///         .answered_at(rang + Duration::seconds(45))
+    ///         .build()?,
+    /// )?;
+    ///
+    /// let policy = SlaPolicy::new(vec![
+    ///     Target::new(Metric::CallAnswer, 120),
+    ///     Target::new(Metric::CallAnswer, 30).for_customers("tier", json!("gold")),
+    /// ]);
+    /// let phone = Identifier::phone("+1 415 555 2671")?;
+    /// let call = customers.conversations(&phone)?.remove(0).key;
+    /// let measures = customers
+    ///     .service_levels(&phone, call, &policy, rang + Duration::hours(1))?
+    ///     .expect("a conversation");
+    /// assert_eq!(measures[0].target_seconds, 30, "gold customers get the tighter target");
+    /// assert_eq!(measures[0].standing, Standing::Breached);
+    /// assert_eq!(measures[0].margin_seconds, -15);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn service_levels(
+        &self,
+        lookup: impl Into<Lookup>,
+        key: impl Into<ConversationKey>,
+        policy: &SlaPolicy,
+        as_of: DateTime<Utc>,
+    ) -> Result<Option<Vec<Measure>>, Error> {
+        policy.validate()?;
+        let (lookup, key) = (lookup.into(), key.into());
+        read_consistent(&self.store(), |reads| {
+            let Some(customer) = view::find(reads, &lookup)? else {
+                return Ok(None);
+            };
+            let mine: Vec<crate::model::Interaction> =
+                conversation::all_interactions(reads, customer)?
+                    .into_iter()
+                    .filter(|i| ConversationKey::of(i) == key)
+                    .collect();
+            let traits = resolve_traits(&reads.trait_operations(customer)?);
+            let account_owner = conversation::account_owner(&traits);
+            Ok(
+                conversation::group(customer, mine, account_owner.as_deref())
+                    .pop()
+                    .map(|c| {
+                        sla::measure_valid(policy, &sla::Calendar::new(policy), &c, &traits, as_of)
+                    }),
+            )
         })
     }
 
@@ -89,23 +173,32 @@ impl<S: Store> Customers<S> {
     /// targets, feedback answered or not, NPS and CSAT, public complaints — in total and
     /// per owner or channel. See [`report`](crate::conversation::report).
     ///
-    /// It reads the store one customer at a time, each on a consistent snapshot.
+    /// It reads the store one customer at a time, each on a consistent snapshot, on one
+    /// thread per core (at most eight); the figures do not depend on which thread read
+    /// which customer.
     pub fn service_report(&self, options: ReportOptions) -> Result<Report, Error> {
         options.policy.validate()?;
-        let mut builder = report::Builder::new(options);
-        self.each_customer(|customer| {
-            let (conversations, said, account_owner) = read_consistent(&self.store(), |reads| {
-                let interactions = conversation::all_interactions(reads, customer)?;
-                let (said, _) = feedback_and_purchases(reads, customer, &interactions, &[])?;
-                let account_owner = account_owner_of(reads, customer)?;
-                let conversations =
-                    conversation::group(customer, interactions, account_owner.as_deref());
-                Ok::<_, Error>((conversations, said, account_owner))
-            })?;
-            builder.add(&conversations, said, account_owner.as_deref())?;
-            Ok(())
-        })?;
-        Ok(builder.finish())
+        let builders = self.each_customer_in_parallel(
+            || report::Builder::new(options.clone()),
+            |builder, customer| {
+                let (conversations, said, traits) = read_consistent(&self.store(), |reads| {
+                    let interactions = conversation::all_interactions(reads, customer)?;
+                    let (said, _) = feedback_and_purchases(reads, customer, &interactions, &[])?;
+                    let traits = resolve_traits(&reads.trait_operations(customer)?);
+                    let account_owner = conversation::account_owner(&traits);
+                    let conversations =
+                        conversation::group(customer, interactions, account_owner.as_deref());
+                    Ok::<_, Error>((conversations, said, traits))
+                })?;
+                builder.add(&conversations, said, &traits);
+                Ok(())
+            },
+        )?;
+        let mut builders = builders.into_iter();
+        let first = builders
+            .next()
+            .unwrap_or_else(|| report::Builder::new(options));
+        Ok(builders.fold(first, report::Builder::merge).finish())
     }
 
     /// Closing the loop on a period's feedback: how many of the customers who gave it were
@@ -168,6 +261,66 @@ impl<S: Store> Customers<S> {
             Ok(())
         })?;
         Ok(builder.finish())
+    }
+
+    /// Calls `visit` with each live profile, spread over one worker thread per core (at
+    /// most [`MAX_WORKERS`]), each with its own state made by `start`; returns the
+    /// workers' states. Each worker takes the next page of ids when it is done with one,
+    /// so a slow customer does not hold the others up. The first error stops every worker.
+    fn each_customer_in_parallel<B: Send>(
+        &self,
+        start: impl Fn() -> B + Sync,
+        visit: impl Fn(&mut B, CustomerId) -> Result<(), Error> + Sync,
+    ) -> Result<Vec<B>, Error> {
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_WORKERS));
+        // The last id handed out; `None` inside once every page is taken.
+        let cursor: Mutex<Option<Option<CustomerId>>> = Mutex::new(Some(None));
+        let failed = AtomicBool::new(false);
+        let next_page = || -> Result<Vec<CustomerId>, Error> {
+            let mut cursor = cursor.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some(after) = *cursor else {
+                return Ok(Vec::new());
+            };
+            let page = self.store().customers(after, WORKER_PAGE)?;
+            *cursor = page.last().map(|&last| Some(last));
+            Ok(page)
+        };
+        let work = || -> Result<B, Error> {
+            let mut state = start();
+            loop {
+                if failed.load(Ordering::Relaxed) {
+                    return Ok(state);
+                }
+                let page = next_page()?;
+                if page.is_empty() {
+                    return Ok(state);
+                }
+                for customer in page {
+                    visit(&mut state, customer)?;
+                }
+            }
+        };
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let result = work();
+                        if result.is_err() {
+                            failed.store(true, Ordering::Relaxed);
+                        }
+                        result
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| {
+                    handle
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        })
     }
 
     /// Calls `visit` with each live profile, a page of ids at a time.

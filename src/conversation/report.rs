@@ -1,11 +1,13 @@
 //! The accountability report: how well the company answered, over a time range, per
-//! owner or channel.
+//! owner, team, channel or group of customers.
 //!
 //! [`Customers::service_report`](crate::Customers::service_report) walks the store one
-//! customer at a time, so memory grows with the conversations of one customer and the
-//! figures of the groups, not with the events stored. A conversation belongs to the
+//! customer at a time, on one worker thread per core (each takes the next page of
+//! customers when done), so memory grows with the conversations of the customers in hand
+//! and the durations and feedback kept for the groups, not with the events stored. A conversation belongs to the
 //! range when it was opened, closed or still open in it; its figures go to the group of
-//! the owner who answers for it ([`Responsible`]) or of the channel it began on.
+//! the owner who answers for it ([`Responsible`]), of that owner's team, of the channel
+//! it began on, or of the customer's value of a trait ([`GroupBy`]).
 //!
 //! Feedback counts as answered once the company reached the customer after it: in its
 //! thread when it has one, otherwise in any conversation. It goes to the group of its
@@ -17,20 +19,29 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::sla::{self, Metric, SlaPolicy, Standing};
+use super::sla::{self, Metric, SlaPolicy, Standing, Traits};
 use super::{Conversation, Responsible};
-use crate::model::{Csat, Nps};
-use crate::model::{Direction, Feedback, FeedbackKind, Interaction, csat, nps};
+use crate::model::{Channel, Csat, Nps};
+use crate::model::{Direction, Feedback, FeedbackKind, Interaction, InteractionKind, csat, nps};
+
+/// The group of what nobody answers for.
+const UNOWNED: &str = "unowned";
 
 /// How the report groups conversations.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GroupBy {
     /// By who answers for them: an owner (an agent or a team), the account owner, or
     /// `unowned`.
     Owner,
+    /// By the team of who answers for them, as [`ReportOptions::teams`] lists it; an
+    /// owner it does not list is a team of their own, and `unowned` stays `unowned`.
+    Team,
     /// By the channel they began on.
     Channel,
+    /// By the customer's value of the trait this names (a plan, a region, a value tier):
+    /// a text value as it is, any other as JSON text, and `none` for customers without it.
+    Trait(String),
 }
 
 /// What to report on.
@@ -44,6 +55,34 @@ pub struct ReportOptions {
     pub policy: SlaPolicy,
     /// How to group the figures.
     pub group_by: GroupBy,
+    /// The team of each owner, for [`GroupBy::Team`]: owner name to team name.
+    #[serde(default)]
+    pub teams: BTreeMap<String, String>,
+}
+
+impl ReportOptions {
+    /// A report of `[from, to)` against `policy`, per owner.
+    pub fn new(from: DateTime<Utc>, to: DateTime<Utc>, policy: SlaPolicy) -> Self {
+        Self {
+            from,
+            to,
+            policy,
+            group_by: GroupBy::Owner,
+            teams: BTreeMap::new(),
+        }
+    }
+
+    /// Groups the figures by `group_by`.
+    pub fn grouped_by(mut self, group_by: GroupBy) -> Self {
+        self.group_by = group_by;
+        self
+    }
+
+    /// Says which team `owner` belongs to, for [`GroupBy::Team`].
+    pub fn with_team(mut self, owner: &str, team: &str) -> Self {
+        self.teams.insert(owner.to_owned(), team.to_owned());
+        self
+    }
 }
 
 /// The middle and the 90th percentile of a set of durations, in seconds.
@@ -102,6 +141,9 @@ pub struct Figures {
     pub resolution: Timing,
     /// The same, counted on the policy's clock.
     pub resolution_counted: Timing,
+    /// How long inbound calls answered in the range rang before a person picked them up,
+    /// on the wall clock.
+    pub call_answer: Timing,
     /// Attainment of each metric's targets, for clocks that started in the range.
     pub attainment: BTreeMap<Metric, Attainment>,
     /// Feedback given in the range.
@@ -141,6 +183,7 @@ struct Tally {
     first_reply_counted: Vec<i64>,
     resolution: Vec<i64>,
     resolution_counted: Vec<i64>,
+    call_answer: Vec<i64>,
     attainment: BTreeMap<Metric, Attainment>,
     feedback: Vec<Feedback>,
     unanswered_feedback: u64,
@@ -149,6 +192,28 @@ struct Tally {
 }
 
 impl Tally {
+    fn absorb(&mut self, other: Tally) {
+        self.opened += other.opened;
+        self.closed += other.closed;
+        self.backlog += other.backlog;
+        self.first_reply.extend(other.first_reply);
+        self.first_reply_counted.extend(other.first_reply_counted);
+        self.resolution.extend(other.resolution);
+        self.resolution_counted.extend(other.resolution_counted);
+        self.call_answer.extend(other.call_answer);
+        for (metric, theirs) in other.attainment {
+            let mine = self.attainment.entry(metric).or_default();
+            mine.met += theirs.met;
+            mine.breached += theirs.breached;
+            mine.running += theirs.running;
+        }
+        self.feedback.extend(other.feedback);
+        self.unanswered_feedback += other.unanswered_feedback;
+        self.public_complaints += other.public_complaints;
+        self.public_complaint_reply
+            .extend(other.public_complaint_reply);
+    }
+
     fn finish(self) -> Figures {
         Figures {
             opened: self.opened,
@@ -158,6 +223,7 @@ impl Tally {
             first_reply_counted: Timing::of(self.first_reply_counted),
             resolution: Timing::of(self.resolution),
             resolution_counted: Timing::of(self.resolution_counted),
+            call_answer: Timing::of(self.call_answer),
             attainment: self.attainment,
             feedback: self.feedback.len() as u64,
             unanswered_feedback: self.unanswered_feedback,
@@ -172,6 +238,7 @@ impl Tally {
 /// Gathers the report customer by customer.
 pub(crate) struct Builder {
     options: ReportOptions,
+    calendar: sla::Calendar,
     total: Tally,
     groups: BTreeMap<String, Tally>,
 }
@@ -179,33 +246,49 @@ pub(crate) struct Builder {
 impl Builder {
     pub(crate) fn new(options: ReportOptions) -> Self {
         Self {
+            calendar: sla::Calendar::new(&options.policy),
             options,
             total: Tally::default(),
             groups: BTreeMap::new(),
         }
     }
 
-    fn group_of(&self, conversation: &Conversation) -> String {
-        match self.options.group_by {
-            GroupBy::Owner => match &conversation.summary.responsible {
-                Responsible::Owner(name) | Responsible::AccountOwner(name) => name.clone(),
-                Responsible::Unowned => "unowned".to_owned(),
+    /// The group of whatever `owner` answers for (`None`: nobody), of a customer with
+    /// `traits`, that began on `channel`.
+    fn group(&self, owner: Option<&str>, channel: Option<&Channel>, traits: &Traits) -> String {
+        match &self.options.group_by {
+            GroupBy::Owner => owner.unwrap_or(UNOWNED).to_owned(),
+            GroupBy::Team => owner
+                .map(|owner| self.options.teams.get(owner).map_or(owner, String::as_str))
+                .unwrap_or(UNOWNED)
+                .to_owned(),
+            GroupBy::Channel => channel.map_or_else(String::new, |c| c.name().to_owned()),
+            GroupBy::Trait(name) => match traits.get(name).map(|t| &t.value) {
+                Some(serde_json::Value::String(text)) => text.clone(),
+                Some(other) => other.to_string(),
+                None => "none".to_owned(),
             },
-            GroupBy::Channel => conversation
-                .summary
-                .channels
-                .first()
-                .map_or_else(String::new, |c| c.name().to_owned()),
         }
     }
 
-    /// Adds one customer: their conversations and the feedback they gave.
+    fn group_of(&self, conversation: &Conversation, traits: &Traits) -> String {
+        let owner = match &conversation.summary.responsible {
+            Responsible::Owner(name) | Responsible::AccountOwner(name) => Some(name.as_str()),
+            Responsible::Unowned => None,
+        };
+        self.group(owner, conversation.summary.channels.first(), traits)
+    }
+
+    /// Adds one customer: their conversations, the feedback they gave and their traits
+    /// (which name their account owner, and their group by trait).
     pub(crate) fn add(
         &mut self,
         conversations: &[Conversation],
         feedback: Vec<Feedback>,
-        account_owner: Option<&str>,
-    ) -> Result<(), sla::SlaError> {
+        traits: &Traits,
+    ) {
+        let account_owner = super::account_owner(traits);
+        let account_owner = account_owner.as_deref();
         let (from, to) = (self.options.from, self.options.to);
         let within = |at: DateTime<Utc>| from <= at && at < to;
         for conversation in conversations {
@@ -216,8 +299,14 @@ impl Builder {
             if !(opened || closed || backlog) {
                 continue;
             }
-            let measures = sla::measure(&self.options.policy, conversation, to)?;
-            let group = self.group_of(conversation);
+            let measures = sla::measure_valid(
+                &self.options.policy,
+                &self.calendar,
+                conversation,
+                traits,
+                to,
+            );
+            let group = self.group_of(conversation, traits);
             for tally in [&mut self.total, self.groups.entry(group).or_default()] {
                 tally.opened += u64::from(opened);
                 tally.closed += u64::from(closed);
@@ -229,6 +318,16 @@ impl Builder {
                     tally
                         .first_reply
                         .push((answered - first.asked_at).num_seconds());
+                }
+                for call in &conversation.interactions {
+                    if call.kind == InteractionKind::Call
+                        && call.direction == Direction::Inbound
+                        && let Some(answered) = call.answered_at.filter(|at| within(*at))
+                    {
+                        tally
+                            .call_answer
+                            .push((answered - call.occurred_at).num_seconds());
+                    }
                 }
                 if closed && let Some(closed_at) = summary.closed_at {
                     tally
@@ -258,26 +357,20 @@ impl Builder {
         }
         for item in feedback.into_iter().filter(|f| within(f.at)) {
             let answer = answered_at(&item, conversations, to);
-            let group = match self.options.group_by {
-                GroupBy::Owner => item
-                    .thread
-                    .as_ref()
-                    .and_then(|thread| {
-                        conversations.iter().find(|c| {
-                            c.summary.key == super::ConversationKey::Thread(thread.clone())
-                        })
-                    })
-                    .map_or_else(
-                        || {
-                            item.owner
-                                .as_deref()
-                                .or(account_owner)
-                                .unwrap_or("unowned")
-                                .to_owned()
-                        },
-                        |c| self.group_of(c),
-                    ),
-                GroupBy::Channel => item.channel.name().to_owned(),
+            let thread = item.thread.as_ref().and_then(|thread| {
+                conversations
+                    .iter()
+                    .find(|c| c.summary.key == super::ConversationKey::Thread(thread.clone()))
+            });
+            let group = match (&self.options.group_by, thread) {
+                (GroupBy::Owner | GroupBy::Team, Some(conversation)) => {
+                    self.group_of(conversation, traits)
+                }
+                _ => self.group(
+                    item.owner.as_deref().or(account_owner),
+                    Some(&item.channel),
+                    traits,
+                ),
             };
             let public_complaint = item.public && item.kind == Some(FeedbackKind::Complaint);
             for tally in [
@@ -296,7 +389,16 @@ impl Builder {
                 tally.feedback.push(item.clone());
             }
         }
-        Ok(())
+    }
+
+    /// The figures of `self` and `other` together, as if one builder had seen both
+    /// sets of customers.
+    pub(crate) fn merge(mut self, other: Self) -> Self {
+        self.total.absorb(other.total);
+        for (name, tally) in other.groups {
+            self.groups.entry(name).or_default().absorb(tally);
+        }
+        self
     }
 
     pub(crate) fn finish(self) -> Report {

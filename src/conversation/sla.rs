@@ -11,6 +11,13 @@
 //!   contact after it; **next reply** from each later message nobody had answered to the
 //!   contact that answered it ([`ConversationSummary::responses`]).
 //! - **Resolution** runs from the first contact to the close.
+//! - **Call answer** runs, for each inbound call, from when it rang (its `occurred_at`)
+//!   to when a person picked it up ([`Interaction::answered_at`](crate::Interaction::answered_at)); a call nobody
+//!   answered keeps running, and so breaches once due.
+//! - A target can be limited to the channel a conversation began on, to its priority,
+//!   and to a group of customers named by one of their traits ([`TraitIs`]: a plan, a
+//!   region, a value tier), so a valuable customer can be promised a faster answer. When
+//!   several targets of one metric apply, the most specific wins.
 //! - **Business hours** count only the opening hours of a weekly schedule, in an IANA
 //!   time zone, so a change to or from daylight saving time moves them as it moves the
 //!   office's clocks. Wall-clock time is the plain time between two instants.
@@ -38,13 +45,16 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::{Conversation, ConversationSummary};
-use crate::model::{Channel, InteractionStatus};
+use crate::model::{Channel, Direction, InteractionKind, InteractionStatus, ResolvedTrait};
 
 /// What a target measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -56,6 +66,17 @@ pub enum Metric {
     NextReply,
     /// From the first contact to the close.
     Resolution,
+    /// From an inbound call's start to when it was picked up.
+    CallAnswer,
+}
+
+/// A condition on one of the customer's traits: the trait `name` holds exactly `value`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraitIs {
+    /// The trait's name.
+    pub name: String,
+    /// The value it must hold.
+    pub value: serde_json::Value,
 }
 
 /// One service-level target.
@@ -72,6 +93,9 @@ pub struct Target {
     /// interaction that states one).
     #[serde(default)]
     pub priority: Option<String>,
+    /// Only for customers whose trait holds this value.
+    #[serde(default)]
+    pub customer_trait: Option<TraitIs>,
 }
 
 impl Target {
@@ -82,6 +106,7 @@ impl Target {
             within_seconds,
             channel: None,
             priority: None,
+            customer_trait: None,
         }
     }
 
@@ -97,8 +122,31 @@ impl Target {
         self
     }
 
+    /// Only for customers whose trait `name` holds `value`.
+    ///
+    /// ```
+    /// use oneview::conversation::sla::{Metric, SlaPolicy, Target};
+    /// use serde_json::json;
+    ///
+    /// let policy = SlaPolicy::new(vec![
+    ///     Target::new(Metric::FirstReply, 8 * 3600),
+    ///     Target::new(Metric::FirstReply, 3600).for_customers("tier", json!("gold")),
+    /// ]);
+    /// policy.validate()?;
+    /// # Ok::<(), oneview::conversation::sla::SlaError>(())
+    /// ```
+    pub fn for_customers(mut self, name: &str, value: serde_json::Value) -> Self {
+        self.customer_trait = Some(TraitIs {
+            name: name.to_owned(),
+            value,
+        });
+        self
+    }
+
     fn conditions(&self) -> usize {
-        usize::from(self.channel.is_some()) + usize::from(self.priority.is_some())
+        usize::from(self.channel.is_some())
+            + usize::from(self.priority.is_some())
+            + usize::from(self.customer_trait.is_some())
     }
 }
 
@@ -187,6 +235,13 @@ impl SlaPolicy {
                     value: target.within_seconds,
                 });
             }
+            if let Some(condition) = &target.customer_trait
+                && condition.name.trim().is_empty()
+            {
+                return Err(SlaError::EmptyTraitName {
+                    field: format!("targets[{i}].customer_trait.name"),
+                });
+            }
         }
         let Some(hours) = &self.business_hours else {
             return Ok(());
@@ -219,8 +274,14 @@ impl SlaPolicy {
         Ok(())
     }
 
-    /// The target of `metric` for `conversation`, if any applies.
-    fn target(&self, metric: Metric, conversation: &Conversation) -> Option<&Target> {
+    /// The target of `metric` for `conversation` of a customer with `traits`, if any
+    /// applies.
+    fn target(
+        &self,
+        metric: Metric,
+        conversation: &Conversation,
+        traits: &Traits,
+    ) -> Option<&Target> {
         let first_channel = conversation.summary.channels.first();
         let priority = priority(conversation);
         self.targets
@@ -228,6 +289,13 @@ impl SlaPolicy {
             .filter(|t| t.metric == metric)
             .filter(|t| t.channel.is_none() || t.channel.as_ref() == first_channel)
             .filter(|t| t.priority.is_none() || t.priority.as_deref() == priority)
+            .filter(|t| {
+                t.customer_trait.as_ref().is_none_or(|condition| {
+                    traits
+                        .get(&condition.name)
+                        .is_some_and(|held| held.value == condition.value)
+                })
+            })
             .fold(None, |best: Option<&Target>, t| match best {
                 Some(b) if b.conditions() >= t.conditions() => Some(b),
                 _ => Some(t),
@@ -280,6 +348,12 @@ pub enum SlaError {
     /// Business hours with no opening at all: no target could ever come due.
     #[error("business_hours.week is empty")]
     NeverOpen,
+    /// A customer condition that names no trait.
+    #[error("{field} is empty")]
+    EmptyTraitName {
+        /// The field.
+        field: String,
+    },
 }
 
 /// Where a measured target stands.
@@ -318,15 +392,50 @@ pub struct Measure {
     pub margin_seconds: i64,
 }
 
+/// A customer's resolved traits, as the [unified view](crate::Profile::traits) holds them.
+pub type Traits = BTreeMap<String, ResolvedTrait>;
+
 /// Each target of `policy` that applies to `conversation`, measured as of `as_of` (the
-/// time running clocks are read at): first reply, each next reply, resolution.
+/// time running clocks are read at): first reply, each next reply, resolution, and the
+/// answer of each inbound call. Targets limited to customers with a trait do not apply;
+/// [`measure_for`] takes the customer's traits.
 pub fn measure(
     policy: &SlaPolicy,
     conversation: &Conversation,
     as_of: DateTime<Utc>,
 ) -> Result<Vec<Measure>, SlaError> {
+    measure_for(policy, conversation, &Traits::new(), as_of)
+}
+
+/// [`measure`] for a customer with `traits`, so targets limited to customers with a
+/// trait apply where it matches.
+/// [`Customers::service_levels`](crate::Customers::service_levels) reads the traits for
+/// you.
+pub fn measure_for(
+    policy: &SlaPolicy,
+    conversation: &Conversation,
+    traits: &Traits,
+    as_of: DateTime<Utc>,
+) -> Result<Vec<Measure>, SlaError> {
     policy.validate()?;
-    let clock = Clock::new(policy, conversation, as_of);
+    Ok(measure_valid(
+        policy,
+        &Calendar::new(policy),
+        conversation,
+        traits,
+        as_of,
+    ))
+}
+
+/// [`measure_for`] with a policy known to be valid, and its `calendar`.
+pub(crate) fn measure_valid(
+    policy: &SlaPolicy,
+    calendar: &Calendar,
+    conversation: &Conversation,
+    traits: &Traits,
+    as_of: DateTime<Utc>,
+) -> Vec<Measure> {
+    let clock = Clock::new(policy, calendar, conversation, as_of);
     let summary: &ConversationSummary = &conversation.summary;
     let mut measures = Vec::new();
     for (n, response) in summary.responses.iter().enumerate() {
@@ -335,11 +444,11 @@ pub fn measure(
         } else {
             Metric::NextReply
         };
-        if let Some(target) = policy.target(metric, conversation) {
+        if let Some(target) = policy.target(metric, conversation, traits) {
             measures.push(clock.measure(metric, target, response.asked_at, response.answered_at));
         }
     }
-    if let Some(target) = policy.target(Metric::Resolution, conversation) {
+    if let Some(target) = policy.target(Metric::Resolution, conversation, traits) {
         measures.push(clock.measure(
             Metric::Resolution,
             target,
@@ -347,12 +456,77 @@ pub fn measure(
             summary.closed_at,
         ));
     }
-    Ok(measures)
+    if let Some(target) = policy.target(Metric::CallAnswer, conversation, traits) {
+        for call in conversation
+            .interactions
+            .iter()
+            .filter(|i| i.kind == InteractionKind::Call && i.direction == Direction::Inbound)
+        {
+            measures.push(clock.measure(
+                Metric::CallAnswer,
+                target,
+                call.occurred_at,
+                call.answered_at,
+            ));
+        }
+    }
+    measures
+}
+
+/// A half-open interval of time.
+type Span = (DateTime<Utc>, DateTime<Utc>);
+
+/// The opening hours of a policy as instants, worked out once per local date and kept:
+/// a report measures many conversations over the same days, and turning local times into
+/// instants across time-zone changes is the costly part.
+#[derive(Debug)]
+pub(crate) struct Calendar {
+    hours: Option<(Tz, Vec<Opening>)>,
+    days: RefCell<HashMap<NaiveDate, Vec<Span>>>,
+}
+
+impl Calendar {
+    /// The calendar of a valid `policy`.
+    pub(crate) fn new(policy: &SlaPolicy) -> Self {
+        let hours = policy.business_hours.as_ref().map(|h| {
+            let mut week = h.week.clone();
+            week.sort_by_key(|o| (o.day.num_days_from_monday(), o.from));
+            (h.time_zone.parse::<Tz>().expect("validated"), week)
+        });
+        Self {
+            hours,
+            days: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// The openings of the local `date`, in time order, appended to `open`.
+    fn openings(
+        &self,
+        zone: &Tz,
+        week: &[Opening],
+        date: NaiveDate,
+        open: &mut Vec<(DateTime<Utc>, DateTime<Utc>)>,
+    ) {
+        let mut days = self.days.borrow_mut();
+        let day = days.entry(date).or_insert_with(|| {
+            week.iter()
+                .filter(|o| o.day == date.weekday())
+                .map(|opening| {
+                    (
+                        local(zone, date, opening.from),
+                        local(zone, date, opening.to),
+                    )
+                })
+                .filter(|(start, end)| start < end)
+                .collect()
+        });
+        open.extend_from_slice(day);
+    }
 }
 
 /// Counts time for one conversation: business hours and pauses.
-struct Clock {
-    hours: Option<(Tz, Vec<Opening>)>,
+struct Clock<'a> {
+    calendar: &'a Calendar,
     /// Half-open intervals while the conversation was pending, in time order.
     pauses: Vec<(DateTime<Utc>, DateTime<Utc>)>,
     as_of: DateTime<Utc>,
@@ -362,14 +536,13 @@ struct Clock {
 /// that odd hours cannot loop for ever.
 const HORIZON_DAYS: i64 = 3_660;
 
-impl Clock {
-    fn new(policy: &SlaPolicy, conversation: &Conversation, as_of: DateTime<Utc>) -> Self {
-        let hours = policy.business_hours.as_ref().map(|h| {
-            (
-                h.time_zone.parse::<Tz>().expect("validated"),
-                h.week.clone(),
-            )
-        });
+impl<'a> Clock<'a> {
+    fn new(
+        policy: &SlaPolicy,
+        calendar: &'a Calendar,
+        conversation: &Conversation,
+        as_of: DateTime<Utc>,
+    ) -> Self {
         let mut pauses = Vec::new();
         if policy.pause_while_pending {
             let items = &conversation.interactions;
@@ -385,7 +558,7 @@ impl Clock {
             }
         }
         Self {
-            hours,
+            calendar,
             pauses,
             as_of,
         }
@@ -423,23 +596,14 @@ impl Clock {
     /// The intervals that count, in time order, within the local days around
     /// `[from, from + days)`.
     fn counting(&self, from: DateTime<Utc>, days: i64) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
-        let open: Vec<(DateTime<Utc>, DateTime<Utc>)> = match &self.hours {
+        let open: Vec<(DateTime<Utc>, DateTime<Utc>)> = match &self.calendar.hours {
             None => vec![(from, from + Duration::days(days))],
             Some((zone, week)) => {
                 let first = from.with_timezone(zone).date_naive() - Duration::days(1);
                 let mut open = Vec::new();
                 for offset in 0..=days + 1 {
-                    let date = first + Duration::days(offset);
-                    let mut today: Vec<&Opening> =
-                        week.iter().filter(|o| o.day == date.weekday()).collect();
-                    today.sort_by_key(|o| o.from);
-                    for opening in today {
-                        let start = local(zone, date, opening.from);
-                        let end = local(zone, date, opening.to);
-                        if start < end {
-                            open.push((start, end));
-                        }
-                    }
+                    self.calendar
+                        .openings(zone, week, first + Duration::days(offset), &mut open);
                 }
                 open
             }
