@@ -34,16 +34,7 @@ impl<S: Store> Customers<S> {
     ) -> Result<Option<Conversation>, Error> {
         let (lookup, key) = (lookup.into(), key.into());
         read_consistent(&self.store(), |reads| {
-            let Some(customer) = view::find(reads, &lookup)? else {
-                return Ok(None);
-            };
-            let mine: Vec<crate::model::Interaction> =
-                conversation::all_interactions(reads, customer)?
-                    .into_iter()
-                    .filter(|i| ConversationKey::of(i) == key)
-                    .collect();
-            let account_owner = account_owner_of(reads, customer)?;
-            Ok(conversation::group(customer, mine, account_owner.as_deref()).pop())
+            Ok(find_conversation(reads, &lookup, &key)?.map(|(found, _)| found))
         })
     }
 
@@ -100,23 +91,12 @@ impl<S: Store> Customers<S> {
     ) -> Result<Option<Vec<Measure>>, Error> {
         policy.validate()?;
         let (lookup, key) = (lookup.into(), key.into());
+        let calendar = sla::Calendar::new(policy);
         read_consistent(&self.store(), |reads| {
-            let Some(customer) = view::find(reads, &lookup)? else {
-                return Ok(None);
-            };
-            let mine: Vec<crate::model::Interaction> =
-                conversation::all_interactions(reads, customer)?
-                    .into_iter()
-                    .filter(|i| ConversationKey::of(i) == key)
-                    .collect();
-            let traits = resolve_traits(&reads.trait_operations(customer)?);
-            let account_owner = conversation::account_owner(&traits);
             Ok(
-                conversation::group(customer, mine, account_owner.as_deref())
-                    .pop()
-                    .map(|c| {
-                        sla::measure_valid(policy, &sla::Calendar::new(policy), &c, &traits, as_of)
-                    }),
+                find_conversation(reads, &lookup, &key)?.map(|(found, traits)| {
+                    sla::measure_valid(policy, &calendar, &found, &traits, as_of)
+                }),
             )
         })
     }
@@ -351,6 +331,29 @@ impl<S: Store> Customers<S> {
         all.retain(ConversationSummary::is_open);
         Ok(all)
     }
+}
+
+/// The conversation `key` of the customer `lookup` finds, with that customer's traits;
+/// `None` when either is unknown.
+fn find_conversation(
+    reads: &dyn crate::store::Reads,
+    lookup: &Lookup,
+    key: &ConversationKey,
+) -> Result<Option<(Conversation, sla::Traits)>, Error> {
+    let Some(customer) = view::find(reads, lookup)? else {
+        return Ok(None);
+    };
+    let mine: Vec<crate::model::Interaction> = conversation::all_interactions(reads, customer)?
+        .into_iter()
+        .filter(|i| ConversationKey::of(i) == *key)
+        .collect();
+    let traits = resolve_traits(&reads.trait_operations(customer)?);
+    let account_owner = conversation::account_owner(&traits);
+    Ok(
+        conversation::group(customer, mine, account_owner.as_deref())
+            .pop()
+            .map(|found| (found, traits)),
+    )
 }
 
 /// The account owner the traits of the live profile `customer` name.

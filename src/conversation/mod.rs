@@ -74,6 +74,11 @@ pub enum ConversationKey {
 }
 
 impl ConversationKey {
+    /// Whether it names the thread `thread`.
+    pub(crate) fn is_thread(&self, thread: &str) -> bool {
+        matches!(self, Self::Thread(mine) if mine == thread)
+    }
+
     /// The conversation `interaction` belongs to.
     pub fn of(interaction: &Interaction) -> Self {
         match &interaction.thread {

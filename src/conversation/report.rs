@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::sla::{self, Metric, SlaPolicy, Standing, Traits};
 use super::{Conversation, Responsible};
 use crate::model::{Channel, Csat, Nps};
-use crate::model::{Direction, Feedback, FeedbackKind, Interaction, InteractionKind, csat, nps};
+use crate::model::{Direction, Feedback, FeedbackKind, Interaction, csat, nps};
 
 /// The group of what nobody answers for.
 const UNOWNED: &str = "unowned";
@@ -320,8 +320,7 @@ impl Builder {
                         .push((answered - first.asked_at).num_seconds());
                 }
                 for call in &conversation.interactions {
-                    if call.kind == InteractionKind::Call
-                        && call.direction == Direction::Inbound
+                    if sla::is_inbound_call(call)
                         && let Some(answered) = call.answered_at.filter(|at| within(*at))
                     {
                         tally
@@ -360,7 +359,7 @@ impl Builder {
             let thread = item.thread.as_ref().and_then(|thread| {
                 conversations
                     .iter()
-                    .find(|c| c.summary.key == super::ConversationKey::Thread(thread.clone()))
+                    .find(|c| c.summary.key.is_thread(thread))
             });
             let group = match (&self.options.group_by, thread) {
                 (GroupBy::Owner | GroupBy::Team, Some(conversation)) => {
@@ -430,7 +429,7 @@ pub(crate) fn answered_at(
     conversations
         .iter()
         .filter(|c| match &feedback.thread {
-            Some(thread) => c.summary.key == super::ConversationKey::Thread(thread.clone()),
+            Some(thread) => c.summary.key.is_thread(thread),
             None => true,
         })
         .flat_map(|c| c.interactions.iter().filter(answers))

@@ -54,7 +54,9 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::{Conversation, ConversationSummary};
-use crate::model::{Channel, Direction, InteractionKind, InteractionStatus, ResolvedTrait};
+use crate::model::{
+    Channel, Direction, Interaction, InteractionKind, InteractionStatus, ResolvedTrait,
+};
 
 /// What a target measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -460,7 +462,7 @@ pub(crate) fn measure_valid(
         for call in conversation
             .interactions
             .iter()
-            .filter(|i| i.kind == InteractionKind::Call && i.direction == Direction::Inbound)
+            .filter(|i| is_inbound_call(i))
         {
             measures.push(clock.measure(
                 Metric::CallAnswer,
@@ -499,29 +501,38 @@ impl Calendar {
         }
     }
 
-    /// The openings of the local `date`, in time order, appended to `open`.
-    fn openings(
-        &self,
-        zone: &Tz,
-        week: &[Opening],
-        date: NaiveDate,
-        open: &mut Vec<(DateTime<Utc>, DateTime<Utc>)>,
-    ) {
-        let mut days = self.days.borrow_mut();
-        let day = days.entry(date).or_insert_with(|| {
-            week.iter()
-                .filter(|o| o.day == date.weekday())
-                .map(|opening| {
-                    (
-                        local(zone, date, opening.from),
-                        local(zone, date, opening.to),
-                    )
-                })
-                .filter(|(start, end)| start < end)
-                .collect()
-        });
-        open.extend_from_slice(day);
+    /// The times that count, in time order, within the local days around
+    /// `[from, from + days)`: all of it without business hours.
+    fn open(&self, from: DateTime<Utc>, days: i64) -> Vec<Span> {
+        let Some((zone, week)) = &self.hours else {
+            return vec![(from, from + Duration::days(days))];
+        };
+        let first = from.with_timezone(zone).date_naive() - Duration::days(1);
+        let mut cached = self.days.borrow_mut();
+        let mut open = Vec::new();
+        for offset in 0..=days + 1 {
+            let date = first + Duration::days(offset);
+            let day = cached.entry(date).or_insert_with(|| {
+                week.iter()
+                    .filter(|o| o.day == date.weekday())
+                    .map(|opening| {
+                        (
+                            local(zone, date, opening.from),
+                            local(zone, date, opening.to),
+                        )
+                    })
+                    .filter(|(start, end)| start < end)
+                    .collect()
+            });
+            open.extend_from_slice(day);
+        }
+        open
     }
+}
+
+/// Whether `interaction` is a call the customer made: what the call-answer clock times.
+pub(crate) fn is_inbound_call(interaction: &Interaction) -> bool {
+    interaction.kind == InteractionKind::Call && interaction.direction == Direction::Inbound
 }
 
 /// Counts time for one conversation: business hours and pauses.
@@ -596,18 +607,7 @@ impl<'a> Clock<'a> {
     /// The intervals that count, in time order, within the local days around
     /// `[from, from + days)`.
     fn counting(&self, from: DateTime<Utc>, days: i64) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
-        let open: Vec<(DateTime<Utc>, DateTime<Utc>)> = match &self.calendar.hours {
-            None => vec![(from, from + Duration::days(days))],
-            Some((zone, week)) => {
-                let first = from.with_timezone(zone).date_naive() - Duration::days(1);
-                let mut open = Vec::new();
-                for offset in 0..=days + 1 {
-                    self.calendar
-                        .openings(zone, week, first + Duration::days(offset), &mut open);
-                }
-                open
-            }
-        };
+        let open = self.calendar.open(from, days);
         subtract(open, &self.pauses)
     }
 

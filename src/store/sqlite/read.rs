@@ -284,10 +284,7 @@ fn page<T: serde::de::DeserializeOwned>(
     request: PageRequest,
     position: impl Fn(&T) -> TimelineCursor,
 ) -> Result<Page<T>, StoreError> {
-    let (before_at, before_id) = match request.cursor() {
-        Some(cursor) => (nanos_cursor(cursor.at), key(&cursor.id)),
-        None => (i64::MAX, [0xFF; 16]),
-    };
+    let (before_at, before_id) = before(request);
     let sql = format!(
         "SELECT t.body FROM profiles p JOIN {table} t ON t.profile_id = p.id
          WHERE p.live_id = {LIVE} AND (t.occurred_at, t.id) < (?2, ?3)
@@ -305,9 +302,27 @@ fn page<T: serde::de::DeserializeOwned>(
             |row| row.get::<_, String>(0),
         )
         .map_err(sqlite)?;
-    let mut items: Vec<T> = rows
+    let items: Vec<T> = rows
         .map(|body| decode(table, &body.map_err(sqlite)?))
         .collect::<Result<_, _>>()?;
+    Ok(into_page(items, request, position))
+}
+
+/// Where a newest-first page starts: before the request's cursor, or at the very end.
+fn before(request: PageRequest) -> (i64, Key) {
+    match request.cursor() {
+        Some(cursor) => (nanos_cursor(cursor.at), key(&cursor.id)),
+        None => (i64::MAX, [0xFF; 16]),
+    }
+}
+
+/// A page of `items`, read with one more than the request's limit so that the extra one
+/// tells whether more follow.
+fn into_page<T>(
+    mut items: Vec<T>,
+    request: PageRequest,
+    position: impl Fn(&T) -> TimelineCursor,
+) -> Page<T> {
     let more = items.len() > request.limit();
     items.truncate(request.limit());
     let next = if more {
@@ -315,7 +330,7 @@ fn page<T: serde::de::DeserializeOwned>(
     } else {
         None
     };
-    Ok(Page { items, next })
+    Page { items, next }
 }
 
 /// A cursor's time in nanoseconds; cursors outside the storable range clamp to its ends.
@@ -556,10 +571,7 @@ impl InteractionStore for SqliteStore {
         id: CustomerId,
         request: PageRequest,
     ) -> Result<Page<Interaction>, StoreError> {
-        let (before_at, before_id) = match request.cursor() {
-            Some(cursor) => (nanos_cursor(cursor.at), key(&cursor.id)),
-            None => (i64::MAX, [0xFF; 16]),
-        };
+        let (before_at, before_id) = before(request);
         self.read(|conn| {
             // Most customers are one profile, whose interactions the table's key already
             // holds in time order: read them straight off it. Several members' rows must
@@ -596,16 +608,12 @@ impl InteractionStore for SqliteStore {
             while let Some(row) = rows.next().map_err(sqlite)? {
                 items.push(interaction_row::read(row, 0)?);
             }
-            let more = items.len() > request.limit();
-            items.truncate(request.limit());
-            let next = more
-                .then(|| items.last())
-                .flatten()
-                .map(|i: &Interaction| TimelineCursor {
+            Ok(into_page(items, request, |i: &Interaction| {
+                TimelineCursor {
                     at: i.occurred_at,
                     id: *i.id.as_uuid(),
-                });
-            Ok(Page { items, next })
+                }
+            }))
         })
     }
 
