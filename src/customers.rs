@@ -10,8 +10,10 @@ use crate::identity::{Action, Explanation, Policy, Suspect, SuspectStatus};
 use crate::ingest::rebuild::{self, Component, LatePlan, Rebuilt};
 use crate::ingest::{Plan, Planner, Receipt, Record};
 use crate::model::{
-    CustomerId, EventId, Identifier, MergeId, Override, OverrideId, OverrideRecord, RefusalRule,
+    Actor, AuditAction, AuditRecord, CustomerId, EventId, Identifier, MergeId, Override,
+    OverrideId, OverrideRecord, RefusalRule,
 };
+use crate::privacy::ConsentDefaults;
 use crate::store::{
     Commit, CommitOutcome, IdentityChange, Page, PageRequest, Store, StoreError, read_consistent,
     read_to_write,
@@ -56,13 +58,14 @@ const OPTIMISTIC_ATTEMPTS: usize = 4;
 pub struct Customers<S> {
     store: S,
     policy: Policy,
+    consent_defaults: ConsentDefaults,
     /// Writers share it while they plan and apply; one that has lost too many races
     /// takes it alone.
     writers: RwLock<()>,
 }
 
 /// What one attempt at a write came to.
-enum Attempt<T> {
+pub(crate) enum Attempt<T> {
     /// It landed (or failed for good).
     Done(T),
     /// Another writer changed what it rested on: decide again.
@@ -80,13 +83,29 @@ impl<S: Store> Customers<S> {
         Self {
             store,
             policy,
+            consent_defaults: ConsentDefaults::default(),
             writers: RwLock::new(()),
         }
     }
 
+    /// Answers consent questions about purposes a customer never decided on with
+    /// `defaults` (opt-in for every purpose unless set).
+    pub fn with_consent_defaults(mut self, defaults: ConsentDefaults) -> Self {
+        self.consent_defaults = defaults;
+        self
+    }
+
+    /// The regimes that answer for purposes a customer never decided on.
+    pub fn consent_defaults(&self) -> &ConsentDefaults {
+        &self.consent_defaults
+    }
+
     /// Runs `attempt` until it lands: the first few times alongside other writers, then
     /// with them shut out, which no writer in this process can make fail again.
-    fn write<T>(&self, mut attempt: impl FnMut() -> Result<Attempt<T>, Error>) -> Result<T, Error> {
+    pub(crate) fn write<T>(
+        &self,
+        mut attempt: impl FnMut() -> Result<Attempt<T>, Error>,
+    ) -> Result<T, Error> {
         for n in 0..MAX_ATTEMPTS {
             let outcome = if n < OPTIMISTIC_ATTEMPTS {
                 let _shared = self.writers.read().unwrap_or_else(PoisonError::into_inner);
@@ -164,7 +183,27 @@ impl<S: Store> Customers<S> {
         &self,
         records: impl IntoIterator<Item = R>,
     ) -> Result<Vec<Result<Receipt, Error>>, Error> {
-        let records: Vec<Record> = records.into_iter().map(Into::into).collect();
+        self.ingest_records(records.into_iter().map(Into::into).collect(), None)
+    }
+
+    /// Ingests one record and, in the same atomic step, appends `audit` to the audit
+    /// trail: for records an operator makes on a customer's behalf.
+    pub(crate) fn ingest_audited(
+        &self,
+        record: Record,
+        audit: &AuditRecord,
+    ) -> Result<Receipt, Error> {
+        self.ingest_records(vec![record], Some(audit))?
+            .pop()
+            .expect("one result per record")
+    }
+
+    /// [`ingest_batch`](Self::ingest_batch), with `audit` landing with the first record.
+    fn ingest_records(
+        &self,
+        records: Vec<Record>,
+        audit: Option<&AuditRecord>,
+    ) -> Result<Vec<Result<Receipt, Error>>, Error> {
         let mut order: Vec<usize> = (0..records.len()).collect();
         order.sort_by_key(|&i| records[i].key());
         let (mut results, late, repeats) = self.write(|| {
@@ -182,13 +221,17 @@ impl<S: Store> Customers<S> {
                     match planner.plan(&records[index]) {
                         Ok(Plan::Skip(receipt)) => results[index] = Some(Ok(receipt)),
                         Ok(Plan::Apply(commit, receipt)) => {
-                            commits.push(*commit);
+                            let mut commit = *commit;
+                            if index == 0 {
+                                commit.audit.extend(audit.cloned());
+                            }
+                            commits.push(commit);
                             results[index] = Some(Ok(receipt));
                         }
                         Ok(Plan::Repeat(event)) => repeats.push((index, event)),
                         Ok(Plan::Late) => late.push(index),
-                        Err(Error::Invalid(invalid)) => {
-                            results[index] = Some(Err(Error::Invalid(invalid)));
+                        Err(err @ (Error::Invalid(_) | Error::Suppressed { .. })) => {
+                            results[index] = Some(Err(err));
                         }
                         Err(other) => return Err(other),
                     }
@@ -205,7 +248,8 @@ impl<S: Store> Customers<S> {
             }
         })?;
         for index in late {
-            results[index] = Some(self.ingest_late(&records[index]));
+            let audit = audit.filter(|_| index == 0);
+            results[index] = Some(self.ingest_late(&records[index], audit));
         }
         // The first of each repeated event, in the order the records were decided.
         let mut firsts: HashMap<EventId, usize> = HashMap::new();
@@ -233,7 +277,7 @@ impl<S: Store> Customers<S> {
             .collect())
     }
 
-    fn ingest_late(&self, record: &Record) -> Result<Receipt, Error> {
+    fn ingest_late(&self, record: &Record, audit: Option<&AuditRecord>) -> Result<Receipt, Error> {
         let landed = self.write(|| {
             let planned = read_to_write(&self.store, |reads| -> Result<_, Error> {
                 match rebuild::plan_late(reads, &self.policy, record)? {
@@ -256,10 +300,11 @@ impl<S: Store> Customers<S> {
                     Plan::Late | Plan::Repeat(_) => unreachable!("one record, planned in full"),
                 })
             })?;
-            let (commit, receipt) = match planned {
+            let (mut commit, receipt) = match planned {
                 Ok(planned) => planned,
                 Err(skipped) => return Ok(Attempt::Done(Some(skipped))),
             };
+            commit.audit.extend(audit.cloned());
             match self.store.apply(std::slice::from_ref(&commit)) {
                 Ok(outcomes) if outcomes == [CommitOutcome::Applied] => {
                     Ok(Attempt::Done(Some(receipt)))
@@ -284,12 +329,16 @@ impl<S: Store> Customers<S> {
     /// With `block`, the two sides are also [separated](Override::Separate) for good: no
     /// later evidence will merge them again. Without it, other evidence that links them
     /// (now or later) still does.
+    ///
+    /// `by` says who asked and why; it goes on the [audit trail](Self::audit).
     pub fn unmerge(
         &self,
         lookup: impl Into<Lookup>,
         merge: MergeId,
         block: bool,
+        by: &Actor,
     ) -> Result<Rebuilt, Error> {
+        by.validate()?;
         let lookup = lookup.into();
         let customer = view::find(&self.store, &lookup)?.ok_or(Error::UnknownCustomer)?;
         let record = self
@@ -309,7 +358,7 @@ impl<S: Store> Customers<S> {
                 evidence,
                 merge: Box::new(record.clone()),
             },
-            reason: None,
+            reason: Some(by.reason.clone()),
         }];
         if block {
             let a = record.absorbed_side.clone();
@@ -326,17 +375,27 @@ impl<S: Store> Customers<S> {
                 id: OverrideId::new(),
                 at: Utc::now(),
                 rule: Override::Separate { a, b },
-                reason: None,
+                reason: Some(by.reason.clone()),
             });
         }
-        self.rebuild_with(&record.linking, &[], overrides, true)
+        let audit = AuditRecord::now(
+            by,
+            AuditAction::Unmerge {
+                customer,
+                merge,
+                blocked: block,
+                overrides: overrides.iter().map(|o| o.id).collect(),
+            },
+        );
+        self.rebuild_with(&record.linking, &[], overrides, Some(audit))
     }
 
     /// Detaches `identifier` from its profile for good: it is
     /// [separated](Override::Separate) from every other identifier the profile holds, and
     /// the profile is rebuilt without it. Evidence that carried it goes where its other
     /// identifiers lead; it may later join another profile.
-    pub fn detach(&self, identifier: &Identifier) -> Result<Rebuilt, Error> {
+    pub fn detach(&self, identifier: &Identifier, by: &Actor) -> Result<Rebuilt, Error> {
+        by.validate()?;
         let customer = view::find(&self.store, &Lookup::from(identifier.clone()))?
             .ok_or_else(|| Error::UnknownIdentifier(identifier.clone()))?;
         let profile = self
@@ -356,22 +415,43 @@ impl<S: Store> Customers<S> {
                 a: vec![identifier.clone()],
                 b: others,
             },
-            reason: None,
+            reason: Some(by.reason.clone()),
         };
-        self.rebuild_with(&profile.identifiers, &[], vec![record], true)
+        let audit = AuditRecord::now(
+            by,
+            AuditAction::Detach {
+                customer,
+                override_id: record.id,
+            },
+        );
+        self.rebuild_with(&profile.identifiers, &[], vec![record], Some(audit))
     }
 
     /// Merges the profiles holding `a` and `b`, whatever the limits and separations say:
     /// for an operator who knows they are one customer. Recorded as an
     /// [`Override::Link`] and a merge under [`MergeRule::Forced`](crate::MergeRule::Forced);
     /// [`unmerge`](Self::unmerge) undoes it.
-    pub fn force_merge(&self, a: &Identifier, b: &Identifier) -> Result<Rebuilt, Error> {
-        self.rebuild_with(&[a.clone(), b.clone()], &[], vec![self.link(a, b)?], true)
+    pub fn force_merge(
+        &self,
+        a: &Identifier,
+        b: &Identifier,
+        by: &Actor,
+    ) -> Result<Rebuilt, Error> {
+        by.validate()?;
+        let mut link = self.link(a, b)?;
+        link.reason = Some(by.reason.clone());
+        let audit = AuditRecord::now(
+            by,
+            AuditAction::ForceMerge {
+                override_id: link.id,
+            },
+        );
+        self.rebuild_with(&[a.clone(), b.clone()], &[], vec![link], Some(audit))
     }
 
     /// What [`force_merge`](Self::force_merge) would change, without changing anything.
     pub fn preview_merge(&self, a: &Identifier, b: &Identifier) -> Result<Rebuilt, Error> {
-        self.rebuild_with(&[a.clone(), b.clone()], &[], vec![self.link(a, b)?], false)
+        self.rebuild_with(&[a.clone(), b.clone()], &[], vec![self.link(a, b)?], None)
     }
 
     fn link(&self, a: &Identifier, b: &Identifier) -> Result<OverrideRecord, Error> {
@@ -472,41 +552,59 @@ impl<S: Store> Customers<S> {
     /// policy blocked it, and the profiles whose evidence carried it are rebuilt without
     /// it. Recorded as an [`Override::Block`]; [`clear_suspect`](Self::clear_suspect)
     /// overrules it. Works on any value, suspect or not.
-    pub fn confirm_suspect(&self, identifier: &Identifier) -> Result<Rebuilt, Error> {
-        self.rule_on(Override::Block {
-            identifier: identifier.clone(),
-        })
+    pub fn confirm_suspect(&self, identifier: &Identifier, by: &Actor) -> Result<Rebuilt, Error> {
+        self.rule_on(
+            Override::Block {
+                identifier: identifier.clone(),
+            },
+            by,
+        )
     }
 
     /// Clears `identifier`: it is never suspect from now on and links like any other, and
     /// the profiles whose evidence carried it are rebuilt, merging what it links (within
     /// the limits). Recorded as an [`Override::Allow`]; it overrules an earlier
     /// [`confirm_suspect`](Self::confirm_suspect), and a later one overrules it.
-    pub fn clear_suspect(&self, identifier: &Identifier) -> Result<Rebuilt, Error> {
-        self.rule_on(Override::Allow {
-            identifier: identifier.clone(),
-        })
+    pub fn clear_suspect(&self, identifier: &Identifier, by: &Actor) -> Result<Rebuilt, Error> {
+        self.rule_on(
+            Override::Allow {
+                identifier: identifier.clone(),
+            },
+            by,
+        )
     }
 
     /// Records `rule`, which sets one identifier's standing, and rebuilds the profiles
     /// whose evidence carried that identifier, reaching them through it.
-    fn rule_on(&self, rule: Override) -> Result<Rebuilt, Error> {
+    fn rule_on(&self, rule: Override, by: &Actor) -> Result<Rebuilt, Error> {
+        by.validate()?;
         let record = OverrideRecord {
             id: OverrideId::new(),
             at: Utc::now(),
             rule,
-            reason: None,
+            reason: Some(by.reason.clone()),
         };
+        let action = match record.rule {
+            Override::Block { .. } => AuditAction::Block {
+                override_id: record.id,
+            },
+            _ => AuditAction::SuspectCleared {
+                override_id: record.id,
+            },
+        };
+        let audit = AuditRecord::now(by, action);
         let identifier = record.standing().cloned().into_iter().collect::<Vec<_>>();
-        self.rebuild_with(&identifier, &identifier, vec![record], true)
+        self.rebuild_with(&identifier, &identifier, vec![record], Some(audit))
     }
 
+    /// Rebuilds the profiles `seeds` reach under `overrides` added; with `audit`, applies
+    /// the result and records it, and without, only reports what it would change.
     fn rebuild_with(
         &self,
         seeds: &[Identifier],
         through: &[Identifier],
         overrides: Vec<OverrideRecord>,
-        apply: bool,
+        audit: Option<AuditRecord>,
     ) -> Result<Rebuilt, Error> {
         self.write(|| {
             let component = read_to_write(&self.store, |reads| {
@@ -514,16 +612,20 @@ impl<S: Store> Customers<S> {
             })?;
             let resolution = component.resolve(&self.policy, None, &overrides);
             let (mut commit, report, _) = component.rewrite(&resolution);
-            if !apply {
+            let Some(audit) = &audit else {
                 return Ok(Attempt::Done(report));
-            }
+            };
             let mut identity: Vec<IdentityChange> = overrides
                 .iter()
                 .cloned()
                 .map(IdentityChange::Override)
                 .collect();
             identity.append(&mut commit.identity);
-            let commit = Commit { identity, ..commit };
+            let commit = Commit {
+                identity,
+                audit: vec![audit.clone()],
+                ..commit
+            };
             match self.store.apply(std::slice::from_ref(&commit)) {
                 Ok(_) => Ok(Attempt::Done(report)),
                 Err(StoreError::Conflict { .. }) => Ok(Attempt::Conflict),

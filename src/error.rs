@@ -3,7 +3,7 @@
 use thiserror::Error;
 
 use crate::conversation::sla::SlaError;
-use crate::model::{Identifier, MergeId, ValidationError};
+use crate::model::{Identifier, IdentifierKind, MergeId, ValidationError};
 use crate::store::StoreError;
 
 /// Why a call on [`Customers`](crate::Customers) failed.
@@ -29,6 +29,21 @@ pub enum Error {
     /// A service-level policy that cannot work (see [`SlaError`]).
     #[error("service-level policy: {0}")]
     Policy(#[from] SlaError),
+    /// The record carries an identifier of an erased customer: it is on the suppression
+    /// list, so the record was not stored. In a batch this is the record's own result and
+    /// the rest of the batch still lands. [`Customers::lift_suppression`] lets it in again.
+    ///
+    /// [`Customers::lift_suppression`]: crate::Customers::lift_suppression
+    #[error("refused: a {kind} identifier of an erased customer is suppressed (hash {hash})")]
+    Suppressed {
+        /// The identifier's kind.
+        kind: IdentifierKind,
+        /// Its keyed hash on the suppression list.
+        hash: String,
+    },
+    /// No suppression has this identifier's hash.
+    #[error("no suppression for that identifier")]
+    NotSuppressed,
     /// Other writers kept changing the profiles the record touches; nothing was applied,
     /// and trying again later is safe.
     #[error("gave up after {attempts} attempts: other writers kept changing the same profiles")]

@@ -70,6 +70,7 @@ mod error;
 pub mod identity;
 pub mod ingest;
 pub mod model;
+pub mod privacy;
 pub mod store;
 pub mod view;
 

@@ -292,7 +292,7 @@ fn force_and_undo(
     b: &Identifier,
     unmerges: &Unmerges,
 ) -> bool {
-    let forced = match customers.force_merge(a, b) {
+    let forced = match customers.force_merge(a, b, &oneview::Actor::new("ops", "test")) {
         Ok(report) => report,
         Err(oneview::Error::UnknownIdentifier(_)) => return false,
         Err(other) => panic!("force_merge: {other}"),
@@ -315,7 +315,7 @@ fn force_and_undo(
             return true;
         };
         unmerges.started.fetch_add(1, Ordering::SeqCst);
-        let undone = customers.unmerge(a, merge.id, false);
+        let undone = customers.unmerge(a, merge.id, false, &oneview::Actor::new("ops", "test"));
         unmerges.done.fetch_add(1, Ordering::SeqCst);
         match undone {
             Ok(_) => return true,

@@ -3,14 +3,15 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use chrono::{DateTime, Utc};
 use oneview::model::{
-    CustomerId, EventId, Identifier, InteractionId, MergeRecord, OverrideRecord, Refusal,
-    TraitOperation,
+    AuditRecord, ConsentRecord, CustomerId, EventId, Identifier, InteractionId, MergeRecord,
+    OverrideRecord, Refusal, TraitOperation,
 };
 use oneview::store::{
     Attributed, ChannelSummary, Commit, CommitOutcome, EventScan, EventStore, IdentityChange,
-    IdentityStore, InteractionStore, MemoryStore, Owner, Page, PageRequest, ProfileRecord, Reads,
-    Store, StoreError, TraitStore, conformance,
+    IdentityStore, InteractionStore, MemoryStore, Owner, Page, PageRequest, PrivacyKey,
+    PrivacyStore, ProfileRecord, Reads, Store, StoreError, Suppression, TraitStore, conformance,
 };
 use oneview::{Event, Interaction};
 
@@ -32,6 +33,11 @@ enum Flaw {
     RewriteLeavesEvents,
     /// Runs a snapshot's reads one by one, each on whatever state is current.
     TornSnapshots,
+    /// Reports every consent decision as recorded on the live profile, losing the sides
+    /// of a merge.
+    ConsentOnTheLiveProfile,
+    /// Answers that no hash is suppressed.
+    ForgetsSuppressions,
 }
 
 /// A memory store with one flaw.
@@ -116,6 +122,38 @@ impl TraitStore for Broken {
     }
 }
 
+impl PrivacyStore for Broken {
+    fn consent(&self, customer: CustomerId) -> Result<Vec<Attributed<ConsentRecord>>, StoreError> {
+        let mut found = self.inner.consent(customer)?;
+        if let Flaw::ConsentOnTheLiveProfile = self.flaw {
+            let live = self.inner.profile(customer)?.map(|p| p.id);
+            for decision in &mut found {
+                decision.customer = live.unwrap_or(decision.customer);
+            }
+        }
+        Ok(found)
+    }
+    fn suppressed(&self, hashes: &[String]) -> Result<Vec<Option<Suppression>>, StoreError> {
+        match self.flaw {
+            Flaw::ForgetsSuppressions => Ok(vec![None; hashes.len()]),
+            _ => self.inner.suppressed(hashes),
+        }
+    }
+    fn suppressions(&self) -> Result<Vec<Suppression>, StoreError> {
+        self.inner.suppressions()
+    }
+    fn privacy_key(&self) -> Result<Option<PrivacyKey>, StoreError> {
+        self.inner.privacy_key()
+    }
+    fn audit(
+        &self,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.inner.audit(from, to)
+    }
+}
+
 impl Store for Broken {
     fn snapshot(
         &self,
@@ -164,7 +202,10 @@ impl Store for Broken {
                 }
                 self.inner.apply(&commits)
             }
-            Flaw::PagesOldestFirst | Flaw::TornSnapshots => self.inner.apply(commits),
+            Flaw::PagesOldestFirst
+            | Flaw::TornSnapshots
+            | Flaw::ConsentOnTheLiveProfile
+            | Flaw::ForgetsSuppressions => self.inner.apply(commits),
         }
     }
 }
@@ -212,4 +253,16 @@ fn kit_catches_a_rewrite_that_leaves_events_behind() {
 fn kit_catches_snapshots_that_are_not_one_state() {
     let message = kit_rejects(Flaw::TornSnapshots);
     assert!(message.contains("a snapshot saw a commit"), "{message}");
+}
+
+#[test]
+fn kit_catches_consent_that_forgets_the_sides_of_a_merge() {
+    let message = kit_rejects(Flaw::ConsentOnTheLiveProfile);
+    assert!(message.contains("recorded on"), "{message}");
+}
+
+#[test]
+fn kit_catches_a_store_that_forgets_its_suppressions() {
+    let message = kit_rejects(Flaw::ForgetsSuppressions);
+    assert!(message.contains("in the order asked"), "{message}");
 }

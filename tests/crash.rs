@@ -92,7 +92,9 @@ fn crash_child() {
                 .or(merge.evidence.map(|e| *e.as_uuid()))
                 .expect("a merge records its evidence");
             println!("start unmerge {evidence}");
-            customers.unmerge(person, merge.id, false).expect("unmerge");
+            customers
+                .unmerge(person, merge.id, false, &oneview::Actor::new("ops", "test"))
+                .expect("unmerge");
             println!("done unmerge {evidence}");
         }
         println!("start batch {number}");

@@ -247,7 +247,14 @@ fn unmerging_the_middle_link_restores_both_sides_and_blocking_keeps_them_apart()
         chain(c);
         let profile = c.profile(id("email:a@x.io")).unwrap().unwrap();
         let bc = profile.merges.iter().find(|m| m.at == at(20)).unwrap().id;
-        let report = c.unmerge(id("email:a@x.io"), bc, true).unwrap();
+        let report = c
+            .unmerge(
+                id("email:a@x.io"),
+                bc,
+                true,
+                &oneview::Actor::new("ops", "test"),
+            )
+            .unwrap();
         assert_eq!(report.before.len(), 1);
         assert_eq!(report.after.len(), 2);
         assert_eq!(owner(c, "email:a@x.io"), owner(c, "email:b@x.io"));
@@ -279,7 +286,13 @@ fn unmerge_without_block_lets_new_evidence_link_again() {
     each_backend(|c| {
         chain(c);
         let merge = c.profile(id("email:a@x.io")).unwrap().unwrap().merges[1].id;
-        c.unmerge(id("email:a@x.io"), merge, false).unwrap();
+        c.unmerge(
+            id("email:a@x.io"),
+            merge,
+            false,
+            &oneview::Actor::new("ops", "test"),
+        )
+        .unwrap();
         assert_ne!(owner(c, "email:b@x.io"), owner(c, "email:c@x.io"));
         c.ingest(event("again", 30, &["email:c@x.io", "email:a@x.io"]))
             .unwrap();
@@ -301,13 +314,23 @@ fn a_forced_merge_of_two_users_is_recorded_previewed_and_undoable() {
             owner(c, "user_id:u2"),
             "a preview changes nothing"
         );
-        c.force_merge(&id("user_id:u1"), &id("user_id:u2")).unwrap();
+        c.force_merge(
+            &id("user_id:u1"),
+            &id("user_id:u2"),
+            &oneview::Actor::new("ops", "test"),
+        )
+        .unwrap();
         assert_eq!(owner(c, "user_id:u1"), owner(c, "user_id:u2"));
         let profile = c.profile(id("user_id:u1")).unwrap().unwrap();
         assert_eq!(profile.merges.len(), 1);
         assert_eq!(profile.merges[0].rule, MergeRule::Forced);
-        c.unmerge(profile.customer_id, profile.merges[0].id, false)
-            .unwrap();
+        c.unmerge(
+            profile.customer_id,
+            profile.merges[0].id,
+            false,
+            &oneview::Actor::new("ops", "test"),
+        )
+        .unwrap();
         assert_ne!(owner(c, "user_id:u1"), owner(c, "user_id:u2"));
     });
 }
@@ -318,7 +341,11 @@ fn a_detached_identifier_leaves_and_can_join_someone_else() {
         c.ingest(event("1", 0, &["user_id:u1", "email:shared@x.io"]))
             .unwrap();
         c.ingest(event("2", 1, &["user_id:u1"])).unwrap();
-        c.detach(&id("email:shared@x.io")).unwrap();
+        c.detach(
+            &id("email:shared@x.io"),
+            &oneview::Actor::new("ops", "test"),
+        )
+        .unwrap();
         assert_ne!(owner(c, "user_id:u1"), owner(c, "email:shared@x.io"));
         assert_eq!(
             c.profile(id("user_id:u1")).unwrap().unwrap().event_count(),

@@ -719,7 +719,7 @@ proptest! {
         let (a, b) = (pick.0.get(&held).clone(), pick.1.get(&held).clone());
         prop_assume!(customers.profile(a.clone()).unwrap().unwrap().customer_id
             != customers.profile(b.clone()).unwrap().unwrap().customer_id);
-        customers.force_merge(&a, &b).unwrap();
+        customers.force_merge(&a, &b, &oneview::Actor::new("ops", "test")).unwrap();
         let merged = customers.profile(a.clone()).unwrap().unwrap();
         prop_assert!(merged.identifiers.contains(&b));
         let forced = merged
@@ -727,7 +727,7 @@ proptest! {
             .iter()
             .find(|m| m.rule == oneview::MergeRule::Forced)
             .expect("the forced merge is recorded");
-        customers.unmerge(merged.customer_id, forced.id, false).unwrap();
+        customers.unmerge(merged.customer_id, forced.id, false, &oneview::Actor::new("ops", "test")).unwrap();
         prop_assert_eq!(snapshot(&customers), before);
     }
 }

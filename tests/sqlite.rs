@@ -243,7 +243,12 @@ fn an_unmerge_after_migrating_from_v1_moves_each_trait_with_its_event() {
     let ana = customers.profile(email.clone()).unwrap().unwrap();
     assert_eq!(ana.traits["last_message"].value, json!("3"));
     customers
-        .unmerge(email.clone(), ana.merges[0].id, false)
+        .unmerge(
+            email.clone(),
+            ana.merges[0].id,
+            false,
+            &oneview::Actor::new("ops", "test"),
+        )
         .unwrap();
     // Event 1 was the device's alone: it and the trait it set go back to the device.
     let device_side = customers.profile(device).unwrap().unwrap();

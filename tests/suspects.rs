@@ -154,7 +154,9 @@ fn clearing_a_suspect_merges_what_it_links_and_confirming_it_splits_again() {
         let visitor = "anonymous_id:kiosk-visitor";
         assert_ne!(owner(&customers, visitor), owner(&customers, "user_id:ana"));
 
-        customers.clear_suspect(&id(shared)).unwrap();
+        customers
+            .clear_suspect(&id(shared), &oneview::Actor::new("ops", "test"))
+            .unwrap();
         // It links again: the visitor joins whoever holds it; the user ids stay apart.
         let holder = owner(&customers, shared).expect("held once cleared");
         assert_eq!(owner(&customers, visitor), Some(holder));
@@ -174,7 +176,9 @@ fn clearing_a_suspect_merges_what_it_links_and_confirming_it_splits_again() {
             .unwrap();
         assert_eq!(owner(&customers, shared), Some(holder));
 
-        customers.confirm_suspect(&id(shared)).unwrap();
+        customers
+            .confirm_suspect(&id(shared), &oneview::Actor::new("ops", "test"))
+            .unwrap();
         assert_eq!(owner(&customers, shared), None);
         assert_ne!(owner(&customers, visitor), owner(&customers, "user_id:ana"));
         assert_eq!(
@@ -441,7 +445,11 @@ fn ingest_finds_the_suspects_a_full_resolution_finds() {
         .map(|p| p.customer_id);
     assert!(before.is_some(), "p6 links, as no suspicion was found");
     customers
-        .force_merge(&id("phone:+14155550004"), &id("anonymous_id:dev6"))
+        .force_merge(
+            &id("phone:+14155550004"),
+            &id("anonymous_id:dev6"),
+            &oneview::Actor::new("ops", "test"),
+        )
         .unwrap();
     let merged = customers
         .profile(id("phone:+14155550004"))
@@ -453,7 +461,12 @@ fn ingest_finds_the_suspects_a_full_resolution_finds() {
         .find(|m| m.rule == oneview::MergeRule::Forced)
         .unwrap();
     customers
-        .unmerge(merged.customer_id, forced.id, false)
+        .unmerge(
+            merged.customer_id,
+            forced.id,
+            false,
+            &oneview::Actor::new("ops", "test"),
+        )
         .unwrap();
     let after = customers.profile(p6).unwrap().map(|p| p.customer_id);
     assert_eq!(

@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::identity::{self, Action, Cluster, Evidence, Graph, Policy, Sightings, Step};
 use crate::model::{
-    CustomerId, Event, EventId, EvidenceKey, Identifier, Interaction, InteractionId, Provenance,
-    Refusal, TraitOperation,
+    ConsentRecord, CustomerId, Event, EventId, EvidenceKey, Identifier, Interaction, InteractionId,
+    Provenance, Refusal, TraitOperation,
 };
 use crate::store::{
     Attributed, Commit, EventStore, Expectation, IdentityChange, InteractionStore, Owner, Reads,
@@ -149,6 +149,9 @@ pub(crate) struct Planner<'a, S: ?Sized> {
     /// `None` when nothing is stored) stands in for each loaded profile's newest
     /// evidence, unread.
     stored_before_all: Option<Option<EvidenceKey>>,
+    /// The identifiers of the prefetched records that are on the suppression list, with
+    /// their hashes.
+    suppressed: HashMap<Identifier, String>,
 }
 
 impl<'a, S: Reads + ?Sized> Planner<'a, S> {
@@ -168,6 +171,7 @@ impl<'a, S: Reads + ?Sized> Planner<'a, S> {
             interactions_exist: true,
             tolerate_late: false,
             stored_before_all: None,
+            suppressed: HashMap::new(),
         }
     }
 
@@ -197,6 +201,7 @@ impl<'a, S: Reads + ?Sized> Planner<'a, S> {
         identifiers.dedup();
         let owners = self.store.event_owners(&events)?;
         self.stored_events = events.into_iter().zip(owners).collect();
+        self.suppressed = suppressed_among(self.store, &identifiers)?;
         let owners = self.store.owners(&identifiers)?;
         self.stored_owners = identifiers.into_iter().zip(owners).collect();
         self.overrides_exist = self.store.has_overrides()?;
@@ -267,6 +272,16 @@ impl<'a, S: Reads + ?Sized> Planner<'a, S> {
 
     /// Plans `record`, which must not sort before any record planned earlier.
     pub(crate) fn plan(&mut self, record: &Record) -> Result<Plan, Error> {
+        if let Some((identifier, hash)) = record
+            .identifiers()
+            .iter()
+            .find_map(|i| self.suppressed.get_key_value(i))
+        {
+            return Err(Error::Suppressed {
+                kind: identifier.kind().clone(),
+                hash: hash.clone(),
+            });
+        }
         match record {
             Record::Event(event) => self.plan_event(event),
             Record::Interaction(interaction) => self.plan_interaction(interaction),
@@ -297,6 +312,7 @@ impl<'a, S: Reads + ?Sized> Planner<'a, S> {
             return Ok(Plan::Late);
         };
         commit.traits = trait_operations(event, step.customer);
+        commit.consent = consent_records(event, step.customer);
         commit.event = Some(Attributed {
             customer: step.customer,
             record: event.clone(),
@@ -590,6 +606,55 @@ pub(crate) fn trait_operations(
             record: TraitOperation {
                 key: update.key.clone(),
                 op: update.op.clone(),
+                provenance: provenance.clone(),
+            },
+        })
+        .collect()
+}
+
+/// Those of `identifiers` on the suppression list, with their hashes; none are hashed
+/// while the list is empty.
+fn suppressed_among<S: Reads + ?Sized>(
+    store: &S,
+    identifiers: &[Identifier],
+) -> Result<HashMap<Identifier, String>, StoreError> {
+    if identifiers.is_empty() || !store.has_suppressions()? {
+        return Ok(HashMap::new());
+    }
+    let Some(key) = store.privacy_key()? else {
+        return Ok(HashMap::new());
+    };
+    let hashes: Vec<String> = identifiers
+        .iter()
+        .map(|i| crate::privacy::suppression_hash(&key, i))
+        .collect();
+    let found = store.suppressed(&hashes)?;
+    Ok(identifiers
+        .iter()
+        .zip(hashes)
+        .zip(found)
+        .filter(|(_, found)| found.is_some())
+        .map(|((identifier, hash), _)| (identifier.clone(), hash))
+        .collect())
+}
+
+/// The consent decisions an event carries, attributed to `customer`.
+pub(crate) fn consent_records(
+    event: &Event,
+    customer: CustomerId,
+) -> Vec<Attributed<ConsentRecord>> {
+    let provenance = Provenance {
+        source: event.source.clone(),
+        event_id: Some(event.id),
+        observed_at: event.occurred_at,
+    };
+    event
+        .consent
+        .iter()
+        .map(|choice| Attributed {
+            customer,
+            record: ConsentRecord {
+                choice: choice.clone(),
                 provenance: provenance.clone(),
             },
         })

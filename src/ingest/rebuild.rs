@@ -511,6 +511,7 @@ pub(crate) fn plan_late<S: Reads + ?Sized>(
     match record {
         Record::Event(event) => {
             commit.traits = trait_operations(event, customer);
+            commit.consent = super::consent_records(event, customer);
             commit.event = Some(Attributed {
                 customer,
                 record: event.clone(),

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::channel::Channel;
+use super::consent::ConsentChoice;
 use super::error::{ValidationError, json_type, required_name, storable_time};
 use super::feedback::Feedback;
 use super::identifier::{Identifier, IdentifierKind, NormalizeOptions};
@@ -61,6 +62,9 @@ pub struct Event {
     /// Changes to the customer's traits that this event reports.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub traits: Vec<TraitUpdate>,
+    /// Consent decisions this event reports (see [`ConsentChoice`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consent: Vec<ConsentChoice>,
 }
 
 impl Event {
@@ -76,6 +80,7 @@ impl Event {
             identifiers: IdentifierInput::default(),
             properties: Value::Object(Map::new()),
             traits: Vec::new(),
+            consent: Vec::new(),
         }
     }
 
@@ -94,6 +99,9 @@ impl Event {
             });
         }
         validate_trait_updates(&self.traits)?;
+        for choice in &self.consent {
+            choice.validate()?;
+        }
         Feedback::from_event(self)?;
         Ok(())
     }
@@ -112,6 +120,7 @@ pub struct EventBuilder {
     identifiers: IdentifierInput,
     properties: Value,
     traits: Vec<TraitUpdate>,
+    consent: Vec<ConsentChoice>,
 }
 
 impl EventBuilder {
@@ -176,6 +185,12 @@ impl EventBuilder {
         self
     }
 
+    /// Reports a consent decision the customer made at this event's time.
+    pub fn consent(mut self, choice: ConsentChoice) -> Self {
+        self.consent.push(choice);
+        self
+    }
+
     /// Validates and normalises everything, or says what is wrong.
     pub fn build(self) -> Result<Event, ValidationError> {
         let properties = match self.properties {
@@ -203,6 +218,7 @@ impl EventBuilder {
             identifiers,
             properties,
             traits: self.traits,
+            consent: self.consent,
         };
         event.validate()?;
         Ok(event)

@@ -1,8 +1,10 @@
 //! Plain domain types: ids, identifiers and their normalisation, channels, events,
-//! interactions, traits, and the records of identity resolution (merges, refused links,
+//! interactions, traits, consent, the audit trail, and the records of identity resolution (merges, refused links,
 //! operator overrides). All of them are `serde`-serializable.
 
+mod audit;
 mod channel;
+mod consent;
 mod error;
 mod event;
 mod feedback;
@@ -12,7 +14,11 @@ mod interaction;
 mod merge;
 mod traits;
 
+pub use audit::{Actor, AuditAction, AuditRecord, ErasedCounts};
 pub use channel::{Channel, ChannelError};
+pub use consent::{
+    ConsentChoice, ConsentRecord, ConsentStatus, MAX_WORDING_BYTES, Purpose, PurposeError,
+};
 pub use error::{MAX_NAME_BYTES, ValidationError};
 pub use event::{Event, EventBuilder};
 pub use feedback::{

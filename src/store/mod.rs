@@ -25,7 +25,7 @@
 //! (or [`read_consistent`]), so that a merge landing between two calls cannot tear it.
 //!
 //! # Implementing
-//! Implement the four read traits and [`Store`], then run the behaviour tests in
+//! Implement the five read traits and [`Store`], then run the behaviour tests in
 //! `conformance` (feature `testkit`) from your crate's tests.
 
 pub mod memory;
@@ -45,8 +45,8 @@ use thiserror::Error;
 use uuid::Uuid;
 
 use crate::model::{
-    Channel, CustomerId, Event, EventId, Identifier, Interaction, InteractionId, MergeRecord,
-    OverrideRecord, Refusal, TraitOperation,
+    AuditRecord, Channel, ConsentRecord, CustomerId, Event, EventId, Identifier, IdentifierKind,
+    Interaction, InteractionId, MergeRecord, OverrideRecord, Refusal, TraitOperation,
 };
 
 pub use memory::MemoryStore;
@@ -196,6 +196,63 @@ pub enum IdentityChange {
     Override(OverrideRecord),
     /// Profiles rebuilt from their evidence replace what was stored about them.
     Rewrite(Box<Rewrite>),
+    /// A live profile and everything about it are removed for good; see [`Erasure`].
+    Erase(Box<Erasure>),
+    /// A suppression is removed: records carrying the identifier are accepted again.
+    Lift {
+        /// The suppression's keyed hash.
+        hash: String,
+    },
+    /// The key that suppression hashes are made with; must not be set yet
+    /// ([`CommitProblem::KeyExists`] otherwise, a conflict).
+    SetPrivacyKey(PrivacyKey),
+}
+
+/// The removal of one customer: the live profile `customer`, every profile merged into
+/// it, and everything attributed to them — identifiers, events with their trait
+/// operations and consent records, interactions, merges, refusals — plus every refusal
+/// and override, of any profile, naming one of `identifiers`. The `suppress` entries are
+/// added to the suppression list in the same step.
+///
+/// A backend must leave none of the removed data readable; one that keeps deleted bytes
+/// in its files (free pages, a write-ahead log) must overwrite them (see
+/// `SqliteStore`, which runs `secure_delete`, a `VACUUM` and a checkpoint).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Erasure {
+    /// The live profile; must be live.
+    pub customer: CustomerId,
+    /// Every identifier the profile holds: refusals and overrides naming them are removed
+    /// wherever they are kept.
+    pub identifiers: Vec<Identifier>,
+    /// What to add to the suppression list.
+    pub suppress: Vec<Suppression>,
+}
+
+/// An entry of the suppression list: the keyed hash of an erased identifier. Records
+/// carrying an identifier with this hash are refused, so a replay cannot bring an erased
+/// person back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suppression {
+    /// HMAC-SHA-256 of the identifier's canonical form (`kind:value`) under the store's
+    /// [`PrivacyKey`], in lowercase hex.
+    pub hash: String,
+    /// The identifier's kind (not its value).
+    pub kind: IdentifierKind,
+    /// When it was added.
+    pub at: DateTime<Utc>,
+    /// The audit record of the erasure that added it.
+    pub audit: Uuid,
+}
+
+/// The secret that suppression hashes are keyed with, kept in the store so that they
+/// match for as long as the store lives; its `Debug` form does not show it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrivacyKey(pub [u8; 32]);
+
+impl Debug for PrivacyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PrivacyKey(..)")
+    }
 }
 
 /// The state of one profile id, as a [`Rewrite`] sets it.
@@ -294,6 +351,11 @@ pub struct Commit {
     pub interaction: Option<Attributed<Interaction>>,
     /// Trait operations to append.
     pub traits: Vec<Attributed<TraitOperation>>,
+    /// Consent decisions to append; each names the event that carried it, and moves with
+    /// that event when a [`Rewrite`] moves it.
+    pub consent: Vec<Attributed<ConsentRecord>>,
+    /// Entries of the audit trail to append.
+    pub audit: Vec<AuditRecord>,
 }
 
 /// What became of one commit.
@@ -373,6 +435,9 @@ pub enum CommitProblem {
     /// A rewrite names an event or interaction that is not stored.
     #[error("record {0} is not stored")]
     UnknownRecord(Uuid),
+    /// A privacy key is set already.
+    #[error("a privacy key is set already")]
+    KeyExists,
     /// A rewrite makes a profile resolve to one that is not live.
     #[error("profile {id} cannot resolve to {live}, which is not live")]
     NotLiveTarget {
@@ -561,13 +626,48 @@ pub trait TraitStore: Debug + Send + Sync {
     fn trait_operations(&self, customer: CustomerId) -> Result<Vec<TraitOperation>, StoreError>;
 }
 
-/// Every read of the contract, as one object: what [`Store::snapshot`] hands out.
-pub trait Reads: IdentityStore + EventStore + InteractionStore + TraitStore {}
+/// Reads of consent, the suppression list and the audit trail.
+pub trait PrivacyStore: Debug + Send + Sync {
+    /// Every consent decision of the profile `customer` resolves to, in no particular
+    /// order. Unlike other reads, each comes with the profile it is *recorded on* — the
+    /// live profile or one merged into it — since consent resolution tells the sides of a
+    /// merge apart.
+    fn consent(&self, customer: CustomerId) -> Result<Vec<Attributed<ConsentRecord>>, StoreError>;
 
-impl<T: IdentityStore + EventStore + InteractionStore + TraitStore + ?Sized> Reads for T {}
+    /// The suppression entry of each hash, in the order given; `None` where there is none.
+    fn suppressed(&self, hashes: &[String]) -> Result<Vec<Option<Suppression>>, StoreError>;
+
+    /// Every suppression entry, oldest first.
+    fn suppressions(&self) -> Result<Vec<Suppression>, StoreError>;
+
+    /// Whether any suppression entry is stored: when none is, ingest skips hashing the
+    /// identifiers of every record. The default says `true`, which is always safe.
+    fn has_suppressions(&self) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+
+    /// The key suppression hashes are made with, once one is set.
+    fn privacy_key(&self) -> Result<Option<PrivacyKey>, StoreError>;
+
+    /// The audit records taken at or after `from` and before `to` (either bound may be
+    /// open), oldest (`at`, then id) first.
+    fn audit(
+        &self,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+}
+
+/// Every read of the contract, as one object: what [`Store::snapshot`] hands out.
+pub trait Reads: IdentityStore + EventStore + InteractionStore + TraitStore + PrivacyStore {}
+
+impl<T: IdentityStore + EventStore + InteractionStore + TraitStore + PrivacyStore + ?Sized> Reads
+    for T
+{
+}
 
 /// A complete backend: the reads, and the one way to write.
-pub trait Store: IdentityStore + EventStore + InteractionStore + TraitStore {
+pub trait Store: IdentityStore + EventStore + InteractionStore + TraitStore + PrivacyStore {
     /// Runs `reads` against one consistent, committed state of the store: every read made
     /// through the [`Reads`] it is given sees the same state, whatever other threads or
     /// processes commit meanwhile. Reads only: `reads` must not write to this store.
@@ -605,6 +705,14 @@ pub trait Store: IdentityStore + EventStore + InteractionStore + TraitStore {
     ///   an invariant; [`CommitProblem::AlreadyOwned`] counts as a conflict).
     /// - On any error, nothing from any of the commits is applied.
     fn apply(&self, commits: &[Commit]) -> Result<Vec<CommitOutcome>, StoreError>;
+
+    /// Overwrites whatever removed records left behind where the backend keeps its data
+    /// (free pages, a log, old versions), so that no byte of them can be read back.
+    /// Called after an [erasure](Erasure). The default does nothing: right for a backend
+    /// that keeps nothing once removed, such as [`MemoryStore`].
+    fn purge(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Runs `read` on one consistent snapshot of `store` (see [`Store::snapshot`]) and returns
@@ -749,6 +857,26 @@ macro_rules! forward_store {
                 (**self).trait_operations(customer)
             }
         }
+        impl<$($generics)*> PrivacyStore for $pointer {
+            fn consent(&self, customer: CustomerId) -> Result<Vec<Attributed<ConsentRecord>>, StoreError> {
+                (**self).consent(customer)
+            }
+            fn suppressed(&self, hashes: &[String]) -> Result<Vec<Option<Suppression>>, StoreError> {
+                (**self).suppressed(hashes)
+            }
+            fn suppressions(&self) -> Result<Vec<Suppression>, StoreError> {
+                (**self).suppressions()
+            }
+            fn has_suppressions(&self) -> Result<bool, StoreError> {
+                (**self).has_suppressions()
+            }
+            fn privacy_key(&self) -> Result<Option<PrivacyKey>, StoreError> {
+                (**self).privacy_key()
+            }
+            fn audit(&self, from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Result<Vec<AuditRecord>, StoreError> {
+                (**self).audit(from, to)
+            }
+        }
         impl<$($generics)*> Store for $pointer {
             fn snapshot(
                 &self,
@@ -764,6 +892,9 @@ macro_rules! forward_store {
             }
             fn apply(&self, commits: &[Commit]) -> Result<Vec<CommitOutcome>, StoreError> {
                 (**self).apply(commits)
+            }
+            fn purge(&self) -> Result<(), StoreError> {
+                (**self).purge()
             }
         }
     )*};

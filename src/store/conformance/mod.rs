@@ -20,6 +20,7 @@
 //! release, as the contract is clarified.
 
 mod identity;
+mod privacy;
 
 use std::collections::BTreeSet;
 
@@ -40,13 +41,17 @@ pub use identity::{
     conflicting_commits_one_wins, identity_expectations_are_checked,
     refusals_and_overrides_read_back, rewrites_apply_in_full, snapshots_see_one_state,
 };
+pub use privacy::{
+    audit_records_read_back_in_time_order, consent_is_kept_by_the_profile_it_was_recorded_on,
+    erasure_removes_everything_about_the_customer, suppressions_and_the_key_read_back,
+};
 
 /// One behaviour test of the contract.
 pub type BehaviourTest = fn(&dyn Store);
 
 /// Runs every behaviour test, each on a fresh store from `make`.
 pub fn run_all<S: Store>(make: impl Fn() -> S) {
-    let tests: [(&str, BehaviourTest); 18] = [
+    let tests: [(&str, BehaviourTest); 22] = [
         ("events_append_and_read_back", events_append_and_read_back),
         (
             "duplicate_events_are_stored_once",
@@ -89,6 +94,22 @@ pub fn run_all<S: Store>(make: impl Fn() -> S) {
         ),
         ("conflicting_commits_one_wins", conflicting_commits_one_wins),
         ("snapshots_see_one_state", snapshots_see_one_state),
+        (
+            "consent_is_kept_by_the_profile_it_was_recorded_on",
+            consent_is_kept_by_the_profile_it_was_recorded_on,
+        ),
+        (
+            "erasure_removes_everything_about_the_customer",
+            erasure_removes_everything_about_the_customer,
+        ),
+        (
+            "suppressions_and_the_key_read_back",
+            suppressions_and_the_key_read_back,
+        ),
+        (
+            "audit_records_read_back_in_time_order",
+            audit_records_read_back_in_time_order,
+        ),
     ];
     for (name, test) in tests {
         let store = make();

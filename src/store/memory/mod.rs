@@ -12,12 +12,12 @@ use uuid::Uuid;
 
 use super::{
     Attributed, ChannelSummary, Commit, CommitOutcome, CommitProblem, EventScan, EventStore,
-    IdentityStore, InteractionStore, Owner, Page, PageRequest, ProfileRecord, Reads, Store,
-    StoreError, TimelineCursor, TraitStore,
+    IdentityStore, InteractionStore, Owner, Page, PageRequest, PrivacyKey, PrivacyStore,
+    ProfileRecord, Reads, Store, StoreError, Suppression, TimelineCursor, TraitStore,
 };
 use crate::model::{
-    CustomerId, Event, EventId, Identifier, Interaction, InteractionId, MergeRecord,
-    OverrideRecord, Refusal, TraitOperation,
+    AuditRecord, ConsentRecord, CustomerId, Event, EventId, Identifier, Interaction, InteractionId,
+    MergeRecord, OverrideRecord, Refusal, TraitOperation,
 };
 use read::{Frozen, Scan};
 
@@ -94,6 +94,12 @@ struct State {
     overrides: Vec<OverrideRecord>,
     /// Positions in `overrides` of the records naming each identifier.
     overrides_naming: HashMap<Identifier, Vec<usize>>,
+    /// Consent decisions by the profile they are recorded on.
+    consent: HashMap<CustomerId, Vec<ConsentRecord>>,
+    /// The suppression list, by hash.
+    suppressions: HashMap<String, Suppression>,
+    privacy_key: Option<PrivacyKey>,
+    audit: Vec<AuditRecord>,
 }
 
 impl State {
@@ -198,6 +204,31 @@ impl InteractionStore for MemoryStore {
 impl TraitStore for MemoryStore {
     fn trait_operations(&self, customer: CustomerId) -> Result<Vec<TraitOperation>, StoreError> {
         Frozen(&*self.read()?).trait_operations(customer)
+    }
+}
+
+impl PrivacyStore for MemoryStore {
+    fn consent(&self, customer: CustomerId) -> Result<Vec<Attributed<ConsentRecord>>, StoreError> {
+        Frozen(&*self.read()?).consent(customer)
+    }
+    fn suppressed(&self, hashes: &[String]) -> Result<Vec<Option<Suppression>>, StoreError> {
+        Frozen(&*self.read()?).suppressed(hashes)
+    }
+    fn suppressions(&self) -> Result<Vec<Suppression>, StoreError> {
+        Frozen(&*self.read()?).suppressions()
+    }
+    fn has_suppressions(&self) -> Result<bool, StoreError> {
+        Frozen(&*self.read()?).has_suppressions()
+    }
+    fn privacy_key(&self) -> Result<Option<PrivacyKey>, StoreError> {
+        Frozen(&*self.read()?).privacy_key()
+    }
+    fn audit(
+        &self,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        Frozen(&*self.read()?).audit(from, to)
     }
 }
 

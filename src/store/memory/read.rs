@@ -8,12 +8,13 @@ use uuid::Uuid;
 
 use super::{MemoryStore, SCAN_CHUNK, State, Timeline};
 use crate::model::{
-    Channel, CustomerId, Event, EventId, Identifier, Interaction, InteractionId, MergeRecord,
-    OverrideRecord, Refusal, TraitOperation,
+    AuditRecord, Channel, ConsentRecord, CustomerId, Event, EventId, Identifier, Interaction,
+    InteractionId, MergeRecord, OverrideRecord, Refusal, TraitOperation,
 };
 use crate::store::{
     Attributed, ChannelSummary, EventScan, EventStore, IdentityStore, InteractionStore, Owner,
-    Page, PageRequest, ProfileRecord, StoreError, TimelineCursor, TraitStore,
+    Page, PageRequest, PrivacyKey, PrivacyStore, ProfileRecord, StoreError, Suppression,
+    TimelineCursor, TraitStore,
 };
 
 impl State {
@@ -378,6 +379,66 @@ impl TraitStore for Frozen<'_> {
             .flatten()
             .cloned()
             .collect())
+    }
+}
+
+impl PrivacyStore for Frozen<'_> {
+    fn consent(&self, customer: CustomerId) -> Result<Vec<Attributed<ConsentRecord>>, StoreError> {
+        let state = self.0;
+        let Some(members) = state.members(customer) else {
+            return Ok(Vec::new());
+        };
+        Ok(members
+            .iter()
+            .flat_map(|&member| {
+                state
+                    .consent
+                    .get(&member)
+                    .into_iter()
+                    .flatten()
+                    .map(move |record| Attributed {
+                        customer: member,
+                        record: record.clone(),
+                    })
+            })
+            .collect())
+    }
+
+    fn suppressed(&self, hashes: &[String]) -> Result<Vec<Option<Suppression>>, StoreError> {
+        Ok(hashes
+            .iter()
+            .map(|hash| self.0.suppressions.get(hash).cloned())
+            .collect())
+    }
+
+    fn suppressions(&self) -> Result<Vec<Suppression>, StoreError> {
+        let mut all: Vec<Suppression> = self.0.suppressions.values().cloned().collect();
+        all.sort_by(|a, b| (a.at, &a.hash).cmp(&(b.at, &b.hash)));
+        Ok(all)
+    }
+
+    fn has_suppressions(&self) -> Result<bool, StoreError> {
+        Ok(!self.0.suppressions.is_empty())
+    }
+
+    fn privacy_key(&self) -> Result<Option<PrivacyKey>, StoreError> {
+        Ok(self.0.privacy_key.clone())
+    }
+
+    fn audit(
+        &self,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut records: Vec<AuditRecord> = self
+            .0
+            .audit
+            .iter()
+            .filter(|r| from.is_none_or(|from| r.at >= from) && to.is_none_or(|to| r.at < to))
+            .cloned()
+            .collect();
+        records.sort_by_key(|r| (r.at, r.id));
+        Ok(records)
     }
 }
 

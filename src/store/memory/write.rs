@@ -4,12 +4,12 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::{Fault, ProfileRow, State, Timeline};
 use crate::model::{
-    CustomerId, EventId, Identifier, Interaction, InteractionId, MergeRecord, Refusal,
-    TraitOperation,
+    ConsentRecord, CustomerId, EventId, Identifier, Interaction, InteractionId, MergeRecord,
+    Refusal, TraitOperation,
 };
 use crate::store::{
-    Attributed, Commit, CommitOutcome, CommitProblem, Expectation, IdentityChange, Rewrite,
-    TimelineCursor,
+    Attributed, Commit, CommitOutcome, CommitProblem, Erasure, Expectation, IdentityChange,
+    Rewrite, Suppression, TimelineCursor,
 };
 
 /// How to take back one applied change.
@@ -24,8 +24,15 @@ pub(super) enum Undo {
     AppendEvent(EventId),
     PutInteraction(InteractionId, Option<Box<(CustomerId, Interaction)>>),
     AppendTrait(CustomerId),
+    AppendConsent(CustomerId),
+    AppendAudit,
     Refuse(CustomerId),
     Override,
+    Lift(Box<Suppression>),
+    SetPrivacyKey,
+    /// An erasure touches every index of the state: it is taken back from a copy of the
+    /// whole state. Erasures are rare, so the copy costs little over a store's life.
+    Whole(Box<State>),
     /// A rewrite: the parts of the state it touches, as they were before it.
     Rewrite(Box<Saved>),
 }
@@ -38,6 +45,7 @@ pub(super) struct Saved {
     events: Vec<(EventId, CustomerId)>,
     event_timelines: Vec<(CustomerId, Option<Timeline>)>,
     traits: Vec<(CustomerId, Option<Vec<TraitOperation>>)>,
+    consent: Vec<(CustomerId, Option<Vec<ConsentRecord>>)>,
     interactions: Vec<(InteractionId, CustomerId)>,
     interaction_timelines: Vec<(CustomerId, Option<Timeline>)>,
     /// The merges and refusals kept under each profile it names or records them under,
@@ -182,6 +190,18 @@ impl State {
                 .push(record.clone());
             undo.push(Undo::AppendTrait(*customer));
         }
+        for Attributed { customer, record } in &commit.consent {
+            self.require_profile(*customer)?;
+            self.consent
+                .entry(*customer)
+                .or_default()
+                .push(record.clone());
+            undo.push(Undo::AppendConsent(*customer));
+        }
+        for record in &commit.audit {
+            self.audit.push(record.clone());
+            undo.push(Undo::AppendAudit);
+        }
         Ok(CommitOutcome::Applied)
     }
 
@@ -275,8 +295,91 @@ impl State {
                 undo.push(Undo::Rewrite(Box::new(self.save(rewrite))));
                 self.rewrite(rewrite)?;
             }
+            IdentityChange::Erase(erasure) => {
+                match self.live(erasure.customer) {
+                    None => {
+                        return Err(Fault::Invalid(CommitProblem::UnknownCustomer(
+                            erasure.customer,
+                        )));
+                    }
+                    Some(live) if live != erasure.customer => {
+                        return Err(Fault::Invalid(CommitProblem::NotLive(erasure.customer)));
+                    }
+                    Some(_) => {}
+                }
+                undo.push(Undo::Whole(Box::new(self.clone())));
+                self.erase(erasure);
+            }
+            IdentityChange::Lift { hash } => {
+                if let Some(lifted) = self.suppressions.remove(hash) {
+                    undo.push(Undo::Lift(Box::new(lifted)));
+                }
+            }
+            IdentityChange::SetPrivacyKey(key) => {
+                if self.privacy_key.is_some() {
+                    return Err(Fault::Conflict(CommitProblem::KeyExists));
+                }
+                self.privacy_key = Some(key.clone());
+                undo.push(Undo::SetPrivacyKey);
+            }
         }
         Ok(())
+    }
+
+    /// Removes the live profile `erasure.customer`, its members and everything attributed
+    /// to them, and what names its identifiers anywhere; adds the suppressions.
+    fn erase(&mut self, erasure: &Erasure) {
+        let members = self.profiles[&erasure.customer].members.clone();
+        for member in &members {
+            if let Some(row) = self.profiles.remove(member) {
+                for identifier in row.identifiers {
+                    self.owners.remove(&identifier);
+                }
+            }
+            for (at, id) in self.event_timelines.remove(member).unwrap_or_default() {
+                let id = EventId::from_uuid(id);
+                self.events.remove(&id);
+                self.event_order.remove(&(at, id));
+            }
+            for (_, id) in self
+                .interaction_timelines
+                .remove(member)
+                .unwrap_or_default()
+            {
+                self.interactions.remove(&InteractionId::from_uuid(id));
+            }
+            self.traits.remove(member);
+            self.consent.remove(member);
+            self.merges.remove(member);
+            self.refusals.remove(member);
+        }
+        let named: HashSet<&Identifier> = erasure.identifiers.iter().collect();
+        for identifier in &erasure.identifiers {
+            for holder in self.refusing.remove(identifier).unwrap_or_default() {
+                if let Some(refusals) = self.refusals.get_mut(&holder) {
+                    refusals.retain(|r| r.identifier != *identifier);
+                }
+            }
+        }
+        for holders in self.refusing.values_mut() {
+            holders.retain(|h| !members.contains(h));
+        }
+        self.refusing.retain(|_, holders| !holders.is_empty());
+        self.overrides
+            .retain(|o| !o.identifiers().iter().any(|i| named.contains(i)));
+        self.overrides_naming.clear();
+        for (position, record) in self.overrides.iter().enumerate() {
+            for identifier in record.identifiers() {
+                self.overrides_naming
+                    .entry(identifier)
+                    .or_default()
+                    .push(position);
+            }
+        }
+        for suppression in &erasure.suppress {
+            self.suppressions
+                .insert(suppression.hash.clone(), suppression.clone());
+        }
     }
 
     /// Copies what `rewrite` can change: the rows of the profiles it names, of the live
@@ -334,6 +437,10 @@ impl State {
                 .iter()
                 .map(|c| (*c, self.traits.get(c).cloned()))
                 .collect(),
+            consent: record_ends
+                .iter()
+                .map(|c| (*c, self.consent.get(c).cloned()))
+                .collect(),
             interactions,
             interaction_timelines: record_ends
                 .iter()
@@ -387,6 +494,7 @@ impl State {
         put(&mut self.owners, saved.owners);
         put(&mut self.event_timelines, saved.event_timelines);
         put(&mut self.traits, saved.traits);
+        put(&mut self.consent, saved.consent);
         put(&mut self.interaction_timelines, saved.interaction_timelines);
         for (id, customer) in saved.events {
             if let Some(entry) = self.events.get_mut(&id) {
@@ -514,6 +622,19 @@ impl State {
             if !staying.is_empty() {
                 self.traits.insert(old, staying);
             }
+            let decisions = self.consent.remove(&old).unwrap_or_default();
+            let (going, staying): (Vec<_>, Vec<_>) = decisions.into_iter().partition(|d| {
+                d.provenance
+                    .event_id
+                    .is_some_and(|id| moves.contains_key(&id))
+            });
+            for decision in going {
+                let to = moves[&decision.provenance.event_id.expect("partitioned on it")];
+                self.consent.entry(to).or_default().push(decision);
+            }
+            if !staying.is_empty() {
+                self.consent.insert(old, staying);
+            }
         }
         for &(id, customer) in &rewrite.interactions {
             self.require_profile(customer)?;
@@ -610,6 +731,20 @@ impl State {
                     ops.pop();
                 }
             }
+            Undo::AppendConsent(customer) => {
+                if let Some(decisions) = self.consent.get_mut(&customer) {
+                    decisions.pop();
+                }
+            }
+            Undo::AppendAudit => {
+                self.audit.pop();
+            }
+            Undo::Lift(suppression) => {
+                self.suppressions
+                    .insert(suppression.hash.clone(), *suppression);
+            }
+            Undo::SetPrivacyKey => self.privacy_key = None,
+            Undo::Whole(state) => *self = *state,
             Undo::Refuse(customer) => {
                 if let Some(refusals) = self.refusals.get_mut(&customer) {
                     refusals.pop();

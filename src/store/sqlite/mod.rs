@@ -21,6 +21,7 @@
 //! ```
 
 mod interaction_row;
+mod privacy;
 mod read;
 mod schema;
 mod write;
@@ -566,6 +567,35 @@ impl Store for SqliteStore {
 
     fn apply(&self, commits: &[Commit]) -> Result<Vec<CommitOutcome>, StoreError> {
         write::apply(&mut *self.writer()?, commits)
+    }
+
+    /// Rewrites the whole file (`VACUUM`) and empties the write-ahead log into it
+    /// (`wal_checkpoint(TRUNCATE)`). `secure_delete` already zeroes a deleted row's bytes
+    /// where it lay, but copies of index keys can stay in interior pages, and older
+    /// versions of pages in the log; only a rewrite leaves none. It costs time in
+    /// proportion to the file's size.
+    fn purge(&self) -> Result<(), StoreError> {
+        let writer = self.writer()?;
+        writer.execute_batch("VACUUM").map_err(sqlite)?;
+        // Readers in the middle of a transaction keep the log from being emptied; they
+        // finish soon, so wait for them a while.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let (blocked, in_log, copied): (i64, i64, i64) = writer
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })
+                .map_err(sqlite)?;
+            if blocked == 0 && in_log == copied {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(backend(
+                    "readers kept the write-ahead log from being emptied; purge again",
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 

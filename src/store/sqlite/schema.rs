@@ -134,6 +134,37 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (profile_id, occurred_at, id)
     ) WITHOUT ROWID;
     ",
+    // Version 5: privacy. Consent decisions, kept like trait operations (by the profile
+    // they are recorded on, and findable by the event that carried them); the suppression
+    // list of erased identifiers' keyed hashes; the key they are made with; and the audit
+    // trail of operator actions.
+    "
+    CREATE TABLE consent (
+        profile_id BLOB NOT NULL REFERENCES profiles (id),
+        event_id   BLOB,
+        body       TEXT NOT NULL
+    );
+    CREATE INDEX consent_by_profile ON consent (profile_id);
+    CREATE INDEX consent_by_event ON consent (event_id);
+
+    CREATE TABLE suppressions (
+        hash   TEXT PRIMARY KEY,
+        at     INTEGER NOT NULL,
+        record TEXT NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE privacy_key (
+        one INTEGER PRIMARY KEY CHECK (one = 1),
+        key BLOB NOT NULL
+    );
+
+    CREATE TABLE audit (
+        id     BLOB PRIMARY KEY,
+        at     INTEGER NOT NULL,
+        record TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX audit_by_time ON audit (at, id);
+    ",
 ];
 
 /// A migration step SQL cannot express, run after the SQL of the same version.

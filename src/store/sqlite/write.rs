@@ -25,8 +25,8 @@ impl From<rusqlite::Error> for Fault {
     }
 }
 
-/// Profiles known to exist within one `apply`: rows in `profiles` are never deleted, so a
-/// profile seen once need not be looked up again for the rest of the transaction.
+/// Profiles known to exist within one `apply`: rows in `profiles` are only deleted by an
+/// erasure, which empties it, so a profile seen once need not be looked up again.
 type Known = HashSet<Key>;
 
 fn check(conn: &Connection, known: &mut Known, expectation: &Expectation) -> Result<(), Fault> {
@@ -206,6 +206,13 @@ fn change(conn: &Connection, known: &mut Known, change: &IdentityChange) -> Resu
             }
         }
         IdentityChange::Rewrite(rewrite) => apply_rewrite(conn, known, rewrite)?,
+        IdentityChange::Erase(erasure) => {
+            super::privacy::erase(conn, erasure)?;
+            // Profiles are deleted: what was known to exist may not any more.
+            known.clear();
+        }
+        IdentityChange::Lift { hash } => super::privacy::lift(conn, hash)?,
+        IdentityChange::SetPrivacyKey(privacy) => super::privacy::set_privacy_key(conn, privacy)?,
     }
     Ok(())
 }
@@ -320,6 +327,8 @@ fn apply_rewrite(conn: &Connection, known: &mut Known, rewrite: &Rewrite) -> Res
         }
         conn.prepare_cached("UPDATE traits SET profile_id = ?2 WHERE event_id = ?1")?
             .execute([key(id.as_uuid()), key(owner.as_uuid())])?;
+        conn.prepare_cached("UPDATE consent SET profile_id = ?2 WHERE event_id = ?1")?
+            .execute([key(id.as_uuid()), key(owner.as_uuid())])?;
     }
     for (id, owner) in &rewrite.interactions {
         require_profile(conn, known, *owner)?;
@@ -413,6 +422,17 @@ fn apply_commit(
                 encode(record)?,
                 record.provenance.event_id.map(|e| key(e.as_uuid()))
             ])?;
+    }
+    for Attributed {
+        customer: id,
+        record,
+    } in &commit.consent
+    {
+        require_profile(conn, known, *id)?;
+        super::privacy::insert_consent(conn, *id, record)?;
+    }
+    for record in &commit.audit {
+        super::privacy::insert_audit(conn, record)?;
     }
     Ok(CommitOutcome::Applied)
 }

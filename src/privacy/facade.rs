@@ -1,0 +1,384 @@
+//! The privacy calls of [`Customers`]: consent, export, erasure, suppressions, the audit
+//! trail.
+
+use std::ops::{Bound, RangeBounds};
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+
+use super::consent::{ConsentState, ContactDecision, resolve_consent};
+use super::export::{CustomerExport, EXPORT_FORMAT, EXPORT_VERSION, ExportedConsent};
+use super::{ErasureReport, suppression_hash};
+use crate::Customers;
+use crate::conversation::{all_interactions, each_page};
+use crate::customers::Attempt;
+use crate::error::Error;
+use crate::ingest::{Receipt, Record};
+use crate::model::{
+    Actor, AuditAction, AuditRecord, Channel, ConsentChoice, CustomerId, ErasedCounts, Event,
+    Feedback, Purpose, ValidationError, resolve_traits,
+};
+use crate::store::{
+    Commit, Erasure, Expectation, IdentityChange, PrivacyKey, Reads, Store, StoreError,
+    Suppression, read_consistent, read_to_write,
+};
+use crate::view::{self, Lookup};
+
+/// The source of the events that carry consent recorded by an operator.
+pub const OPERATOR_SOURCE: &str = "oneview.operator";
+
+impl<S: Store> Customers<S> {
+    /// The consent in force for the customer `lookup` finds, as of `as_of`: every purpose
+    /// and channel they decided on, with the decision each rests on. See
+    /// [`privacy`](crate::privacy) for the rules.
+    pub fn consent(
+        &self,
+        lookup: impl Into<Lookup>,
+        as_of: DateTime<Utc>,
+    ) -> Result<ConsentState, Error> {
+        let lookup = lookup.into();
+        read_consistent(self.store(), |reads| {
+            let customer = view::find(reads, &lookup)?.ok_or(Error::UnknownCustomer)?;
+            Ok(consent_of(reads, customer, as_of)?)
+        })
+    }
+
+    /// Whether the company may pursue `purpose` with the customer `lookup` finds on
+    /// `channel`, as of `as_of`, and the decision that answer rests on (or the default
+    /// regime, when they never decided).
+    ///
+    /// ```
+    /// use chrono::Utc;
+    /// use oneview::{Channel, ConsentChoice, ConsentStatus, Customers, Event, Identifier,
+    ///     IdentifierKind, MemoryStore, Purpose};
+    ///
+    /// let customers = Customers::new(MemoryStore::new());
+    /// customers.ingest(
+    ///     Event::builder("web", Channel::Web, "Signed Up")
+    ///         .identifier(IdentifierKind::Email, "ana@example.com")
+    ///         .consent(ConsentChoice::new(Purpose::Marketing, ConsentStatus::Granted))
+    ///         .consent(
+    ///             ConsentChoice::new(Purpose::Marketing, ConsentStatus::Denied).on(Channel::Sms),
+    ///         )
+    ///         .build()?,
+    /// )?;
+    /// let ana = Identifier::email("ana@example.com")?;
+    /// let email = customers.may_contact(ana.clone(), &Purpose::Marketing, &Channel::Email, Utc::now())?;
+    /// let sms = customers.may_contact(ana.clone(), &Purpose::Marketing, &Channel::Sms, Utc::now())?;
+    /// let analytics = customers.may_contact(ana, &Purpose::Analytics, &Channel::Web, Utc::now())?;
+    /// assert!(email.allowed);
+    /// assert!(!sms.allowed);
+    /// assert!(!analytics.allowed, "opt-in by default: never asked, never allowed");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn may_contact(
+        &self,
+        lookup: impl Into<Lookup>,
+        purpose: &Purpose,
+        channel: &Channel,
+        as_of: DateTime<Utc>,
+    ) -> Result<ContactDecision, Error> {
+        Ok(self
+            .consent(lookup, as_of)?
+            .decide(purpose, channel, self.consent_defaults()))
+    }
+
+    /// Records a consent decision on the customer's behalf — an agent taking it by phone,
+    /// say — as of now. It is stored like any other: as an event (source
+    /// [`OPERATOR_SOURCE`], name `Consent Updated`, carrying one of the customer's
+    /// identifiers) with the decision, and `by` goes on the audit trail in the same step.
+    pub fn set_consent(
+        &self,
+        lookup: impl Into<Lookup>,
+        choice: ConsentChoice,
+        by: &Actor,
+    ) -> Result<Receipt, Error> {
+        by.validate()?;
+        let lookup = lookup.into();
+        let profile = read_consistent(self.store(), |reads| {
+            let customer = view::find(reads, &lookup)?.ok_or(Error::UnknownCustomer)?;
+            reads.profile(customer)?.ok_or(Error::UnknownCustomer)
+        })?;
+        // One identifier, so a rebuild puts the decision back with the customer without
+        // the event linking anything.
+        let anchor = profile
+            .identifiers
+            .first()
+            .cloned()
+            .ok_or(ValidationError::Missing {
+                field: "identifier",
+                required_by: "set_consent",
+            })?;
+        let event = Event::builder(OPERATOR_SOURCE, Channel::Support, "Consent Updated")
+            .with_identifier(anchor)
+            .properties(json!({ "recorded_by": by.name }))
+            .consent(choice.clone())
+            .build()?;
+        let audit = AuditRecord::now(
+            by,
+            AuditAction::ConsentSet {
+                customer: profile.id,
+                event: event.id,
+                purpose: choice.purpose,
+                channel: choice.channel,
+                status: choice.status,
+            },
+        );
+        self.ingest_audited(Record::Event(event), &audit)
+    }
+
+    /// Everything held about the customer `lookup` finds, as one document to hand them
+    /// (see [`CustomerExport`] for the format). `by` goes on the audit trail.
+    pub fn export(&self, lookup: impl Into<Lookup>, by: &Actor) -> Result<CustomerExport, Error> {
+        by.validate()?;
+        let lookup = lookup.into();
+        let export = read_consistent(self.store(), |reads| {
+            let customer = view::find(reads, &lookup)?.ok_or(Error::UnknownCustomer)?;
+            export_of(reads, customer)
+        })?;
+        let audit = AuditRecord::now(
+            by,
+            AuditAction::Export {
+                customer: export.customer,
+            },
+        );
+        self.store().apply(&[Commit {
+            audit: vec![audit],
+            ..Commit::default()
+        }])?;
+        Ok(export)
+    }
+
+    /// Erases the customer `lookup` finds: the profile, every profile merged into it, and
+    /// their identifiers, events, interactions, traits and consent, in one atomic step;
+    /// refusals and overrides of other profiles naming an erased identifier go too. Each
+    /// erased identifier's keyed hash joins the suppression list, so later records carrying
+    /// it are refused ([`Error::Suppressed`]); the audit trail keeps who asked, why, the
+    /// counts and those hashes, and nothing personal.
+    ///
+    /// Then the store [purges](Store::purge) what the removed records left behind; on
+    /// SQLite that rewrites the file, in time proportional to its size. If only the purge
+    /// fails, the erasure has landed: call [`purge`](Self::purge) again.
+    pub fn erase(&self, lookup: impl Into<Lookup>, by: &Actor) -> Result<ErasureReport, Error> {
+        by.validate()?;
+        let lookup = lookup.into();
+        let mut new_key: Option<PrivacyKey> = None;
+        let report = self.write(|| {
+            let (profile, removed, stored_key) = read_to_write(self.store(), |reads| {
+                let customer = view::find(reads, &lookup)?.ok_or(Error::UnknownCustomer)?;
+                let profile = reads.profile(customer)?.ok_or(Error::UnknownCustomer)?;
+                let count = |summary: Vec<crate::store::ChannelSummary>| -> u64 {
+                    summary.iter().map(|s| s.count).sum()
+                };
+                let removed = ErasedCounts {
+                    profiles: profile.members.len() as u64,
+                    identifiers: profile.identifiers.len() as u64,
+                    events: count(reads.event_summary(customer)?),
+                    interactions: count(reads.interaction_summary(customer)?),
+                    trait_operations: reads.trait_operations(customer)?.len() as u64,
+                    consent: reads.consent(customer)?.len() as u64,
+                };
+                Ok::<_, Error>((profile, removed, reads.privacy_key()?))
+            })?;
+            let mut identity = Vec::new();
+            let key = match stored_key {
+                Some(key) => key,
+                None => {
+                    let key = new_key.get_or_insert_with(PrivacyKey::generate).clone();
+                    identity.push(IdentityChange::SetPrivacyKey(key.clone()));
+                    key
+                }
+            };
+            let hashes: Vec<String> = profile
+                .identifiers
+                .iter()
+                .map(|i| suppression_hash(&key, i))
+                .collect();
+            let audit = AuditRecord::now(
+                by,
+                AuditAction::Erase {
+                    customer: profile.id,
+                    removed,
+                    suppressed: hashes.clone(),
+                },
+            );
+            let suppress = profile
+                .identifiers
+                .iter()
+                .zip(&hashes)
+                .map(|(identifier, hash)| Suppression {
+                    hash: hash.clone(),
+                    kind: identifier.kind().clone(),
+                    at: audit.at,
+                    audit: audit.id,
+                })
+                .collect();
+            identity.push(IdentityChange::Erase(Box::new(Erasure {
+                customer: profile.id,
+                identifiers: profile.identifiers.clone(),
+                suppress,
+            })));
+            let commit = Commit {
+                expect: vec![
+                    Expectation::Live {
+                        customer: profile.id,
+                    },
+                    Expectation::Identifiers {
+                        customer: profile.id,
+                        identifiers: profile.identifiers.clone(),
+                    },
+                    Expectation::Evidence {
+                        customer: profile.id,
+                        count: removed.events + removed.interactions,
+                    },
+                ],
+                identity,
+                audit: vec![audit.clone()],
+                ..Commit::default()
+            };
+            match self.store().apply(std::slice::from_ref(&commit)) {
+                Ok(_) => Ok(Attempt::Done(ErasureReport {
+                    customer: profile.id,
+                    removed,
+                    suppressed: hashes,
+                    audit: audit.id,
+                })),
+                Err(StoreError::Conflict { .. }) => Ok(Attempt::Conflict),
+                Err(err) => Err(err.into()),
+            }
+        })?;
+        self.purge()?;
+        Ok(report)
+    }
+
+    /// Makes the store overwrite what removed records left behind; see [`Store::purge`].
+    pub fn purge(&self) -> Result<(), Error> {
+        Ok(self.store().purge()?)
+    }
+
+    /// Every entry of the suppression list, oldest first.
+    pub fn suppressions(&self) -> Result<Vec<Suppression>, Error> {
+        Ok(self.store().suppressions()?)
+    }
+
+    /// Takes `identifier` off the suppression list, for a person who was erased and came
+    /// back asking to be known again: records carrying it are accepted from now on.
+    /// [`Error::NotSuppressed`] if it is not on the list.
+    pub fn lift_suppression(
+        &self,
+        identifier: &crate::model::Identifier,
+        by: &Actor,
+    ) -> Result<(), Error> {
+        by.validate()?;
+        let key = self.store().privacy_key()?.ok_or(Error::NotSuppressed)?;
+        let hash = suppression_hash(&key, identifier);
+        if self.store().suppressed(std::slice::from_ref(&hash))?[0].is_none() {
+            return Err(Error::NotSuppressed);
+        }
+        let audit = AuditRecord::now(by, AuditAction::SuppressionLifted { hash: hash.clone() });
+        self.store().apply(&[Commit {
+            identity: vec![IdentityChange::Lift { hash }],
+            audit: vec![audit],
+            ..Commit::default()
+        }])?;
+        Ok(())
+    }
+
+    /// The audit trail within `range` of times (`..` for all of it), oldest first.
+    ///
+    /// ```
+    /// use chrono::{Duration, Utc};
+    /// use oneview::{Actor, Customers, MemoryStore};
+    ///
+    /// let customers = Customers::new(MemoryStore::new());
+    /// let since_yesterday = customers.audit(Utc::now() - Duration::days(1)..)?;
+    /// assert!(since_yesterday.is_empty());
+    /// # Ok::<(), oneview::Error>(())
+    /// ```
+    pub fn audit(&self, range: impl RangeBounds<DateTime<Utc>>) -> Result<Vec<AuditRecord>, Error> {
+        let tick = Duration::nanoseconds(1);
+        let from = match range.start_bound() {
+            Bound::Included(at) => Some(*at),
+            Bound::Excluded(at) => Some(*at + tick),
+            Bound::Unbounded => None,
+        };
+        let to = match range.end_bound() {
+            Bound::Included(at) => Some(*at + tick),
+            Bound::Excluded(at) => Some(*at),
+            Bound::Unbounded => None,
+        };
+        Ok(self.store().audit(from, to)?)
+    }
+}
+
+/// The consent in force for the live profile `customer` at `as_of`.
+pub(crate) fn consent_of(
+    reads: &dyn Reads,
+    customer: CustomerId,
+    as_of: DateTime<Utc>,
+) -> Result<ConsentState, StoreError> {
+    let Some(profile) = reads.profile(customer)? else {
+        return Ok(ConsentState::default());
+    };
+    let merges = reads.merges(customer)?;
+    let records = reads.consent(customer)?;
+    Ok(resolve_consent(&profile.members, &merges, &records, as_of))
+}
+
+fn export_of(reads: &dyn Reads, customer: CustomerId) -> Result<CustomerExport, Error> {
+    let profile = reads.profile(customer)?.ok_or(Error::UnknownCustomer)?;
+    let now = Utc::now();
+    let mut trait_history = reads.trait_operations(customer)?;
+    trait_history.sort_by(|a, b| a.application_order(b));
+    let mut events = Vec::new();
+    each_page(
+        |request| reads.events(customer, request),
+        |e| events.push(e),
+    )?;
+    events.reverse();
+    let mut interactions = all_interactions(reads, customer)?;
+    interactions.reverse();
+    let mut feedback: Vec<Feedback> = events
+        .iter()
+        .filter_map(|e| Feedback::from_event(e).ok().flatten())
+        .chain(
+            interactions
+                .iter()
+                .filter_map(|i| Feedback::from_interaction(i).ok().flatten()),
+        )
+        .collect();
+    feedback.sort_by_key(|f| (f.at, f.record));
+    let mut history: Vec<_> = reads
+        .consent(customer)?
+        .into_iter()
+        .map(|a| a.record)
+        .collect();
+    history.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
+    Ok(CustomerExport {
+        format: EXPORT_FORMAT.to_owned(),
+        version: EXPORT_VERSION,
+        exported_at: now,
+        customer: profile.id,
+        created_at: profile.created_at,
+        merged_profiles: profile
+            .members
+            .iter()
+            .copied()
+            .filter(|m| *m != profile.id)
+            .collect(),
+        traits: resolve_traits(&trait_history),
+        trait_history,
+        events,
+        interactions,
+        feedback,
+        consent: ExportedConsent {
+            history,
+            in_force: consent_of(reads, customer, now)?.effective().to_vec(),
+        },
+        merges: reads.merges(customer)?,
+        refused_links: reads.refusals(customer)?,
+        corrections: reads.overrides(&profile.identifiers)?,
+        identifiers: profile.identifiers,
+        segments: Vec::new(),
+    })
+}
