@@ -558,6 +558,16 @@ impl<'p> Resolution<'p> {
             .map(|(evidence, step)| (evidence, self.graph.live(step.customer)))
     }
 
+    /// The profile each piece of evidence went to when it was applied — one merged into
+    /// another since, maybe — which is where ingest in evidence order would have stored
+    /// it. Stores keep evidence there, so that what each side of a merge said before it
+    /// (its consent, above all) stays told apart.
+    pub fn placement(&self) -> impl Iterator<Item = (&Evidence, CustomerId)> + '_ {
+        self.steps
+            .iter()
+            .map(|(evidence, step)| (evidence, step.customer))
+    }
+
     /// Every merge, in evidence order.
     pub fn merges(&self) -> Vec<MergeRecord> {
         self.steps

@@ -346,16 +346,22 @@ impl Component {
         for cluster in graph.clusters() {
             identifiers.extend(cluster.identifiers.iter().cloned());
         }
-        let events = self
+        // Evidence is kept on the profile it went to when the fold applied it, as ingest
+        // in evidence order would have kept it.
+        let placed: HashMap<Uuid, CustomerId> = resolution
+            .placement()
+            .map(|(evidence, customer)| (evidence.key.id, customer))
+            .collect();
+        let events: Vec<(crate::model::EventId, CustomerId)> = self
             .events
             .iter()
-            .map(|e| (e.record.id, attributed[e.record.id.as_uuid()]))
+            .map(|e| (e.record.id, placed[e.record.id.as_uuid()]))
             .collect();
-        let interactions = self
+        let interactions: Vec<(crate::model::InteractionId, CustomerId)> = self
             .interactions
             .iter()
             .map(|i| {
-                let to = attributed
+                let to = placed
                     .get(i.record.id.as_uuid())
                     .copied()
                     .unwrap_or_else(|| moved_to[&i.customer]);
@@ -407,12 +413,12 @@ impl Component {
                 events: rewrite
                     .events
                     .iter()
-                    .filter(|(_, c)| *c == cluster.id)
+                    .filter(|(_, c)| graph.live(*c) == cluster.id)
                     .count(),
                 interactions: rewrite
                     .interactions
                     .iter()
-                    .filter(|(_, c)| *c == cluster.id)
+                    .filter(|(_, c)| graph.live(*c) == cluster.id)
                     .count(),
             })
             .filter(|summary| {
@@ -503,6 +509,11 @@ pub(crate) fn plan_late<S: Reads + ?Sized>(
     let (mut commit, _, attributed) = component.rewrite(&resolution);
     let key = record.key();
     let customer = attributed[&key.id];
+    // Stored where the fold applied it, like the rest of the component's evidence.
+    let placed = resolution
+        .placement()
+        .find(|(evidence, _)| evidence.key.id == key.id)
+        .map_or(customer, |(_, placed)| placed);
     let refused = resolution
         .refusals()
         .into_iter()
@@ -510,10 +521,10 @@ pub(crate) fn plan_late<S: Reads + ?Sized>(
         .collect();
     match record {
         Record::Event(event) => {
-            commit.traits = trait_operations(event, customer);
-            commit.consent = super::consent_records(event, customer);
+            commit.traits = trait_operations(event, placed);
+            commit.consent = super::consent_records(event, placed);
             commit.event = Some(Attributed {
-                customer,
+                customer: placed,
                 record: event.clone(),
             });
         }
@@ -529,7 +540,7 @@ pub(crate) fn plan_late<S: Reads + ?Sized>(
                 }
             }
             commit.interaction = Some(Attributed {
-                customer,
+                customer: placed,
                 record: interaction.clone(),
             });
         }

@@ -35,12 +35,24 @@
 //!   (`browser` is web), else `server`.
 //! - **Traits**: an `identify`'s `traits` are set on the profile.
 //! - **Properties**: `properties` (for `group`: `groupId` and the group's `traits`).
+//! - **Consent**: `context.consent.categoryPreferences` (Segment's consent object, which
+//!   its clients put on every message): each category is a decision for every channel,
+//!   `true` granted and `false` denied, made at the message's time. A category named like
+//!   a built-in [`Purpose`] (`marketing`, `analytics`, `personalization`, `service`,
+//!   any case) is that purpose, `Advertising` is marketing, and any other category is a
+//!   purpose of its own by its lowercased name (`DataSharing` is `other:datasharing`).
+//!   And a `track` named [`CONSENT_UPDATED`] (`Consent Updated`) states one decision in
+//!   its properties: `purpose` (a [`Purpose`] as written: `marketing`, …, `other:NAME`;
+//!   anything else is refused), `status` (`granted`, `denied` or `withdrawn`), and
+//!   optionally `channel` and `wording` (the text or its version the customer saw).
 //!
 //! A malformed message is a [`SegmentError`] naming the field, with its position in the
 //! batch; the other messages of the batch still parse. Refused: a message that is not an
 //! object, an unknown `type`, a `track` without `event`, an `alias` without `previousId`,
 //! ids that are neither strings nor numbers, times that are not RFC 3339, `traits`,
-//! `context` or `properties` that are not objects (`null` is read as absent).
+//! `context` or `properties` that are not objects (`null` is read as absent), consent
+//! preferences that are not booleans, and a `Consent Updated` without a known purpose or
+//! status.
 //!
 //! ```
 //! use chrono::Utc;
@@ -72,7 +84,10 @@ use serde_json::{Map, Value};
 use thiserror::Error;
 
 use super::Record;
-use crate::model::{Channel, Event, Identifier, IdentifierKind, NormalizeOptions, ValidationError};
+use crate::model::{
+    Channel, ConsentChoice, ConsentStatus, Event, Identifier, IdentifierKind, NormalizeOptions,
+    Purpose, PurposeError, ValidationError,
+};
 
 /// How messages are read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -158,6 +173,24 @@ pub enum SegmentError {
     NoIdentity {
         /// The message.
         field: String,
+    },
+    /// A consent purpose that cannot be read (`Consent Updated` names an unknown one).
+    #[error("{field}: {source}")]
+    Purpose {
+        /// Where.
+        field: String,
+        /// What is wrong with it.
+        source: PurposeError,
+    },
+    /// A field holds a value outside the ones it accepts.
+    #[error("{field}: {value:?} is not one of {expected}")]
+    BadValue {
+        /// Which.
+        field: String,
+        /// The value found.
+        value: String,
+        /// The values accepted.
+        expected: &'static str,
     },
     /// The message reads, but the event it makes is invalid (a user id of 300 bytes).
     #[error("{field}: {source}")]
@@ -342,6 +375,99 @@ fn write_canonical_object(out: &mut String, mut entries: Vec<(&String, &Value)>)
         write_canonical(out, value);
     }
     out.push('}');
+}
+
+/// The consent decisions a message carries: its `context.consent.categoryPreferences`,
+/// and for a `Consent Updated` track, the one its properties state.
+fn consent_choices(
+    context: &Option<Fields<'_>>,
+    name: &str,
+    properties: &Map<String, Value>,
+    prefix: &str,
+) -> Result<Vec<ConsentChoice>, SegmentError> {
+    let mut choices = Vec::new();
+    let consent_path = format!("{prefix}context.consent.");
+    let consent = match context {
+        Some(context) => context.object("consent")?,
+        None => None,
+    };
+    if let Some(object) = consent {
+        let consent = Fields {
+            object,
+            prefix: &consent_path,
+        };
+        let categories_path = format!("{consent_path}categoryPreferences.");
+        for (category, value) in consent.object("categoryPreferences")?.into_iter().flatten() {
+            let field = format!("{categories_path}{category}");
+            let status = match value {
+                Value::Bool(true) => ConsentStatus::Granted,
+                Value::Bool(false) => ConsentStatus::Denied,
+                other => {
+                    return Err(SegmentError::WrongType {
+                        field,
+                        expected: "a boolean",
+                        found: json_type(other),
+                    });
+                }
+            };
+            let purpose = category_purpose(category)
+                .map_err(|source| SegmentError::Purpose { field, source })?;
+            choices.push(ConsentChoice::new(purpose, status));
+        }
+    }
+    if name == CONSENT_UPDATED {
+        let properties_path = format!("{prefix}properties.");
+        let stated = Fields {
+            object: properties,
+            prefix: &properties_path,
+        };
+        let purpose: Purpose =
+            stated
+                .required("purpose")?
+                .parse()
+                .map_err(|source| SegmentError::Purpose {
+                    field: stated.path("purpose"),
+                    source,
+                })?;
+        let status = match stated.required("status")? {
+            "granted" => ConsentStatus::Granted,
+            "denied" => ConsentStatus::Denied,
+            "withdrawn" => ConsentStatus::Withdrawn,
+            other => {
+                return Err(SegmentError::BadValue {
+                    field: stated.path("status"),
+                    value: other.to_owned(),
+                    expected: "granted, denied, withdrawn",
+                });
+            }
+        };
+        let mut choice = ConsentChoice::new(purpose, status);
+        if let Some(channel) = stated.string("channel")? {
+            let channel: Channel = channel.parse().map_err(|err| SegmentError::Invalid {
+                field: stated.path("channel"),
+                source: ValidationError::Channel(err),
+            })?;
+            choice = choice.on(channel);
+        }
+        if let Some(wording) = stated.string("wording")? {
+            choice = choice.wording(wording);
+        }
+        choices.push(choice);
+    }
+    Ok(choices)
+}
+
+/// The `track` event that states one consent decision in its properties.
+pub const CONSENT_UPDATED: &str = "Consent Updated";
+
+/// The purpose a consent category stands for: a built-in purpose by its name (and
+/// `advertising` for marketing), any other category as a purpose of its own by its name.
+fn category_purpose(category: &str) -> Result<Purpose, PurposeError> {
+    let name = category.trim().to_lowercase();
+    match name.as_str() {
+        "advertising" => Ok(Purpose::Marketing),
+        _ => name.parse().or_else(|_| Purpose::other(&name)),
+    }
 }
 
 fn json_type(value: &Value) -> &'static str {
@@ -600,6 +726,9 @@ fn read(value: &Value, reading: &Reading<'_>) -> Result<Record, SegmentError> {
         return Err(SegmentError::NoIdentity {
             field: message_path(),
         });
+    }
+    for choice in consent_choices(&context, &name, &properties, prefix)? {
+        builder = builder.consent(choice);
     }
     builder = builder.properties(Value::Object(properties));
     if kind == "identify"

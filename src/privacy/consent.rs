@@ -314,8 +314,18 @@ pub fn resolve_consent(
             Some(so_far) => combine(&so_far, &entries, DateTime::<Utc>::MIN_UTC, None),
         });
     }
+    // Each channel's entry as the channel sees it (its own or the every-channel one,
+    // whichever is later), so the state reads the same whether or not a merge combined it.
+    let entries = combined.unwrap_or_default();
     ConsentState {
-        entries: combined.unwrap_or_default().into_values().collect(),
+        entries: entries
+            .keys()
+            .filter_map(|key| {
+                let mut entry = side_view(&entries, key)?.clone();
+                entry.channel = key.1.clone();
+                Some(entry)
+            })
+            .collect(),
     }
 }
 
