@@ -157,8 +157,9 @@ impl<S: Store> Customers<S> {
     /// counts and those hashes, and nothing personal.
     ///
     /// Then the store [purges](Store::purge) what the removed records left behind; on
-    /// SQLite that rewrites the file, in time proportional to its size. If only the purge
-    /// fails, the erasure has landed: call [`purge`](Self::purge) again.
+    /// SQLite that empties the write-ahead log into the file, waiting (up to ten seconds)
+    /// for readers in the middle of a read. If only the purge fails, the erasure has
+    /// landed: call [`purge`](Self::purge) again.
     pub fn erase(&self, lookup: impl Into<Lookup>, by: &Actor) -> Result<ErasureReport, Error> {
         by.validate()?;
         let lookup = lookup.into();

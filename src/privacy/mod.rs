@@ -23,8 +23,9 @@
 //! refused with [`Error::Suppressed`](crate::Error::Suppressed) — in a batch, in its own
 //! slot, so the rest of the batch lands — and a replay of old data cannot bring the person
 //! back. [`Customers::lift_suppression`] lets an identifier in again when the person
-//! returns and asks. The SQLite backend then rewrites its file so that no byte of the
-//! erased data is left in it or in its log ([`Store::purge`](crate::Store::purge)).
+//! returns and asks. On SQLite no byte of the erased data is left in the file or its log:
+//! `secure_delete` zeroes the deleted rows and pages, and the log is emptied into the
+//! file and truncated ([`Store::purge`](crate::Store::purge)).
 //!
 //! Records of *other* customers that carried an erased identifier (a refused link, an
 //! operator override) lose the refusal and the override; the other customer's events

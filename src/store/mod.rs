@@ -215,8 +215,9 @@ pub enum IdentityChange {
 /// added to the suppression list in the same step.
 ///
 /// A backend must leave none of the removed data readable; one that keeps deleted bytes
-/// in its files (free pages, a write-ahead log) must overwrite them (see
-/// `SqliteStore`, which runs `secure_delete`, a `VACUUM` and a checkpoint).
+/// in its files (free pages, a write-ahead log) must overwrite them, in `apply` or in
+/// [`Store::purge`] (`SqliteStore` zeroes deleted rows with `secure_delete` and empties
+/// its log in `purge`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Erasure {
     /// The live profile; must be live.

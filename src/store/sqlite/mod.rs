@@ -569,14 +569,27 @@ impl Store for SqliteStore {
         write::apply(&mut *self.writer()?, commits)
     }
 
-    /// Rewrites the whole file (`VACUUM`) and empties the write-ahead log into it
-    /// (`wal_checkpoint(TRUNCATE)`). `secure_delete` already zeroes a deleted row's bytes
-    /// where it lay, but copies of index keys can stay in interior pages, and older
-    /// versions of pages in the log; only a rewrite leaves none. It costs time in
-    /// proportion to the file's size.
+    /// Empties the write-ahead log into the database file and truncates it
+    /// (`wal_checkpoint(TRUNCATE)`), so that no older version of a page survives there.
+    /// In the file itself `secure_delete` (always on) has already zeroed every deleted
+    /// row and freed page; SQLite's index b-trees keep each key once, interior pages
+    /// included, so no copy of a deleted key is left behind either.
+    ///
+    /// With [`JournalMode::Persist`] the rollback journal keeps the pages an erasure
+    /// changed, as they were before it: the journal is deleted (by switching to `DELETE`
+    /// and back). The other rollback modes delete or truncate it after every commit.
     fn purge(&self) -> Result<(), StoreError> {
         let writer = self.writer()?;
-        writer.execute_batch("VACUUM").map_err(sqlite)?;
+        let mode: String = writer
+            .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+            .map_err(sqlite)?;
+        if mode.eq_ignore_ascii_case("persist") {
+            writer
+                .query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))
+                .and_then(|()| writer.query_row("PRAGMA journal_mode = PERSIST", [], |_| Ok(())))
+                .map_err(sqlite)?;
+            return Ok(());
+        }
         // Readers in the middle of a transaction keep the log from being emptied; they
         // finish soon, so wait for them a while.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);

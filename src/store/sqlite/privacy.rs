@@ -159,9 +159,9 @@ pub(super) fn lift(conn: &Connection, hash: &str) -> Result<(), Fault> {
     Ok(())
 }
 
-/// Deletes everything [`Erasure`] names. The rows go; `secure_delete` zeroes their bytes
-/// in the pages that held them, and [`SqliteStore::apply`] rewrites the file afterwards so
-/// that no copy survives in index interior pages, free pages or the write-ahead log.
+/// Deletes everything [`Erasure`] names. The rows go, and `secure_delete` zeroes their
+/// bytes in the pages that held them; `purge` then empties the write-ahead log, the one
+/// place older copies of those pages remain.
 pub(super) fn erase(conn: &Connection, erasure: &Erasure) -> Result<(), Fault> {
     let live = key(erasure.customer.as_uuid());
     match super::live_of(conn, &live)? {
