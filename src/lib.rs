@@ -52,10 +52,13 @@
 //! - [`conversation`]: a customer's interactions read as threads across channels, with
 //!   replies and owners, service levels ([`conversation::sla`]), the accountability
 //!   report and the follow-up of feedback.
+//! - [`privacy`]: consent per purpose and channel and the `may_contact` gate, export of
+//!   everything held about a customer, erasure with a suppression list, the audit trail.
 //! - [`analytics`]: RFM summaries, scores and segments, and customer lifetime value
 //!   from the BG/NBD, Pareto/NBD and Gamma-Gamma models.
 //! - [`Customers`]: the facade over all of it, including the operator's corrections
-//!   (`unmerge`, `detach`, `force_merge`, `preview_merge`) and `explain`.
+//!   (`unmerge`, `detach`, `force_merge`, `preview_merge`), `explain`, and the privacy
+//!   calls (`may_contact`, `set_consent`, `export`, `erase`, `audit`).
 //!
 //! # Features
 //! - `sqlite` (default): `SqliteStore`, a fast, crash-safe store in one file, with SQLite
