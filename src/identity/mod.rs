@@ -460,7 +460,7 @@ impl<'p> Graph<'p> {
                 survivor_via.iter().chain(&absorbed_side).cloned().collect();
             linking.sort_unstable();
             merges.push(MergeRecord {
-                id: MergeId::new(),
+                id: MergeId::derive(evidence.key.id, customer, absorbed),
                 survivor: customer,
                 absorbed,
                 evidence: evidence.event,

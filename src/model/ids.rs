@@ -12,6 +12,8 @@ const EVENT_NAMESPACE: Uuid = Uuid::from_u128(0x6f6e_6576_6965_7701_8000_0000_00
 const INTERACTION_NAMESPACE: Uuid = Uuid::from_u128(0x6f6e_6576_6965_7702_8000_0000_0000_0002);
 /// Namespace for [`CustomerId`]s derived from the evidence that founded the profile.
 const PROFILE_NAMESPACE: Uuid = Uuid::from_u128(0x6f6e_6576_6965_7703_8000_0000_0000_0003);
+/// Namespace for [`MergeId`]s derived from the evidence and the two profiles.
+const MERGE_NAMESPACE: Uuid = Uuid::from_u128(0x6f6e_6576_6965_7704_8000_0000_0000_0004);
 
 /// Derives a stable UUID (v5) from a source name and a key the source gave.
 ///
@@ -153,6 +155,17 @@ impl MergeId {
     #[allow(clippy::new_without_default)] // a default id would hide that each call is unique
     pub fn new() -> Self {
         Self(Uuid::now_v7())
+    }
+
+    /// The id of the merge of `absorbed` into `survivor` made by the evidence with id
+    /// `evidence`. Resolution names merges this way, so replaying or rebuilding the same
+    /// evidence records the same merge under the same id.
+    pub fn derive(evidence: Uuid, survivor: CustomerId, absorbed: CustomerId) -> Self {
+        let mut name = [0u8; 48];
+        name[..16].copy_from_slice(evidence.as_bytes());
+        name[16..32].copy_from_slice(survivor.as_uuid().as_bytes());
+        name[32..].copy_from_slice(absorbed.as_uuid().as_bytes());
+        Self(Uuid::new_v5(&MERGE_NAMESPACE, &name))
     }
 }
 
