@@ -387,7 +387,7 @@ impl<S: Store> Customers<S> {
                 overrides: overrides.iter().map(|o| o.id).collect(),
             },
         );
-        self.rebuild_with(&record.linking, &[], overrides, Some(audit))
+        self.rebuild_with(&record.linking, &[], overrides, true, Some(audit))
     }
 
     /// Detaches `identifier` from its profile for good: it is
@@ -424,7 +424,7 @@ impl<S: Store> Customers<S> {
                 override_id: record.id,
             },
         );
-        self.rebuild_with(&profile.identifiers, &[], vec![record], Some(audit))
+        self.rebuild_with(&profile.identifiers, &[], vec![record], true, Some(audit))
     }
 
     /// Merges the profiles holding `a` and `b`, whatever the limits and separations say:
@@ -446,12 +446,18 @@ impl<S: Store> Customers<S> {
                 override_id: link.id,
             },
         );
-        self.rebuild_with(&[a.clone(), b.clone()], &[], vec![link], Some(audit))
+        self.rebuild_with(&[a.clone(), b.clone()], &[], vec![link], true, Some(audit))
     }
 
     /// What [`force_merge`](Self::force_merge) would change, without changing anything.
     pub fn preview_merge(&self, a: &Identifier, b: &Identifier) -> Result<Rebuilt, Error> {
-        self.rebuild_with(&[a.clone(), b.clone()], &[], vec![self.link(a, b)?], None)
+        self.rebuild_with(
+            &[a.clone(), b.clone()],
+            &[],
+            vec![self.link(a, b)?],
+            false,
+            None,
+        )
     }
 
     fn link(&self, a: &Identifier, b: &Identifier) -> Result<OverrideRecord, Error> {
@@ -594,16 +600,18 @@ impl<S: Store> Customers<S> {
         };
         let audit = AuditRecord::now(by, action);
         let identifier = record.standing().cloned().into_iter().collect::<Vec<_>>();
-        self.rebuild_with(&identifier, &identifier, vec![record], Some(audit))
+        self.rebuild_with(&identifier, &identifier, vec![record], true, Some(audit))
     }
 
-    /// Rebuilds the profiles `seeds` reach under `overrides` added; with `audit`, applies
-    /// the result and records it, and without, only reports what it would change.
-    fn rebuild_with(
+    /// Rebuilds the profiles `seeds` reach (and those whose evidence carried `through`)
+    /// under `overrides` added; with `apply`, stores the overrides, the result and
+    /// `audit`, and without, only reports what it would change.
+    pub(crate) fn rebuild_with(
         &self,
         seeds: &[Identifier],
         through: &[Identifier],
         overrides: Vec<OverrideRecord>,
+        apply: bool,
         audit: Option<AuditRecord>,
     ) -> Result<Rebuilt, Error> {
         self.write(|| {
@@ -612,9 +620,9 @@ impl<S: Store> Customers<S> {
             })?;
             let resolution = component.resolve(&self.policy, None, &overrides);
             let (mut commit, report, _) = component.rewrite(&resolution);
-            let Some(audit) = &audit else {
+            if !apply {
                 return Ok(Attempt::Done(report));
-            };
+            }
             let mut identity: Vec<IdentityChange> = overrides
                 .iter()
                 .cloned()
@@ -623,7 +631,7 @@ impl<S: Store> Customers<S> {
             identity.append(&mut commit.identity);
             let commit = Commit {
                 identity,
-                audit: vec![audit.clone()],
+                audit: audit.iter().cloned().collect(),
                 ..commit
             };
             match self.store.apply(std::slice::from_ref(&commit)) {

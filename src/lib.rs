@@ -54,6 +54,8 @@
 //!   report and the follow-up of feedback.
 //! - [`privacy`]: consent per purpose and channel and the `may_contact` gate, export of
 //!   everything held about a customer, erasure with a suppression list, the audit trail.
+//! - [`io`]: the whole store as JSON Lines, to back it up, move it to another backend,
+//!   or carry it across releases.
 //! - [`analytics`]: RFM summaries, scores and segments, and customer lifetime value
 //!   from the BG/NBD, Pareto/NBD and Gamma-Gamma models.
 //! - [`Customers`]: the facade over all of it, including the operator's corrections
@@ -72,6 +74,7 @@ mod customers;
 mod error;
 pub mod identity;
 pub mod ingest;
+pub mod io;
 pub mod model;
 pub mod privacy;
 pub mod store;

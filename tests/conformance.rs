@@ -69,6 +69,9 @@ impl IdentityStore for Broken {
     fn standing_overrides(&self) -> Result<Vec<OverrideRecord>, StoreError> {
         self.inner.standing_overrides()
     }
+    fn all_overrides(&self) -> Result<Vec<OverrideRecord>, StoreError> {
+        self.inner.all_overrides()
+    }
     fn customers(
         &self,
         after: Option<CustomerId>,

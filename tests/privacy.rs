@@ -408,3 +408,48 @@ fn no_rollback_journal_mode_keeps_an_erased_value_either() {
         );
     }
 }
+
+#[test]
+fn an_erasure_keeps_what_a_correction_says_about_others() {
+    for customers in backends() {
+        for (n, ids) in [
+            &["email:b@x.io", "anonymous_id:d1"][..],
+            &["email:b@x.io", "anonymous_id:d3"],
+            &["email:d@x.io", "anonymous_id:d3"],
+        ]
+        .iter()
+        .enumerate()
+        {
+            customers
+                .ingest(common::event(&format!("m{n}"), 10, ids))
+                .unwrap();
+        }
+        // b is not the person of d1, d3 and d@x.io; then d@x.io is erased.
+        let ops = Actor::new("ops", "two people");
+        customers.detach(&id("email:b@x.io"), &ops).unwrap();
+        customers.erase(id("email:d@x.io"), &dpo()).unwrap();
+        // A late record rebuilds b's profile: the separation from d1 still holds.
+        customers
+            .ingest(common::event("late", 1, &["email:b@x.io"]))
+            .unwrap();
+        let b = customers.profile(id("email:b@x.io")).unwrap().unwrap();
+        assert_eq!(b.identifiers, vec![id("email:b@x.io")]);
+        assert!(customers.profile(id("anonymous_id:d1")).unwrap().is_none());
+        // And b's events no longer carry the erased device.
+        let carried: Vec<Identifier> = b
+            .timeline
+            .items
+            .iter()
+            .filter_map(|entry| match entry {
+                oneview::TimelineEntry::Event(event) => Some(event.identifiers.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert!(!carried.contains(&id("anonymous_id:d3")), "{carried:?}");
+        assert!(
+            carried.contains(&id("anonymous_id:d1")),
+            "d1 was nobody's: kept"
+        );
+    }
+}

@@ -16,11 +16,12 @@ use crate::error::Error;
 use crate::ingest::{Receipt, Record};
 use crate::model::{
     Actor, AuditAction, AuditRecord, Channel, ConsentChoice, CustomerId, ErasedCounts, Event,
-    Feedback, Purpose, ValidationError, resolve_traits,
+    EventId, Feedback, Identifier, InteractionId, Override, OverrideRecord, Purpose,
+    ValidationError, resolve_traits,
 };
 use crate::store::{
-    Commit, Erasure, Expectation, IdentityChange, PrivacyKey, Reads, Store, StoreError,
-    Suppression, read_consistent, read_to_write,
+    Commit, Erasure, Expectation, IdentityChange, PrivacyKey, ProfileRecord, Reads, Redacted,
+    Store, StoreError, Suppression, read_consistent, read_to_write,
 };
 use crate::view::{self, Lookup};
 
@@ -165,7 +166,7 @@ impl<S: Store> Customers<S> {
         let lookup = lookup.into();
         let mut new_key: Option<PrivacyKey> = None;
         let report = self.write(|| {
-            let (profile, removed, stored_key) = read_to_write(self.store(), |reads| {
+            let (profile, removed, stored_key, redacted) = read_to_write(self.store(), |reads| {
                 let customer = view::find(reads, &lookup)?.ok_or(Error::UnknownCustomer)?;
                 let profile = reads.profile(customer)?.ok_or(Error::UnknownCustomer)?;
                 let count = |summary: Vec<crate::store::ChannelSummary>| -> u64 {
@@ -179,7 +180,8 @@ impl<S: Store> Customers<S> {
                     trait_operations: reads.trait_operations(customer)?.len() as u64,
                     consent: reads.consent(customer)?.len() as u64,
                 };
-                Ok::<_, Error>((profile, removed, reads.privacy_key()?))
+                let redacted = redactions(reads, &profile)?;
+                Ok::<_, Error>((profile, removed, reads.privacy_key()?, redacted))
             })?;
             let mut identity = Vec::new();
             let key = match stored_key {
@@ -214,25 +216,36 @@ impl<S: Store> Customers<S> {
                     audit: audit.id,
                 })
                 .collect();
+            // Another writer must not update a redacted interaction in between.
+            let versions = redacted.iter().filter_map(|r| match r {
+                Redacted::Interaction(i) => Some(Expectation::InteractionVersion {
+                    id: i.id,
+                    updated_at: Some(i.updated_at),
+                }),
+                Redacted::Event(_) | Redacted::Override(_) => None,
+            });
+            let mut expect: Vec<Expectation> = versions.collect();
             identity.push(IdentityChange::Erase(Box::new(Erasure {
                 customer: profile.id,
                 identifiers: profile.identifiers.clone(),
                 suppress,
+                redacted,
             })));
+            expect.extend([
+                Expectation::Live {
+                    customer: profile.id,
+                },
+                Expectation::Identifiers {
+                    customer: profile.id,
+                    identifiers: profile.identifiers.clone(),
+                },
+                Expectation::Evidence {
+                    customer: profile.id,
+                    count: removed.events + removed.interactions,
+                },
+            ]);
             let commit = Commit {
-                expect: vec![
-                    Expectation::Live {
-                        customer: profile.id,
-                    },
-                    Expectation::Identifiers {
-                        customer: profile.id,
-                        identifiers: profile.identifiers.clone(),
-                    },
-                    Expectation::Evidence {
-                        customer: profile.id,
-                        count: removed.events + removed.interactions,
-                    },
-                ],
+                expect,
                 identity,
                 audit: vec![audit.clone()],
                 ..Commit::default()
@@ -265,11 +278,7 @@ impl<S: Store> Customers<S> {
     /// Takes `identifier` off the suppression list, for a person who was erased and came
     /// back asking to be known again: records carrying it are accepted from now on.
     /// [`Error::NotSuppressed`] if it is not on the list.
-    pub fn lift_suppression(
-        &self,
-        identifier: &crate::model::Identifier,
-        by: &Actor,
-    ) -> Result<(), Error> {
+    pub fn lift_suppression(&self, identifier: &Identifier, by: &Actor) -> Result<(), Error> {
         by.validate()?;
         let key = self.store().privacy_key()?.ok_or(Error::NotSuppressed)?;
         let hash = suppression_hash(&key, identifier);
@@ -310,6 +319,73 @@ impl<S: Store> Customers<S> {
         };
         Ok(self.store().audit(from, to)?)
     }
+}
+
+/// The records of other customers that carried one of `profile`'s identifiers in a link
+/// they refused, rewritten without its identifiers.
+fn redactions(reads: &dyn Reads, profile: &ProfileRecord) -> Result<Vec<Redacted>, StoreError> {
+    let erased = |i: &Identifier| profile.identifiers.contains(i);
+    let mut evidence: Vec<uuid::Uuid> = reads
+        .refusals_of(&profile.identifiers)?
+        .into_iter()
+        .map(|refusal| refusal.evidence)
+        .collect();
+    evidence.sort_unstable();
+    evidence.dedup();
+    let mut redacted = Vec::new();
+    for id in evidence {
+        if let Some(stored) = reads.event(EventId::from_uuid(id))? {
+            if stored.customer != profile.id {
+                let mut event = stored.record;
+                event.identifiers.retain(|i| !erased(i));
+                redacted.push(Redacted::Event(event));
+            }
+        } else if let Some(stored) = reads.interaction(InteractionId::from_uuid(id))?
+            && stored.customer != profile.id
+        {
+            let mut interaction = stored.record;
+            interaction.identifiers.retain(|i| !erased(i));
+            redacted.push(Redacted::Interaction(interaction));
+        }
+    }
+    // Corrections that also constrain other customers stay, without the erased values.
+    for record in reads.overrides(&profile.identifiers)? {
+        let rule = match &record.rule {
+            Override::Separate { a, b } => {
+                let keep = |side: &[Identifier]| -> Vec<Identifier> {
+                    side.iter().filter(|i| !erased(i)).cloned().collect()
+                };
+                let (a, b) = (keep(a), keep(b));
+                if a.is_empty() || b.is_empty() {
+                    continue;
+                }
+                Override::Separate { a, b }
+            }
+            Override::Unlink { evidence, merge } => {
+                let elsewhere = match reads.event(EventId::from_uuid(*evidence))? {
+                    Some(stored) => stored.customer != profile.id,
+                    None => reads
+                        .interaction(InteractionId::from_uuid(*evidence))?
+                        .is_some_and(|stored| stored.customer != profile.id),
+                };
+                if !elsewhere {
+                    continue;
+                }
+                let mut merge = merge.clone();
+                merge.linking.retain(|i| !erased(i));
+                merge.absorbed_side.retain(|i| !erased(i));
+                Override::Unlink {
+                    evidence: *evidence,
+                    merge,
+                }
+            }
+            // A link to the erased customer, or a ruling on one of their values, says
+            // nothing about anyone else.
+            _ => continue,
+        };
+        redacted.push(Redacted::Override(OverrideRecord { rule, ..record }));
+    }
+    Ok(redacted)
 }
 
 /// The consent in force for the live profile `customer` at `as_of`.

@@ -198,6 +198,9 @@ pub enum IdentityChange {
     Rewrite(Box<Rewrite>),
     /// A live profile and everything about it are removed for good; see [`Erasure`].
     Erase(Box<Erasure>),
+    /// An entry joins the suppression list (outside an erasure: when a store is restored
+    /// from an export).
+    Suppress(Suppression),
     /// A suppression is removed: records carrying the identifier are accepted again.
     Lift {
         /// The suppression's keyed hash.
@@ -227,6 +230,26 @@ pub struct Erasure {
     pub identifiers: Vec<Identifier>,
     /// What to add to the suppression list.
     pub suppress: Vec<Suppression>,
+    /// Records of *other* customers that carried an erased identifier (in a link that
+    /// was refused), each as it is to be kept from now on: without it. The store
+    /// replaces the stored version's content and keeps its attribution; an override
+    /// given here is stored again (same id) after those naming an erased identifier
+    /// are removed.
+    #[serde(default)]
+    pub redacted: Vec<Redacted>,
+}
+
+/// A stored record rewritten without the identifiers of an erased customer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "record", rename_all = "snake_case")]
+pub enum Redacted {
+    /// An event.
+    Event(Event),
+    /// An interaction.
+    Interaction(Interaction),
+    /// An operator override that still says something about other customers (a
+    /// separation, with the erased identifiers taken out of its sides).
+    Override(OverrideRecord),
 }
 
 /// An entry of the suppression list: the keyed hash of an erased identifier. Records
@@ -506,6 +529,9 @@ pub trait IdentityStore: Debug + Send + Sync {
 
     /// The operator overrides naming any of `identifiers`, oldest first.
     fn overrides(&self, identifiers: &[Identifier]) -> Result<Vec<OverrideRecord>, StoreError>;
+
+    /// Every stored override, oldest (`at`, then id) first: for a whole-store export.
+    fn all_overrides(&self) -> Result<Vec<OverrideRecord>, StoreError>;
 
     /// Every override that sets one identifier's standing ([`OverrideRecord::standing`]:
     /// suspect, blocked, allowed), oldest (`at`, then id) first.
@@ -802,6 +828,9 @@ macro_rules! forward_store {
             }
             fn standing_overrides(&self) -> Result<Vec<OverrideRecord>, StoreError> {
                 (**self).standing_overrides()
+            }
+            fn all_overrides(&self) -> Result<Vec<OverrideRecord>, StoreError> {
+                (**self).all_overrides()
             }
             fn has_overrides(&self) -> Result<bool, StoreError> {
                 (**self).has_overrides()

@@ -361,6 +361,17 @@ pub fn refusals_and_overrides_read_back(store: &dyn Store) {
         vec![suspect.clone(), block.clone(), allow.clone()],
         "every standing override, oldest first, and nothing else"
     );
+    assert_eq!(
+        store.all_overrides().unwrap(),
+        vec![
+            separate,
+            link,
+            suspect.clone(),
+            block.clone(),
+            allow.clone()
+        ],
+        "every override, oldest first"
+    );
     assert_eq!(store.overrides(&[email(7)]).unwrap(), vec![suspect, allow]);
     assert_eq!(store.overrides(&[email(8)]).unwrap(), vec![block]);
 }

@@ -12,7 +12,7 @@ use crate::model::{
 };
 use crate::store::{
     Attributed, Commit, CommitProblem, Erasure, Expectation, IdentityChange, PrivacyKey,
-    ProfileState, Rewrite, Store, StoreError, Suppression,
+    ProfileState, Redacted, Rewrite, Store, StoreError, Suppression,
 };
 
 fn consent_event(message: &str, minute: i64, marker: &str) -> Event {
@@ -134,7 +134,17 @@ pub fn erasure_removes_everything_about_the_customer(store: &dyn Store) {
         .expect("profiles");
     let ana_event = consent_event("ana-1", 1, "ana-secret-marker");
     let old_event = consent_event("ana-2", 2, "ana-old-marker");
-    let bo_event = consent_event("bo-1", 3, "bo-marker");
+    // Bo's event carried Ana's email too, in a link that was refused.
+    let bo_event = Event::builder("conformance", Channel::Web, "Tested")
+        .message_id("bo-1")
+        .occurred_at(at(3))
+        .properties(json!({ "marker": "bo-marker" }))
+        .with_identifier(bo_email.clone())
+        .with_identifier(ana_email.clone())
+        .build()
+        .expect("valid event");
+    let mut bo_redacted = bo_event.clone();
+    bo_redacted.identifiers.retain(|i| *i != ana_email);
     let ana_contact = Interaction::builder("conformance", Channel::Chat, Direction::Inbound)
         .key("ana-chat")
         .occurred_at(at(4))
@@ -200,6 +210,7 @@ pub fn erasure_removes_everything_about_the_customer(store: &dyn Store) {
         customer,
         identifiers: vec![ana_email.clone(), ana_phone.clone()],
         suppress: hashes.iter().map(|h| suppression(h, 7)).collect(),
+        redacted: vec![Redacted::Event(bo_redacted.clone())],
     };
     let unknown = CustomerId::new();
     for (customer, expected) in [
@@ -303,11 +314,12 @@ pub fn erasure_removes_everything_about_the_customer(store: &dyn Store) {
     );
     assert_eq!(store.customers(None, 10).expect("listing"), vec![bo]);
     assert_eq!(
-        store
-            .event(bo_event.id)
-            .expect("reading")
-            .map(|e| e.customer),
-        Some(bo)
+        store.event(bo_event.id).expect("reading"),
+        Some(Attributed {
+            customer: bo,
+            record: bo_redacted.clone()
+        }),
+        "another customer's event is kept, without the erased identifier"
     );
     assert_eq!(
         store.trait_operations(bo).expect("reading").len(),
@@ -396,6 +408,7 @@ pub fn suppressions_and_the_key_read_back(store: &dyn Store) {
     let customer = new_profile(store, 1, 0);
     let erasure = Erasure {
         customer,
+        redacted: Vec::new(),
         identifiers: vec![email(1)],
         suppress: vec![suppression("later", 9), suppression("earlier", 8)],
     };
@@ -425,10 +438,18 @@ pub fn suppressions_and_the_key_read_back(store: &dyn Store) {
         "answers come in the order asked"
     );
     store
-        .apply(&[identity(vec![IdentityChange::Lift {
-            hash: "earlier".into(),
-        }])])
-        .expect("lifting");
+        .apply(&[identity(vec![
+            IdentityChange::Lift {
+                hash: "earlier".into(),
+            },
+            IdentityChange::Suppress(suppression("restored", 1)),
+        ])])
+        .expect("lifting one, restoring another");
+    assert_eq!(
+        store.suppressions().expect("reading")[0].hash,
+        "restored",
+        "a suppression can be added outside an erasure"
+    );
     assert!(store.suppressed(&["earlier".into()]).expect("reading")[0].is_none());
     assert!(store.suppressed(&["later".into()]).expect("reading")[0].is_some());
 }

@@ -146,6 +146,9 @@ impl IdentityStore for MemoryStore {
     fn standing_overrides(&self) -> Result<Vec<OverrideRecord>, StoreError> {
         Frozen(&*self.read()?).standing_overrides()
     }
+    fn all_overrides(&self) -> Result<Vec<OverrideRecord>, StoreError> {
+        Frozen(&*self.read()?).all_overrides()
+    }
     fn has_overrides(&self) -> Result<bool, StoreError> {
         Frozen(&*self.read()?).has_overrides()
     }

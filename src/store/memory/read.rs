@@ -179,6 +179,12 @@ impl IdentityStore for Frozen<'_> {
         Ok(!self.0.overrides.is_empty())
     }
 
+    fn all_overrides(&self) -> Result<Vec<OverrideRecord>, StoreError> {
+        let mut all = self.0.overrides.clone();
+        all.sort_by_key(|o| (o.at, o.id));
+        Ok(all)
+    }
+
     fn standing_overrides(&self) -> Result<Vec<OverrideRecord>, StoreError> {
         let mut found: Vec<OverrideRecord> = self
             .0

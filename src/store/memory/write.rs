@@ -9,7 +9,7 @@ use crate::model::{
 };
 use crate::store::{
     Attributed, Commit, CommitOutcome, CommitProblem, Erasure, Expectation, IdentityChange,
-    Rewrite, Suppression, TimelineCursor,
+    Redacted, Rewrite, Suppression, TimelineCursor,
 };
 
 /// How to take back one applied change.
@@ -29,6 +29,7 @@ pub(super) enum Undo {
     Refuse(CustomerId),
     Override,
     Lift(Box<Suppression>),
+    Suppress(String, Option<Box<Suppression>>),
     SetPrivacyKey,
     /// An erasure touches every index of the state: it is taken back from a copy of the
     /// whole state. Erasures are rare, so the copy costs little over a store's life.
@@ -310,6 +311,15 @@ impl State {
                 undo.push(Undo::Whole(Box::new(self.clone())));
                 self.erase(erasure);
             }
+            IdentityChange::Suppress(suppression) => {
+                let previous = self
+                    .suppressions
+                    .insert(suppression.hash.clone(), suppression.clone());
+                undo.push(Undo::Suppress(
+                    suppression.hash.clone(),
+                    previous.map(Box::new),
+                ));
+            }
             IdentityChange::Lift { hash } => {
                 if let Some(lifted) = self.suppressions.remove(hash) {
                     undo.push(Undo::Lift(Box::new(lifted)));
@@ -367,6 +377,12 @@ impl State {
         self.refusing.retain(|_, holders| !holders.is_empty());
         self.overrides
             .retain(|o| !o.identifiers().iter().any(|i| named.contains(i)));
+        for redacted in &erasure.redacted {
+            if let Redacted::Override(record) = redacted {
+                self.overrides.push(record.clone());
+            }
+        }
+        self.overrides.sort_by_key(|o| (o.at, o.id));
         self.overrides_naming.clear();
         for (position, record) in self.overrides.iter().enumerate() {
             for identifier in record.identifiers() {
@@ -379,6 +395,21 @@ impl State {
         for suppression in &erasure.suppress {
             self.suppressions
                 .insert(suppression.hash.clone(), suppression.clone());
+        }
+        for redacted in &erasure.redacted {
+            match redacted {
+                Redacted::Event(event) => {
+                    if let Some((_, stored)) = self.events.get_mut(&event.id) {
+                        *stored = event.clone();
+                    }
+                }
+                Redacted::Interaction(interaction) => {
+                    if let Some((_, stored)) = self.interactions.get_mut(&interaction.id) {
+                        *stored = interaction.clone();
+                    }
+                }
+                Redacted::Override(_) => {}
+            }
         }
     }
 
@@ -742,6 +773,12 @@ impl State {
             Undo::Lift(suppression) => {
                 self.suppressions
                     .insert(suppression.hash.clone(), *suppression);
+            }
+            Undo::Suppress(hash, previous) => {
+                match previous {
+                    Some(previous) => self.suppressions.insert(hash, *previous),
+                    None => self.suppressions.remove(&hash),
+                };
             }
             Undo::SetPrivacyKey => self.privacy_key = None,
             Undo::Whole(state) => *self = *state,

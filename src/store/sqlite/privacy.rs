@@ -10,7 +10,7 @@ use super::write::Fault;
 use super::{Key, LIVE, SqliteStore, corrupt, customer, decode, encode, key, nanos, sqlite};
 use crate::model::{AuditRecord, ConsentRecord, CustomerId};
 use crate::store::{
-    Attributed, CommitProblem, Erasure, PrivacyKey, PrivacyStore, StoreError, Suppression,
+    Attributed, CommitProblem, Erasure, PrivacyKey, PrivacyStore, Redacted, StoreError, Suppression,
 };
 
 impl PrivacyStore for SqliteStore {
@@ -215,15 +215,42 @@ pub(super) fn erase(conn: &Connection, erasure: &Erasure) -> Result<(), Fault> {
             .execute([member])?;
     }
     for suppression in &erasure.suppress {
-        conn.prepare_cached(
-            "INSERT INTO suppressions (hash, at, record) VALUES (?1, ?2, ?3)
-             ON CONFLICT (hash) DO NOTHING",
-        )?
-        .execute(params![
-            suppression.hash,
-            nanos(suppression.at)?,
-            encode(suppression)?
-        ])?;
+        suppress(conn, suppression)?;
     }
+    for redacted in &erasure.redacted {
+        match redacted {
+            Redacted::Event(event) => {
+                conn.prepare_cached("UPDATE events SET body = ?2 WHERE id = ?1")?
+                    .execute(params![key(event.id.as_uuid()), encode(event)?])?;
+            }
+            Redacted::Interaction(interaction) => {
+                let id = key(interaction.id.as_uuid());
+                let profile: Option<Key> = conn
+                    .prepare_cached("SELECT profile_id FROM interactions WHERE id = ?1")?
+                    .query_row([id], |row| row.get(0))
+                    .optional()?;
+                if let Some(profile) = profile {
+                    conn.prepare_cached("DELETE FROM interactions WHERE id = ?1")?
+                        .execute([id])?;
+                    super::interaction_row::insert(conn, "interactions", &profile, interaction)?;
+                }
+            }
+            Redacted::Override(record) => super::write::insert_override(conn, record)?,
+        }
+    }
+    Ok(())
+}
+
+/// Adds a suppression; one with the same hash is replaced.
+pub(super) fn suppress(conn: &Connection, suppression: &Suppression) -> Result<(), Fault> {
+    conn.prepare_cached(
+        "INSERT INTO suppressions (hash, at, record) VALUES (?1, ?2, ?3)
+         ON CONFLICT (hash) DO UPDATE SET at = excluded.at, record = excluded.record",
+    )?
+    .execute(params![
+        suppression.hash,
+        nanos(suppression.at)?,
+        encode(suppression)?
+    ])?;
     Ok(())
 }

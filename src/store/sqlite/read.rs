@@ -141,6 +141,23 @@ impl IdentityStore for SqliteStore {
         self.any_row("overrides")
     }
 
+    fn all_overrides(&self) -> Result<Vec<OverrideRecord>, StoreError> {
+        self.read(|conn| {
+            let mut statement = conn
+                .prepare_cached("SELECT record FROM overrides ORDER BY at, id")
+                .map_err(sqlite)?;
+            let rows = statement
+                .query_map([], |row| row.get::<_, String>(0))
+                .map_err(sqlite)?;
+            let mut found: Vec<OverrideRecord> = rows
+                .map(|body| decode("override", &body.map_err(sqlite)?))
+                .collect::<Result<_, _>>()?;
+            // Ids are random within one instant: order by the decoded id, like the others.
+            found.sort_by_key(|o| (o.at, o.id));
+            Ok(found)
+        })
+    }
+
     fn standing_overrides(&self) -> Result<Vec<OverrideRecord>, StoreError> {
         self.read(|conn| {
             let mut statement = conn

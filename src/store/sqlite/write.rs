@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{Key, LIVE, customer, encode, key, live_of, nanos, owner_of, sqlite, time};
-use crate::model::{CustomerId, Event, MergeRecord, Refusal};
+use crate::model::{CustomerId, Event, MergeRecord, OverrideRecord, Refusal};
 use crate::store::{
     Attributed, Commit, CommitOutcome, CommitProblem, Expectation, IdentityChange, Rewrite,
     StoreError,
@@ -191,28 +191,33 @@ fn change(conn: &Connection, known: &mut Known, change: &IdentityChange) -> Resu
             insert_merge(conn, record)?;
         }
         IdentityChange::Refuse(refusal) => insert_refusal(conn, known, refusal)?,
-        IdentityChange::Override(record) => {
-            conn.prepare_cached("INSERT INTO overrides (id, at, record) VALUES (?1, ?2, ?3)")?
-                .execute(params![
-                    key(record.id.as_uuid()),
-                    nanos(record.at)?,
-                    encode(record)?
-                ])?;
-            for identifier in record.identifiers() {
-                conn.prepare_cached(
-                    "INSERT INTO override_identifiers (identifier, override_id) VALUES (?1, ?2)",
-                )?
-                .execute(params![identifier.to_string(), key(record.id.as_uuid())])?;
-            }
-        }
+        IdentityChange::Override(record) => insert_override(conn, record)?,
         IdentityChange::Rewrite(rewrite) => apply_rewrite(conn, known, rewrite)?,
         IdentityChange::Erase(erasure) => {
             super::privacy::erase(conn, erasure)?;
             // Profiles are deleted: what was known to exist may not any more.
             known.clear();
         }
+        IdentityChange::Suppress(suppression) => super::privacy::suppress(conn, suppression)?,
         IdentityChange::Lift { hash } => super::privacy::lift(conn, hash)?,
         IdentityChange::SetPrivacyKey(privacy) => super::privacy::set_privacy_key(conn, privacy)?,
+    }
+    Ok(())
+}
+
+/// Stores an override, indexed by every identifier it names.
+pub(super) fn insert_override(conn: &Connection, record: &OverrideRecord) -> Result<(), Fault> {
+    conn.prepare_cached("INSERT INTO overrides (id, at, record) VALUES (?1, ?2, ?3)")?
+        .execute(params![
+            key(record.id.as_uuid()),
+            nanos(record.at)?,
+            encode(record)?
+        ])?;
+    for identifier in record.identifiers() {
+        conn.prepare_cached(
+            "INSERT INTO override_identifiers (identifier, override_id) VALUES (?1, ?2)",
+        )?
+        .execute(params![identifier.to_string(), key(record.id.as_uuid())])?;
     }
     Ok(())
 }
