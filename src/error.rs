@@ -44,6 +44,9 @@ pub enum Error {
     /// No suppression has this identifier's hash.
     #[error("no suppression for that identifier")]
     NotSuppressed,
+    /// A retention policy that cannot be applied.
+    #[error("retention policy: {0}")]
+    Retention(#[from] crate::privacy::RetentionError),
     /// Other writers kept changing the profiles the record touches; nothing was applied,
     /// and trying again later is safe.
     #[error("gave up after {attempts} attempts: other writers kept changing the same profiles")]

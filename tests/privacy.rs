@@ -453,3 +453,109 @@ fn an_erasure_keeps_what_a_correction_says_about_others() {
         );
     }
 }
+
+#[test]
+fn retention_removes_old_content_and_keeps_the_customer_whole() {
+    use oneview::privacy::RetentionPolicy;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("customers.db");
+    let customers = Customers::new(SqliteStore::open(&path).unwrap());
+    let old_page = "old-page-path-4471";
+    let old_chat = "old-chat-words-9911";
+    let fresh = "fresh-order-5520";
+    customers
+        .ingest_batch([
+            Record::from(
+                Event::builder("web", Channel::Web, "Page Viewed")
+                    .message_id("p1")
+                    .occurred_at(at(0))
+                    .identifier(IdentifierKind::AnonymousId, "dev-1")
+                    .properties(json!({ "path": old_page }))
+                    .build()
+                    .unwrap(),
+            ),
+            Event::builder("web", Channel::Web, "Signed Up")
+                .message_id("s1")
+                .occurred_at(at(1))
+                .identifier(IdentifierKind::AnonymousId, "dev-1")
+                .identifier(IdentifierKind::Email, "ana@example.com")
+                .set_trait("plan", json!("pro"))
+                .build()
+                .unwrap()
+                .into(),
+            Interaction::builder("desk", Channel::Chat, Direction::Inbound)
+                .key("chat-1")
+                .occurred_at(at(2))
+                .identifier(IdentifierKind::Email, "ana@example.com")
+                .body(old_chat)
+                .build()
+                .unwrap()
+                .into(),
+            Event::builder("shop", Channel::Web, "Order Completed")
+                .message_id("o1")
+                .occurred_at(at(60 * 24 * 100))
+                .identifier(IdentifierKind::Email, "ana@example.com")
+                .properties(json!({ "sku": fresh }))
+                .build()
+                .unwrap()
+                .into(),
+        ])
+        .unwrap();
+    let now = at(60 * 24 * 120);
+    let policy = RetentionPolicy::new()
+        .events(365)
+        .events_named("Page Viewed", 30)
+        .interactions(60);
+    let ops = Actor::new("dpo:lena", "quarterly retention run");
+    let report = customers.apply_retention(&policy, now, &ops).unwrap();
+    assert_eq!((report.events, report.interactions), (1, 1), "{report:?}");
+    let again = customers.apply_retention(&policy, now, &ops).unwrap();
+    assert_eq!(
+        (again.events, again.interactions),
+        (0, 0),
+        "nothing left to remove"
+    );
+
+    let ana = customers
+        .profile_with(id("email:ana@example.com"), 100)
+        .unwrap()
+        .unwrap();
+    assert_eq!(ana.identifiers.len(), 2, "the customer is still one");
+    assert_eq!(
+        ana.traits["plan"].value,
+        json!("pro"),
+        "a trait keeps its value"
+    );
+    assert_eq!(
+        ana.event_count() + ana.interaction_count(),
+        4,
+        "every record stays"
+    );
+    let page = serde_json::to_string(&ana.timeline).unwrap();
+    assert!(!page.contains(old_page) && !page.contains(old_chat));
+    assert!(
+        page.contains(fresh),
+        "a record within its time is kept whole"
+    );
+    let bytes = file_bytes(&path);
+    assert!(
+        !holds(&bytes, old_page),
+        "the old page is gone from the file"
+    );
+    assert!(
+        !holds(&bytes, old_chat),
+        "the old chat is gone from the file"
+    );
+    let trail = customers.audit(..).unwrap();
+    assert!(matches!(
+        trail[0].action,
+        AuditAction::Retention {
+            events: 1,
+            interactions: 1
+        }
+    ));
+    assert!(matches!(
+        customers.apply_retention(&RetentionPolicy::new().interactions(0), now, &ops),
+        Err(Error::Retention(_))
+    ));
+}

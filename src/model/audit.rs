@@ -149,6 +149,13 @@ pub enum AuditAction {
         /// The keyed hashes of the erased identifiers, now on the suppression list.
         suppressed: Vec<String>,
     },
+    /// A retention policy removed the content of old records.
+    Retention {
+        /// Events whose content was removed.
+        events: u64,
+        /// Interactions whose content was removed.
+        interactions: u64,
+    },
     /// A suppression was lifted: records carrying the identifier are accepted again.
     SuppressionLifted {
         /// The keyed hash that was lifted.

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::consent::{ConsentState, ContactDecision, resolve_consent};
 use super::export::{CustomerExport, EXPORT_FORMAT, EXPORT_VERSION, ExportedConsent};
+use super::retention::{RetentionPolicy, RetentionReport, strip_event, strip_interaction};
 use super::{ErasureReport, suppression_hash};
 use crate::Customers;
 use crate::conversation::{all_interactions, each_page};
@@ -20,10 +21,13 @@ use crate::model::{
     ValidationError, resolve_traits,
 };
 use crate::store::{
-    Commit, Erasure, Expectation, IdentityChange, PrivacyKey, ProfileRecord, Reads, Redacted,
-    Store, StoreError, Suppression, read_consistent, read_to_write,
+    Commit, Erasure, Expectation, IdentityChange, MAX_PAGE_SIZE, PrivacyKey, ProfileRecord, Reads,
+    Redacted, Store, StoreError, Suppression, read_consistent, read_to_write,
 };
 use crate::view::{self, Lookup};
+
+/// How many records retention rewrites in one commit.
+const RETENTION_BATCH: usize = 1000;
 
 /// The source of the events that carry consent recorded by an operator.
 pub const OPERATOR_SOURCE: &str = "oneview.operator";
@@ -263,6 +267,128 @@ impl<S: Store> Customers<S> {
         })?;
         self.purge()?;
         Ok(report)
+    }
+
+    /// Removes the content of every event and interaction older than `policy` keeps it,
+    /// as of `now` (see [`RetentionPolicy`] for what goes and what stays), then purges
+    /// the store. Returns how many records it touched; running it again at the same time
+    /// touches none. `by` goes on the audit trail with the counts.
+    ///
+    /// It works in batches of a thousand records, each applied on its own: an
+    /// interrupted run leaves the records it reached stripped, and the next run finishes.
+    pub fn apply_retention(
+        &self,
+        policy: &RetentionPolicy,
+        now: DateTime<Utc>,
+        by: &Actor,
+    ) -> Result<RetentionReport, Error> {
+        by.validate()?;
+        policy.validate()?;
+        let mut report = RetentionReport::default();
+        if !policy.events.is_empty() {
+            let mut batch = Vec::new();
+            for stored in self.store().scan_events() {
+                let event = stored?.record;
+                if !policy.expires_event(&event, now) {
+                    continue;
+                }
+                if let Some(stripped) = strip_event(&event) {
+                    batch.push(Redacted::Event(stripped));
+                }
+                if batch.len() == RETENTION_BATCH {
+                    report.events += self.redact(std::mem::take(&mut batch))?;
+                }
+            }
+            report.events += self.redact(batch)?;
+        }
+        if policy.interactions.is_some() {
+            let mut after = None;
+            loop {
+                let customers = self.store().customers(after, MAX_PAGE_SIZE)?;
+                let mut batch = Vec::new();
+                for &customer in &customers {
+                    each_page(
+                        |request| self.store().interactions(customer, request),
+                        |interaction| {
+                            if policy.expires_interaction(&interaction, now)
+                                && let Some(stripped) = strip_interaction(&interaction)
+                            {
+                                batch.push(Redacted::Interaction(stripped));
+                            }
+                        },
+                    )?;
+                }
+                for chunk in batch.chunks(RETENTION_BATCH) {
+                    report.interactions += self.redact(chunk.to_vec())?;
+                }
+                match customers.last() {
+                    Some(&last) if customers.len() == MAX_PAGE_SIZE => after = Some(last),
+                    _ => break,
+                }
+            }
+        }
+        let audit = AuditRecord::now(
+            by,
+            AuditAction::Retention {
+                events: report.events,
+                interactions: report.interactions,
+            },
+        );
+        self.store().apply(&[Commit {
+            audit: vec![audit],
+            ..Commit::default()
+        }])?;
+        self.purge()?;
+        Ok(report)
+    }
+
+    /// Applies `batch`, rewritten records; an interaction updated meanwhile is left for
+    /// the next run (its newer version is stripped then, if it is still old). Returns how
+    /// many were rewritten.
+    fn redact(&self, batch: Vec<Redacted>) -> Result<u64, Error> {
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let expect = batch
+            .iter()
+            .filter_map(|r| match r {
+                Redacted::Interaction(i) => Some(Expectation::InteractionVersion {
+                    id: i.id,
+                    updated_at: Some(i.updated_at),
+                }),
+                _ => None,
+            })
+            .collect();
+        let count = batch.len() as u64;
+        let commit = Commit {
+            expect,
+            identity: vec![IdentityChange::Redact(batch)],
+            ..Commit::default()
+        };
+        match self.store().apply(std::slice::from_ref(&commit)) {
+            Ok(_) => Ok(count),
+            Err(StoreError::Conflict { .. }) => {
+                // One was updated meanwhile: apply the others one by one.
+                let IdentityChange::Redact(batch) = &commit.identity[0] else {
+                    unreachable!("built above")
+                };
+                let mut applied = 0;
+                for (redacted, expect) in batch.iter().zip(commit.expect.iter()) {
+                    let single = Commit {
+                        expect: vec![expect.clone()],
+                        identity: vec![IdentityChange::Redact(vec![redacted.clone()])],
+                        ..Commit::default()
+                    };
+                    match self.store().apply(&[single]) {
+                        Ok(_) => applied += 1,
+                        Err(StoreError::Conflict { .. }) => {}
+                        Err(err) => return Err(err.into()),
+                    }
+                }
+                Ok(applied)
+            }
+            Err(err) => Err(err.into()),
+        }
     }
 
     /// Makes the store overwrite what removed records left behind; see [`Store::purge`].

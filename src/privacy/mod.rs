@@ -31,6 +31,11 @@
 //! operator override) lose the refusal and the override; the other customer's events
 //! themselves are kept as they were stored.
 //!
+//! # Retention
+//! A [`RetentionPolicy`] keeps events (by name or channel) and interactions for so many
+//! days; [`Customers::apply_retention`] removes the content of older ones, keeping what
+//! holds the customer together (see [`RetentionPolicy`]'s module for what stays and why).
+//!
 //! # Audit trail
 //! Every operator action takes an [`Actor`] — who, and why — and leaves an
 //! [`AuditRecord`]; [`Customers::audit`] lists them.
@@ -41,6 +46,7 @@
 //! [`Customers::erase`]: crate::Customers::erase
 //! [`Customers::lift_suppression`]: crate::Customers::lift_suppression
 //! [`Customers::audit`]: crate::Customers::audit
+//! [`Customers::apply_retention`]: crate::Customers::apply_retention
 //! [`Purpose`]: crate::Purpose
 //! [`ConsentChoice`]: crate::ConsentChoice
 //! [`Actor`]: crate::Actor
@@ -49,6 +55,7 @@
 mod consent;
 mod export;
 mod facade;
+mod retention;
 
 pub use facade::OPERATOR_SOURCE;
 
@@ -65,6 +72,7 @@ pub use consent::{
     resolve_consent,
 };
 pub use export::{CustomerExport, EXPORT_FORMAT, EXPORT_VERSION, ExportedConsent};
+pub use retention::{EventRetention, RetentionError, RetentionPolicy, RetentionReport};
 
 impl PrivacyKey {
     /// A fresh random key, from the operating system's secure source.

@@ -198,6 +198,11 @@ pub enum IdentityChange {
     Rewrite(Box<Rewrite>),
     /// A live profile and everything about it are removed for good; see [`Erasure`].
     Erase(Box<Erasure>),
+    /// Stored records are rewritten: each event and interaction given replaces the
+    /// content of the stored one with its id (keeping its attribution; one not stored is
+    /// skipped), and each override replaces the one with its id. Retention uses it to
+    /// remove what old records said.
+    Redact(Vec<Redacted>),
     /// An entry joins the suppression list (outside an erasure: when a store is restored
     /// from an export).
     Suppress(Suppression),

@@ -43,7 +43,8 @@ pub use identity::{
 };
 pub use privacy::{
     audit_records_read_back_in_time_order, consent_is_kept_by_the_profile_it_was_recorded_on,
-    erasure_removes_everything_about_the_customer, suppressions_and_the_key_read_back,
+    erasure_removes_everything_about_the_customer, redactions_replace_content,
+    suppressions_and_the_key_read_back,
 };
 
 /// One behaviour test of the contract.
@@ -51,7 +52,7 @@ pub type BehaviourTest = fn(&dyn Store);
 
 /// Runs every behaviour test, each on a fresh store from `make`.
 pub fn run_all<S: Store>(make: impl Fn() -> S) {
-    let tests: [(&str, BehaviourTest); 22] = [
+    let tests: [(&str, BehaviourTest); 23] = [
         ("events_append_and_read_back", events_append_and_read_back),
         (
             "duplicate_events_are_stored_once",
@@ -110,6 +111,7 @@ pub fn run_all<S: Store>(make: impl Fn() -> S) {
             "audit_records_read_back_in_time_order",
             audit_records_read_back_in_time_order,
         ),
+        ("redactions_replace_content", redactions_replace_content),
     ];
     for (name, test) in tests {
         let store = make();

@@ -489,3 +489,88 @@ pub fn audit_records_read_back_in_time_order(store: &dyn Store) {
         "from is inclusive, to exclusive"
     );
 }
+
+/// A redaction replaces stored records' content, keeping where they belong, and an
+/// override by its id; a record that is not stored is skipped.
+pub fn redactions_replace_content(store: &dyn Store) {
+    let customer = new_profile(store, 1, 0);
+    let event = consent_event("r1", 1, "secret-property");
+    let contact = Interaction::builder("conformance", Channel::Chat, Direction::Inbound)
+        .key("r-chat")
+        .occurred_at(at(2))
+        .body("secret-words")
+        .build()
+        .expect("valid interaction");
+    let separation = OverrideRecord {
+        id: OverrideId::new(),
+        at: at(3),
+        rule: Override::Separate {
+            a: vec![email(1)],
+            b: vec![email(2), email(3)],
+        },
+        reason: None,
+    };
+    store
+        .apply(&[
+            with_event(customer, event.clone()),
+            Commit {
+                interaction: Some(Attributed {
+                    customer,
+                    record: contact.clone(),
+                }),
+                identity: vec![IdentityChange::Override(separation.clone())],
+                ..Commit::default()
+            },
+        ])
+        .expect("records");
+    let mut bare_event = event.clone();
+    bare_event.properties.clear();
+    let mut bare_contact = contact.clone();
+    bare_contact.body = None;
+    let narrower = OverrideRecord {
+        rule: Override::Separate {
+            a: vec![email(1)],
+            b: vec![email(3)],
+        },
+        ..separation.clone()
+    };
+    let absent = consent_event("never-stored", 4, "x");
+    store
+        .apply(&[identity(vec![IdentityChange::Redact(vec![
+            Redacted::Event(bare_event.clone()),
+            Redacted::Interaction(bare_contact.clone()),
+            Redacted::Override(narrower.clone()),
+            Redacted::Event(absent.clone()),
+        ])])])
+        .expect("redacting");
+    assert_eq!(
+        store.event(event.id).expect("reading"),
+        Some(Attributed {
+            customer,
+            record: bare_event
+        })
+    );
+    assert_eq!(
+        store.interaction(contact.id).expect("reading"),
+        Some(Attributed {
+            customer,
+            record: bare_contact
+        })
+    );
+    assert!(
+        store.event(absent.id).expect("reading").is_none(),
+        "nothing is added"
+    );
+    assert_eq!(
+        store.all_overrides().expect("reading"),
+        vec![narrower.clone()]
+    );
+    assert!(
+        store.overrides(&[email(2)]).expect("reading").is_empty(),
+        "the override is found by the identifiers it names now"
+    );
+    assert_eq!(
+        store.overrides(&[email(3)]).expect("reading"),
+        vec![narrower]
+    );
+}

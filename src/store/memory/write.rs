@@ -31,8 +31,9 @@ pub(super) enum Undo {
     Lift(Box<Suppression>),
     Suppress(String, Option<Box<Suppression>>),
     SetPrivacyKey,
-    /// An erasure touches every index of the state: it is taken back from a copy of the
-    /// whole state. Erasures are rare, so the copy costs little over a store's life.
+    /// An erasure or a redaction touches many indexes of the state: it is taken back
+    /// from a copy of the whole state. Both are rare, so the copy costs little over a
+    /// store's life.
     Whole(Box<State>),
     /// A rewrite: the parts of the state it touches, as they were before it.
     Rewrite(Box<Saved>),
@@ -311,6 +312,10 @@ impl State {
                 undo.push(Undo::Whole(Box::new(self.clone())));
                 self.erase(erasure);
             }
+            IdentityChange::Redact(redacted) => {
+                undo.push(Undo::Whole(Box::new(self.clone())));
+                self.redact(redacted);
+            }
             IdentityChange::Suppress(suppression) => {
                 let previous = self
                     .suppressions
@@ -377,26 +382,17 @@ impl State {
         self.refusing.retain(|_, holders| !holders.is_empty());
         self.overrides
             .retain(|o| !o.identifiers().iter().any(|i| named.contains(i)));
-        for redacted in &erasure.redacted {
-            if let Redacted::Override(record) = redacted {
-                self.overrides.push(record.clone());
-            }
-        }
-        self.overrides.sort_by_key(|o| (o.at, o.id));
-        self.overrides_naming.clear();
-        for (position, record) in self.overrides.iter().enumerate() {
-            for identifier in record.identifiers() {
-                self.overrides_naming
-                    .entry(identifier)
-                    .or_default()
-                    .push(position);
-            }
-        }
         for suppression in &erasure.suppress {
             self.suppressions
                 .insert(suppression.hash.clone(), suppression.clone());
         }
-        for redacted in &erasure.redacted {
+        self.redact(&erasure.redacted);
+    }
+
+    /// Replaces the content of stored records (and overrides, by id) with `redacted`.
+    fn redact(&mut self, redacted: &[Redacted]) {
+        let mut overrides_changed = false;
+        for redacted in redacted {
             match redacted {
                 Redacted::Event(event) => {
                     if let Some((_, stored)) = self.events.get_mut(&event.id) {
@@ -408,7 +404,23 @@ impl State {
                         *stored = interaction.clone();
                     }
                 }
-                Redacted::Override(_) => {}
+                Redacted::Override(record) => {
+                    self.overrides.retain(|o| o.id != record.id);
+                    self.overrides.push(record.clone());
+                    overrides_changed = true;
+                }
+            }
+        }
+        if overrides_changed {
+            self.overrides.sort_by_key(|o| (o.at, o.id));
+        }
+        self.overrides_naming.clear();
+        for (position, record) in self.overrides.iter().enumerate() {
+            for identifier in record.identifiers() {
+                self.overrides_naming
+                    .entry(identifier)
+                    .or_default()
+                    .push(position);
             }
         }
     }

@@ -217,7 +217,12 @@ pub(super) fn erase(conn: &Connection, erasure: &Erasure) -> Result<(), Fault> {
     for suppression in &erasure.suppress {
         suppress(conn, suppression)?;
     }
-    for redacted in &erasure.redacted {
+    redact(conn, &erasure.redacted)
+}
+
+/// Replaces the content of stored records (and overrides, by id) with `redacted`.
+pub(super) fn redact(conn: &Connection, redacted: &[Redacted]) -> Result<(), Fault> {
+    for redacted in redacted {
         match redacted {
             Redacted::Event(event) => {
                 conn.prepare_cached("UPDATE events SET body = ?2 WHERE id = ?1")?
@@ -235,7 +240,14 @@ pub(super) fn erase(conn: &Connection, erasure: &Erasure) -> Result<(), Fault> {
                     super::interaction_row::insert(conn, "interactions", &profile, interaction)?;
                 }
             }
-            Redacted::Override(record) => super::write::insert_override(conn, record)?,
+            Redacted::Override(record) => {
+                let id = key(record.id.as_uuid());
+                conn.prepare_cached("DELETE FROM override_identifiers WHERE override_id = ?1")?
+                    .execute([id])?;
+                conn.prepare_cached("DELETE FROM overrides WHERE id = ?1")?
+                    .execute([id])?;
+                super::write::insert_override(conn, record)?;
+            }
         }
     }
     Ok(())

@@ -198,6 +198,7 @@ fn change(conn: &Connection, known: &mut Known, change: &IdentityChange) -> Resu
             // Profiles are deleted: what was known to exist may not any more.
             known.clear();
         }
+        IdentityChange::Redact(redacted) => super::privacy::redact(conn, redacted)?,
         IdentityChange::Suppress(suppression) => super::privacy::suppress(conn, suppression)?,
         IdentityChange::Lift { hash } => super::privacy::lift(conn, hash)?,
         IdentityChange::SetPrivacyKey(privacy) => super::privacy::set_privacy_key(conn, privacy)?,
