@@ -492,3 +492,65 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_list_to_contact_leaves_out_who_may_not_be_contacted_and_says_why() {
+    for customers in backends() {
+        customers
+            .ingest_batch([
+                decided(
+                    "a",
+                    1,
+                    &["email:ana@example.com"],
+                    Purpose::Marketing,
+                    None,
+                    ConsentStatus::Granted,
+                ),
+                decided(
+                    "b",
+                    1,
+                    &["email:bo@example.com"],
+                    Purpose::Marketing,
+                    Some(Channel::Email),
+                    ConsentStatus::Withdrawn,
+                ),
+                common::event("c", 1, &["email:cy@example.com"]),
+            ])
+            .unwrap();
+        customers
+            .erase(id("email:cy@example.com"), &Actor::new("dpo", "request"))
+            .unwrap();
+        let candidates = ["ana", "bo", "cy", "ana"].map(|n| id(&format!("email:{n}@example.com")));
+        let list = customers
+            .to_contact(candidates, &Purpose::Marketing, &Channel::Email, at(2))
+            .unwrap();
+        let ana = customers
+            .profile(id("email:ana@example.com"))
+            .unwrap()
+            .unwrap();
+        let bo = customers
+            .profile(id("email:bo@example.com"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(list.allowed, vec![ana.customer_id], "each once");
+        assert_eq!(list.left_out.len(), 1);
+        assert_eq!(list.left_out[0].0, bo.customer_id);
+        assert!(matches!(
+            &list.left_out[0].1.basis,
+            ConsentBasis::Decision(d) if d.status == ConsentStatus::Withdrawn
+        ));
+        assert_eq!(list.unknown, 1, "the erased customer is nobody now");
+        let by_sms = customers
+            .to_contact(
+                [id("email:bo@example.com")],
+                &Purpose::Marketing,
+                &Channel::Sms,
+                at(2),
+            )
+            .unwrap();
+        assert!(
+            by_sms.allowed.is_empty(),
+            "opt-in: bo never granted marketing by SMS"
+        );
+    }
+}

@@ -191,6 +191,25 @@ pub struct ContactDecision {
     pub basis: ConsentBasis,
 }
 
+/// Customers who may be contacted for one purpose on one channel, from
+/// [`Customers::to_contact`](crate::Customers::to_contact): the only way to get one is to
+/// say the purpose.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactList {
+    /// The purpose.
+    pub purpose: Purpose,
+    /// The channel.
+    pub channel: Channel,
+    /// As of when consent was read.
+    pub as_of: DateTime<Utc>,
+    /// Who may be contacted, in the order given (each once).
+    pub allowed: Vec<CustomerId>,
+    /// Who may not, each with the decision that leaves them out.
+    pub left_out: Vec<(CustomerId, ContactDecision)>,
+    /// How many candidates are not known customers.
+    pub unknown: usize,
+}
+
 /// What a [`ContactDecision`] rests on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "basis", content = "detail", rename_all = "snake_case")]

@@ -6,7 +6,7 @@ use std::ops::{Bound, RangeBounds};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
-use super::consent::{ConsentState, ContactDecision, resolve_consent};
+use super::consent::{ConsentState, ContactDecision, ContactList, resolve_consent};
 use super::export::{CustomerExport, EXPORT_FORMAT, EXPORT_VERSION, ExportedConsent};
 use super::retention::{RetentionPolicy, RetentionReport, strip_event, strip_interaction};
 use super::{ErasureReport, suppression_hash};
@@ -86,6 +86,72 @@ impl<S: Store> Customers<S> {
         Ok(self
             .consent(lookup, as_of)?
             .decide(purpose, channel, self.consent_defaults()))
+    }
+
+    /// Of `candidates` (a segment, a campaign list), those who may be contacted for
+    /// `purpose` on `channel` as of `as_of`, and those left out with the decision that
+    /// leaves them out. The one way to turn a list of customers into a list to contact,
+    /// so no list is contacted without saying what for. A candidate who is not a known
+    /// customer (erased, say) is left out as unknown.
+    ///
+    /// ```
+    /// use chrono::Utc;
+    /// use oneview::{Channel, ConsentChoice, ConsentStatus, Customers, Event, Identifier,
+    ///     IdentifierKind, Lookup, MemoryStore, Purpose};
+    ///
+    /// let customers = Customers::new(MemoryStore::new());
+    /// for (email, status) in [("ana@example.com", ConsentStatus::Granted), ("bo@example.com", ConsentStatus::Denied)] {
+    ///     customers.ingest(
+    ///         Event::builder("web", Channel::Web, "Signed Up")
+    ///             .identifier(IdentifierKind::Email, email)
+    ///             .consent(ConsentChoice::new(Purpose::Marketing, status))
+    ///             .build()?,
+    ///     )?;
+    /// }
+    /// let candidates = ["ana@example.com", "bo@example.com"]
+    ///     .map(|e| Lookup::from(Identifier::email(e).unwrap()));
+    /// let list = customers.to_contact(candidates, &Purpose::Marketing, &Channel::Email, Utc::now())?;
+    /// assert_eq!(list.allowed.len(), 1);
+    /// assert_eq!(list.left_out.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn to_contact<L: Into<Lookup>>(
+        &self,
+        candidates: impl IntoIterator<Item = L>,
+        purpose: &Purpose,
+        channel: &Channel,
+        as_of: DateTime<Utc>,
+    ) -> Result<ContactList, Error> {
+        let mut list = ContactList {
+            purpose: purpose.clone(),
+            channel: channel.clone(),
+            as_of,
+            allowed: Vec::new(),
+            left_out: Vec::new(),
+            unknown: 0,
+        };
+        for candidate in candidates {
+            let lookup = candidate.into();
+            let found = read_consistent(self.store(), |reads| {
+                let Some(customer) = view::find(reads, &lookup)? else {
+                    return Ok::<_, Error>(None);
+                };
+                Ok(Some((customer, consent_of(reads, customer, as_of)?)))
+            })?;
+            let Some((customer, state)) = found else {
+                list.unknown += 1;
+                continue;
+            };
+            let decision = state.decide(purpose, channel, self.consent_defaults());
+            if decision.allowed {
+                if !list.allowed.contains(&customer) {
+                    list.allowed.push(customer);
+                }
+            } else if !list.left_out.iter().any(|(c, _)| *c == customer) {
+                list.left_out.push((customer, decision));
+            }
+        }
+        Ok(list)
     }
 
     /// Records a consent decision on the customer's behalf — an agent taking it by phone,

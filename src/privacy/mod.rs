@@ -9,6 +9,9 @@
 //! denial on either side holds until a grant made after the merge.
 //! [`Customers::may_contact`] is the gate: it answers allowed or not, with the decision
 //! the answer rests on, and [`ConsentDefaults`] answer for purposes never decided.
+//! [`Customers::to_contact`] turns a list of customers (a segment, an RFM group) into a
+//! [`ContactList`] for one purpose and channel: the only way to get one is to say what
+//! the contact is for.
 //!
 //! # Export
 //! [`Customers::export`] gathers everything held about a person into one
@@ -42,6 +45,7 @@
 //!
 //! [`Customers::set_consent`]: crate::Customers::set_consent
 //! [`Customers::may_contact`]: crate::Customers::may_contact
+//! [`Customers::to_contact`]: crate::Customers::to_contact
 //! [`Customers::export`]: crate::Customers::export
 //! [`Customers::erase`]: crate::Customers::erase
 //! [`Customers::lift_suppression`]: crate::Customers::lift_suppression
@@ -68,8 +72,8 @@ use crate::model::{CustomerId, ErasedCounts, Identifier};
 use crate::store::PrivacyKey;
 
 pub use consent::{
-    ConsentBasis, ConsentDefaults, ConsentState, ContactDecision, EffectiveConsent, Regime,
-    resolve_consent,
+    ConsentBasis, ConsentDefaults, ConsentState, ContactDecision, ContactList, EffectiveConsent,
+    Regime, resolve_consent,
 };
 pub use export::{CustomerExport, EXPORT_FORMAT, EXPORT_VERSION, ExportedConsent};
 pub use retention::{EventRetention, RetentionError, RetentionPolicy, RetentionReport};
