@@ -554,3 +554,18 @@ fn a_list_to_contact_leaves_out_who_may_not_be_contacted_and_says_why() {
         );
     }
 }
+
+#[test]
+fn a_consent_with_no_identifier_is_refused() {
+    let err = Event::builder("web", Channel::Web, "Consent Updated")
+        .consent(ConsentChoice::new(
+            Purpose::Analytics,
+            ConsentStatus::Granted,
+        ))
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "identifiers is missing, and consent needs it"
+    );
+}

@@ -102,6 +102,14 @@ impl Event {
         for choice in &self.consent {
             choice.validate()?;
         }
+        // Consent must be someone's: with no identifier it would found a profile nobody
+        // can be found by, and speak for nobody.
+        if !self.consent.is_empty() && self.identifiers.is_empty() {
+            return Err(ValidationError::Missing {
+                field: "identifiers",
+                required_by: "consent",
+            });
+        }
         Feedback::from_event(self)?;
         Ok(())
     }
