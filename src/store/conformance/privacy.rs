@@ -20,6 +20,8 @@ fn consent_event(message: &str, minute: i64, marker: &str) -> Event {
         .message_id(message)
         .occurred_at(at(minute))
         .properties(json!({ "marker": marker }))
+        // Consent is always someone's; which identifier does not matter to a store.
+        .with_identifier(email(1000))
         .consent(ConsentChoice::new(
             Purpose::Marketing,
             ConsentStatus::Granted,
