@@ -44,6 +44,10 @@ pub enum Error {
     /// No suppression has this identifier's hash.
     #[error("no suppression for that identifier")]
     NotSuppressed,
+    /// A segment rule or computed trait that cannot be evaluated, with the path of the
+    /// bad node.
+    #[error("rule: {0}")]
+    Rule(#[from] crate::audience::RuleError),
     /// A retention policy that cannot be applied.
     #[error("retention policy: {0}")]
     Retention(#[from] crate::privacy::RetentionError),

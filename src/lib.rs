@@ -56,6 +56,8 @@
 //!   everything held about a customer, erasure with a suppression list, the audit trail.
 //! - [`io`]: the whole store as JSON Lines, to back it up, move it to another backend,
 //!   or carry it across releases.
+//! - [`audience`]: traits computed from the event log, and segments — rules over the
+//!   whole profile — evaluated with their reasons.
 //! - [`analytics`]: RFM summaries, scores and segments, and customer lifetime value
 //!   from the BG/NBD, Pareto/NBD and Gamma-Gamma models.
 //! - [`Customers`]: the facade over all of it, including the operator's corrections
@@ -69,6 +71,7 @@
 //!   behaviour tests against its own store.
 
 pub mod analytics;
+pub mod audience;
 pub mod conversation;
 mod customers;
 mod error;

@@ -1,0 +1,263 @@
+//! The audience calls of [`Customers`]: computed traits, segment verdicts and members.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::computed::{ComputedTrait, ComputedValue};
+use super::rule::{Facts, Segment, Verdict};
+use crate::Customers;
+use crate::conversation::{self, all_interactions, each_page};
+use crate::error::Error;
+use crate::model::{CustomerId, Event, Feedback, Interaction, resolve_traits};
+use crate::privacy::consent_of;
+use crate::store::{MAX_PAGE_SIZE, Reads, Store, read_consistent};
+use crate::view::{self, Lookup};
+
+/// One page of a segment's members.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembersPage {
+    /// Members, in ascending id order.
+    pub members: Vec<CustomerId>,
+    /// Where the next page starts (pass it as `after`); `None` when every customer has
+    /// been looked at.
+    pub next: Option<CustomerId>,
+}
+
+/// What one customer is, read on one snapshot.
+struct Snapshot {
+    identifiers: Vec<crate::model::Identifier>,
+    traits: BTreeMap<String, serde_json::Value>,
+    events: Vec<Event>,
+    interactions: Vec<Interaction>,
+    feedback: Vec<Feedback>,
+    open_conversations: u64,
+    consent: crate::privacy::ConsentState,
+}
+
+fn snapshot(
+    reads: &dyn Reads,
+    customer: CustomerId,
+    computed: &[ComputedTrait],
+    as_of: DateTime<Utc>,
+) -> Result<Option<Snapshot>, Error> {
+    let Some(profile) = reads.profile(customer)? else {
+        return Ok(None);
+    };
+    let operations = reads.trait_operations(customer)?;
+    let mut traits: BTreeMap<String, serde_json::Value> = resolve_traits(&operations)
+        .into_iter()
+        .map(|(name, resolved)| (name, resolved.value))
+        .collect();
+    let mut events = Vec::new();
+    each_page(
+        |request| reads.events(customer, request),
+        |e| events.push(e),
+    )?;
+    events.reverse();
+    let mut interactions = all_interactions(reads, customer)?;
+    interactions.reverse();
+    for (name, value) in compute_all(computed, &events, as_of) {
+        traits.insert(name, value.value);
+    }
+    let mut feedback: Vec<Feedback> = events
+        .iter()
+        .filter_map(|e| Feedback::from_event(e).ok().flatten())
+        .chain(
+            interactions
+                .iter()
+                .filter_map(|i| Feedback::from_interaction(i).ok().flatten()),
+        )
+        .collect();
+    feedback.sort_by_key(|f| (f.at, f.record));
+    let current: Vec<Interaction> = interactions
+        .iter()
+        .filter(|i| i.occurred_at <= as_of)
+        .cloned()
+        .collect();
+    let open_conversations = conversation::group(customer, current, None)
+        .iter()
+        .filter(|c| c.summary.is_open())
+        .count() as u64;
+    Ok(Some(Snapshot {
+        identifiers: profile.identifiers,
+        traits,
+        events,
+        interactions,
+        feedback,
+        open_conversations,
+        consent: consent_of(reads, customer, as_of)?,
+    }))
+}
+
+fn compute_all(
+    computed: &[ComputedTrait],
+    events: &[Event],
+    as_of: DateTime<Utc>,
+) -> BTreeMap<String, ComputedValue> {
+    computed
+        .iter()
+        .filter_map(|definition| {
+            let value = definition.compute(events, as_of)?;
+            Some((
+                definition.name.clone(),
+                ComputedValue {
+                    value,
+                    definition: definition.name.clone(),
+                    as_of,
+                },
+            ))
+        })
+        .collect()
+}
+
+impl<S: Store> Customers<S> {
+    /// The values of `definitions` for the customer `lookup` finds, as of `as_of`; a
+    /// definition with no value (no event has the property) is left out.
+    pub fn computed_traits(
+        &self,
+        lookup: impl Into<Lookup>,
+        definitions: &[ComputedTrait],
+        as_of: DateTime<Utc>,
+    ) -> Result<BTreeMap<String, ComputedValue>, Error> {
+        for definition in definitions {
+            definition.validate()?;
+        }
+        let lookup = lookup.into();
+        read_consistent(self.store(), |reads| {
+            let customer = view::find(reads, &lookup)?.ok_or(Error::UnknownCustomer)?;
+            let mut events = Vec::new();
+            each_page(
+                |request| reads.events(customer, request),
+                |e| events.push(e),
+            )?;
+            Ok(compute_all(definitions, &events, as_of))
+        })
+    }
+
+    /// Whether the customer `lookup` finds belongs to `segment` as of `as_of`, with the
+    /// conditions that decided it. `computed` defines the computed traits its rules may
+    /// name.
+    pub fn evaluate(
+        &self,
+        lookup: impl Into<Lookup>,
+        segment: &Segment,
+        computed: &[ComputedTrait],
+        as_of: DateTime<Utc>,
+    ) -> Result<Verdict, Error> {
+        let mut verdicts = self.verdicts(lookup, std::slice::from_ref(segment), computed, as_of)?;
+        Ok(verdicts.pop().expect("one verdict per segment").1)
+    }
+
+    /// The segments of `segments` the customer `lookup` finds belongs to as of `as_of`,
+    /// each with its reasons, in the order given.
+    pub fn segments_of(
+        &self,
+        lookup: impl Into<Lookup>,
+        segments: &[Segment],
+        computed: &[ComputedTrait],
+        as_of: DateTime<Utc>,
+    ) -> Result<Vec<(String, Verdict)>, Error> {
+        let mut verdicts = self.verdicts(lookup, segments, computed, as_of)?;
+        verdicts.retain(|(_, verdict)| verdict.holds);
+        Ok(verdicts)
+    }
+
+    fn verdicts(
+        &self,
+        lookup: impl Into<Lookup>,
+        segments: &[Segment],
+        computed: &[ComputedTrait],
+        as_of: DateTime<Utc>,
+    ) -> Result<Vec<(String, Verdict)>, Error> {
+        check(segments, computed)?;
+        let lookup = lookup.into();
+        read_consistent(self.store(), |reads| {
+            let customer = view::find(reads, &lookup)?.ok_or(Error::UnknownCustomer)?;
+            let snapshot =
+                snapshot(reads, customer, computed, as_of)?.ok_or(Error::UnknownCustomer)?;
+            Ok(self.judge(&snapshot, segments, as_of))
+        })
+    }
+
+    fn judge(
+        &self,
+        snapshot: &Snapshot,
+        segments: &[Segment],
+        as_of: DateTime<Utc>,
+    ) -> Vec<(String, Verdict)> {
+        let facts = Facts {
+            traits: snapshot.traits.clone(),
+            identifiers: &snapshot.identifiers,
+            events: &snapshot.events,
+            interactions: &snapshot.interactions,
+            open_conversations: snapshot.open_conversations,
+            feedback: &snapshot.feedback,
+            consent: &snapshot.consent,
+            consent_defaults: self.consent_defaults(),
+            as_of,
+        };
+        segments
+            .iter()
+            .map(|segment| (segment.name.clone(), segment.rule.evaluate(&facts)))
+            .collect()
+    }
+
+    /// Up to `limit` members of `segment` as of `as_of` with ids greater than `after`,
+    /// looking at the customers in id order, each on a snapshot of its own. Continue from
+    /// the page's `next`. Every customer after `after` is evaluated until the page fills,
+    /// so a small segment costs a pass over many customers.
+    pub fn members(
+        &self,
+        segment: &Segment,
+        computed: &[ComputedTrait],
+        as_of: DateTime<Utc>,
+        after: Option<CustomerId>,
+        limit: usize,
+    ) -> Result<MembersPage, Error> {
+        check(std::slice::from_ref(segment), computed)?;
+        let limit = limit.clamp(1, MAX_PAGE_SIZE);
+        let mut members = Vec::new();
+        let mut cursor = after;
+        loop {
+            let batch = self.store().customers(cursor, MAX_PAGE_SIZE)?;
+            for &customer in &batch {
+                cursor = Some(customer);
+                let verdict = read_consistent(self.store(), |reads| {
+                    Ok::<_, Error>(match snapshot(reads, customer, computed, as_of)? {
+                        Some(snapshot) => {
+                            self.judge(&snapshot, std::slice::from_ref(segment), as_of)
+                        }
+                        None => Vec::new(),
+                    })
+                })?;
+                if verdict.first().is_some_and(|(_, v)| v.holds) {
+                    members.push(customer);
+                    if members.len() == limit {
+                        return Ok(MembersPage {
+                            members,
+                            next: cursor,
+                        });
+                    }
+                }
+            }
+            if batch.len() < MAX_PAGE_SIZE {
+                return Ok(MembersPage {
+                    members,
+                    next: None,
+                });
+            }
+        }
+    }
+}
+
+fn check(segments: &[Segment], computed: &[ComputedTrait]) -> Result<(), Error> {
+    for definition in computed {
+        definition.validate()?;
+    }
+    for segment in segments {
+        segment.validate()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,87 @@
+//! Audiences: traits computed from the event log, and segments — named rules over
+//! everything the unified profile knows — evaluated with the reasons a customer is in or
+//! out.
+//!
+//! - [`ComputedTrait`]: count, sum, min, max, average, first, last, most frequent and
+//!   unique values of an event property, over events selected by name and property
+//!   conditions, for all time or the last N days. Computed from the events themselves,
+//!   so the value is the same whatever order they arrived in, and follows merges,
+//!   unmerges and late events at once.
+//! - [`Rule`] and [`Segment`]: a typed tree (`all`, `any`, `not`, traits and computed
+//!   traits, identifiers held, channels used, events performed, open conversations,
+//!   feedback score, consent) with a stable JSON form; [`Rule::validate`] names the path
+//!   of a bad node.
+//! - [`Customers::computed_traits`], [`Customers::evaluate`],
+//!   [`Customers::segments_of`] and [`Customers::members`] read them on a consistent
+//!   snapshot, as of any time. They evaluate when asked: membership is as fresh as the
+//!   store, with no batch to wait for. To reach members, pass them through
+//!   [`Customers::to_contact`] with the purpose of the contact.
+//!
+//! ```
+//! use chrono::Utc;
+//! use oneview::audience::{Aggregate, ComputedTrait, EventFilter, Rule, Segment};
+//! use oneview::audience::Comparison;
+//! use oneview::{Channel, Customers, Event, Identifier, IdentifierKind, MemoryStore};
+//! use serde_json::json;
+//!
+//! let customers = Customers::new(MemoryStore::new());
+//! for revenue in [30.0, 45.0] {
+//!     customers.ingest(
+//!         Event::builder("shop", Channel::Web, "Order Completed")
+//!             .identifier(IdentifierKind::Email, "ana@example.com")
+//!             .properties(json!({ "revenue": revenue }))
+//!             .build()?,
+//!     )?;
+//! }
+//! let spent = ComputedTrait::new(
+//!     "spent",
+//!     EventFilter::named("Order Completed"),
+//!     Aggregate::Sum { property: "revenue".into() },
+//! );
+//! let big_spenders = Segment::new(
+//!     "big spenders",
+//!     Rule::Trait { name: "spent".into(), test: Comparison::AtLeast(50.0) },
+//! );
+//! let ana = Identifier::email("ana@example.com")?;
+//! let verdict = customers.evaluate(ana, &big_spenders, &[spent], Utc::now())?;
+//! assert!(verdict.holds);
+//! assert_eq!(verdict.reasons, ["trait spent is 75.0 (AtLeast(50.0))"]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! [`Customers::computed_traits`]: crate::Customers::computed_traits
+//! [`Customers::evaluate`]: crate::Customers::evaluate
+//! [`Customers::segments_of`]: crate::Customers::segments_of
+//! [`Customers::members`]: crate::Customers::members
+//! [`Customers::to_contact`]: crate::Customers::to_contact
+
+mod computed;
+mod facade;
+mod rule;
+
+use thiserror::Error;
+
+pub use computed::{
+    Aggregate, Comparison, ComputedTrait, ComputedValue, EventFilter, PropertyCondition,
+};
+pub use facade::MembersPage;
+pub use rule::{Facts, Rule, Segment, Verdict};
+
+/// What is wrong with a rule or a computed trait, and where (`rule.rules[2].of`).
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[error("{path}: {problem}")]
+pub struct RuleError {
+    /// The path of the bad node.
+    pub path: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl RuleError {
+    pub(crate) fn new(path: &str, problem: &str) -> Self {
+        Self {
+            path: path.to_owned(),
+            problem: problem.to_owned(),
+        }
+    }
+}
