@@ -479,3 +479,193 @@ proptest! {
         }
     }
 }
+
+fn always() -> Rule {
+    Rule::HasIdentifier {
+        kind: oneview::IdentifierKind::Email,
+    }
+}
+
+#[test]
+fn the_persona_is_the_highest_priority_one_that_holds() {
+    use oneview::audience::Persona;
+    let customers = Customers::new(MemoryStore::new());
+    customers
+        .ingest_batch([
+            order("o1", 1, &["email:ana@example.com"], 500.0, "books"),
+            order("o2", 2, &["email:ana@example.com"], 700.0, "books"),
+        ])
+        .unwrap();
+    let spent = orders("revenue", |p| Aggregate::Sum { property: p });
+    let persona = |name: &str, priority, rule| Persona {
+        name: name.to_owned(),
+        description: format!("{name}: who they are"),
+        priority,
+        rule,
+    };
+    let personas = [
+        persona("everyone", 9, always()),
+        persona(
+            "patron",
+            1,
+            Rule::Trait {
+                name: "revenue".into(),
+                test: Comparison::AtLeast(1000.0),
+            },
+        ),
+        persona(
+            "phone people",
+            0,
+            Rule::HasIdentifier {
+                kind: oneview::IdentifierKind::Phone,
+            },
+        ),
+    ];
+    let (name, verdict) = customers
+        .persona_of(id("email:ana@example.com"), &personas, &[spent], at(10))
+        .unwrap()
+        .unwrap();
+    assert_eq!(name, "patron");
+    assert_eq!(
+        verdict.reasons,
+        ["trait revenue is 1200.0 (AtLeast(1000.0))"]
+    );
+    let none = customers
+        .persona_of(id("email:ana@example.com"), &personas[2..], &[], at(10))
+        .unwrap();
+    assert_eq!(none, None);
+}
+
+#[test]
+fn the_next_best_action_respects_channels_consent_and_caps() {
+    use oneview::audience::{Action, FrequencyCap, Playbook};
+    let customers = Customers::new(MemoryStore::new());
+    customers
+        .ingest(
+            Event::builder("web", Channel::Web, "Signed Up")
+                .message_id("s")
+                .occurred_at(at(0))
+                .identifier(oneview::IdentifierKind::Email, "ana@example.com")
+                .consent(ConsentChoice::new(
+                    Purpose::Marketing,
+                    ConsentStatus::Granted,
+                ))
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    customers
+        .ingest_batch([
+            order("o1", 10, &["email:ana@example.com"], 40.0, "books"),
+            order("o2", 20, &["email:ana@example.com"], 40.0, "books"),
+        ])
+        .unwrap();
+    let offer_cap = FrequencyCap {
+        times: 1,
+        days: 7,
+        group: Some("offer".into()),
+    };
+    let playbook = Playbook {
+        actions: vec![
+            Action {
+                name: "leave alone".into(),
+                group: None,
+                priority: 10,
+                when: always(),
+                channels: vec![],
+                purpose: None,
+                caps: vec![],
+            },
+            Action {
+                name: "win back".into(),
+                group: Some("offer".into()),
+                priority: 1,
+                when: Rule::Performed {
+                    events: EventFilter::named("Order Completed"),
+                    at_least: Some(2),
+                    at_most: None,
+                    within_days: None,
+                },
+                channels: vec![Channel::Email],
+                purpose: Some(Purpose::Marketing),
+                caps: vec![offer_cap.clone()],
+            },
+            Action {
+                name: "second offer".into(),
+                group: Some("offer".into()),
+                priority: 2,
+                when: always(),
+                channels: vec![],
+                purpose: Some(Purpose::Marketing),
+                caps: vec![offer_cap],
+            },
+        ],
+    };
+    let ana = || id("email:ana@example.com");
+    let day = |d: i64| at(30 + d * DAY);
+    let best = customers
+        .next_best_action(ana(), &playbook, &Channel::Email, &[], day(0))
+        .unwrap();
+    assert_eq!(best.action.as_deref(), Some("win back"));
+    assert_eq!(
+        best.reasons,
+        ["performed Order Completed 2 time(s) (at least 2)"]
+    );
+    let by_sms = customers
+        .next_best_action(ana(), &playbook, &Channel::Sms, &[], day(0))
+        .unwrap();
+    assert_eq!(by_sms.action.as_deref(), Some("second offer"));
+    assert_eq!(
+        by_sms.passed_over[0],
+        ("win back".to_owned(), "not carried on sms".to_owned())
+    );
+
+    // Taken by email: the offer group is capped for seven days, on every channel.
+    customers
+        .record_action(ana(), "win back", Channel::Email, day(0))
+        .unwrap();
+    let capped = customers
+        .next_best_action(ana(), &playbook, &Channel::Email, &[], day(1))
+        .unwrap();
+    assert_eq!(capped.action.as_deref(), Some("leave alone"));
+    assert_eq!(capped.passed_over.len(), 2);
+    assert!(capped.passed_over[0].1.starts_with("capped"), "{capped:?}");
+    let week_later = customers
+        .next_best_action(ana(), &playbook, &Channel::Email, &[], day(8))
+        .unwrap();
+    assert_eq!(week_later.action.as_deref(), Some("win back"));
+    assert_eq!(
+        customers
+            .profile(ana())
+            .unwrap()
+            .unwrap()
+            .open_conversations
+            .len(),
+        0
+    );
+
+    // Marketing withdrawn: no offer, whatever the rules say.
+    customers
+        .set_consent(
+            ana(),
+            ConsentChoice::new(Purpose::Marketing, ConsentStatus::Withdrawn),
+            &Actor::new("agent:maria", "asked on the phone"),
+        )
+        .unwrap();
+    let after = customers
+        .next_best_action(ana(), &playbook, &Channel::Email, &[], chrono::Utc::now())
+        .unwrap();
+    assert_eq!(after.action.as_deref(), Some("leave alone"));
+    assert!(
+        after.passed_over[0]
+            .1
+            .contains("may not be contacted for marketing")
+    );
+
+    let mut broken = playbook.clone();
+    broken.actions[1].when = Rule::All { rules: vec![] };
+    assert!(matches!(
+        customers.next_best_action(ana(), &broken, &Channel::Email, &[], day(0)),
+        Err(Error::Rule(RuleError { path, .. })) if path == "actions[1].when"
+    ));
+}

@@ -5,12 +5,17 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::action::{ACTION_PROPERTY, Persona, Playbook, Recommendation, choose};
 use super::computed::{ComputedTrait, ComputedValue};
 use super::rule::{Facts, Segment, Verdict};
 use crate::Customers;
 use crate::conversation::{self, all_interactions, each_page};
 use crate::error::Error;
-use crate::model::{CustomerId, Event, Feedback, Interaction, resolve_traits};
+use crate::ingest::{Receipt, Record};
+use crate::model::{
+    Channel, CustomerId, Direction, Event, Feedback, Interaction, InteractionKind,
+    InteractionStatus, ValidationError, resolve_traits,
+};
 use crate::privacy::consent_of;
 use crate::store::{MAX_PAGE_SIZE, Reads, Store, read_consistent};
 use crate::view::{self, Lookup};
@@ -181,13 +186,108 @@ impl<S: Store> Customers<S> {
         })
     }
 
-    fn judge(
+    /// The persona of the customer `lookup` finds as of `as_of`: the one of lowest
+    /// `priority` (the first given, among equals) whose rule holds, with its reasons;
+    /// `None` when none does.
+    pub fn persona_of(
         &self,
-        snapshot: &Snapshot,
-        segments: &[Segment],
+        lookup: impl Into<Lookup>,
+        personas: &[Persona],
+        computed: &[ComputedTrait],
         as_of: DateTime<Utc>,
-    ) -> Vec<(String, Verdict)> {
-        let facts = Facts {
+    ) -> Result<Option<(String, Verdict)>, Error> {
+        let segments: Vec<Segment> = personas
+            .iter()
+            .map(|p| Segment::new(&p.name, p.rule.clone()))
+            .collect();
+        let verdicts = self.verdicts(lookup, &segments, computed, as_of)?;
+        let mut ranked: Vec<(u32, usize)> = personas
+            .iter()
+            .enumerate()
+            .filter(|(n, _)| verdicts[*n].1.holds)
+            .map(|(n, p)| (p.priority, n))
+            .collect();
+        ranked.sort_unstable();
+        Ok(ranked.first().map(|&(_, n)| verdicts[n].clone()))
+    }
+
+    /// The next best action from `playbook` for the customer `lookup` finds, on
+    /// `channel`, as of `as_of`: the action of lowest priority whose rule holds, that
+    /// `channel` carries, that the customer's consent allows for its purpose, and whose
+    /// frequency caps (counted from the actions already [recorded](Self::record_action)
+    /// on any channel) are not reached — with why, and why the ones before it were
+    /// passed over.
+    pub fn next_best_action(
+        &self,
+        lookup: impl Into<Lookup>,
+        playbook: &Playbook,
+        channel: &Channel,
+        computed: &[ComputedTrait],
+        as_of: DateTime<Utc>,
+    ) -> Result<Recommendation, Error> {
+        playbook.validate()?;
+        for definition in computed {
+            definition.validate()?;
+        }
+        let lookup = lookup.into();
+        read_consistent(self.store(), |reads| {
+            let customer = view::find(reads, &lookup)?.ok_or(Error::UnknownCustomer)?;
+            let snapshot =
+                snapshot(reads, customer, computed, as_of)?.ok_or(Error::UnknownCustomer)?;
+            let facts = self.facts(&snapshot, as_of);
+            Ok(choose(
+                playbook,
+                channel,
+                &snapshot.interactions,
+                as_of,
+                |rule| rule.evaluate(&facts),
+                |purpose| {
+                    snapshot
+                        .consent
+                        .decide(purpose, channel, self.consent_defaults())
+                        .allowed
+                },
+            ))
+        })
+    }
+
+    /// Records that the action `action` was taken for the customer `lookup` finds on
+    /// `channel` at `at`: an outbound, closed interaction (source `oneview.actions`,
+    /// property `action`) on their timeline, which frequency caps count.
+    pub fn record_action(
+        &self,
+        lookup: impl Into<Lookup>,
+        action: &str,
+        channel: Channel,
+        at: DateTime<Utc>,
+    ) -> Result<Receipt, Error> {
+        let lookup = lookup.into();
+        let profile = read_consistent(self.store(), |reads| {
+            let customer = view::find(reads, &lookup)?.ok_or(Error::UnknownCustomer)?;
+            reads.profile(customer)?.ok_or(Error::UnknownCustomer)
+        })?;
+        let anchor = profile
+            .identifiers
+            .first()
+            .cloned()
+            .ok_or(ValidationError::Missing {
+                field: "identifier",
+                required_by: "record_action",
+            })?;
+        let interaction = Interaction::builder("oneview.actions", channel, Direction::Outbound)
+            .key(&uuid::Uuid::now_v7().to_string())
+            .kind(InteractionKind::Other("action".to_owned()))
+            .status(InteractionStatus::Closed)
+            .occurred_at(at)
+            .closed_at(at)
+            .with_identifier(anchor)
+            .properties(serde_json::json!({ ACTION_PROPERTY: action }))
+            .build()?;
+        self.ingest(Record::Interaction(interaction))
+    }
+
+    fn facts<'a>(&'a self, snapshot: &'a Snapshot, as_of: DateTime<Utc>) -> Facts<'a> {
+        Facts {
             traits: snapshot.traits.clone(),
             identifiers: &snapshot.identifiers,
             events: &snapshot.events,
@@ -197,7 +297,16 @@ impl<S: Store> Customers<S> {
             consent: &snapshot.consent,
             consent_defaults: self.consent_defaults(),
             as_of,
-        };
+        }
+    }
+
+    fn judge(
+        &self,
+        snapshot: &Snapshot,
+        segments: &[Segment],
+        as_of: DateTime<Utc>,
+    ) -> Vec<(String, Verdict)> {
+        let facts = self.facts(snapshot, as_of);
         segments
             .iter()
             .map(|segment| (segment.name.clone(), segment.rule.evaluate(&facts)))

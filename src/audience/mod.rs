@@ -16,6 +16,10 @@
 //!   snapshot, as of any time. They evaluate when asked: membership is as fresh as the
 //!   store, with no batch to wait for. To reach members, pass them through
 //!   [`Customers::to_contact`] with the purpose of the contact.
+//! - [`Persona`]s ([`Customers::persona_of`]) and the next best action from a
+//!   [`Playbook`] ([`Customers::next_best_action`]): priorities, channels, frequency caps
+//!   counted from the actions recorded on the timeline ([`Customers::record_action`]),
+//!   and the consent gate for each action's purpose.
 //!
 //! ```
 //! use chrono::Utc;
@@ -54,13 +58,18 @@
 //! [`Customers::segments_of`]: crate::Customers::segments_of
 //! [`Customers::members`]: crate::Customers::members
 //! [`Customers::to_contact`]: crate::Customers::to_contact
+//! [`Customers::persona_of`]: crate::Customers::persona_of
+//! [`Customers::next_best_action`]: crate::Customers::next_best_action
+//! [`Customers::record_action`]: crate::Customers::record_action
 
+mod action;
 mod computed;
 mod facade;
 mod rule;
 
 use thiserror::Error;
 
+pub use action::{ACTION_PROPERTY, Action, FrequencyCap, Persona, Playbook, Recommendation};
 pub use computed::{
     Aggregate, Comparison, ComputedTrait, ComputedValue, EventFilter, PropertyCondition,
 };
