@@ -10,36 +10,13 @@ use oneview::analytics::{
     AnalyticsError, BgNbd, ClvOptions, FitReport, GammaGamma, ParetoNbd, Rfm, RfmOptions,
     TransactionModel, customer_value, rank_by_clv, rfm_scores, rfm_summary,
 };
-use oneview::{Channel, Customers, Event, IdentifierKind, MemoryStore};
+use oneview::{Channel, Event};
 use serde_json::json;
 
+mod common;
+
 fn cdnow() -> Vec<(String, Rfm)> {
-    let text = include_str!("fixtures/cdnow_sample.csv");
-    let customers = Customers::new(MemoryStore::new());
-    let mut events = Vec::new();
-    for (n, line) in text.lines().enumerate().skip(1) {
-        let mut fields = line.split(',');
-        let (id, date, amount) = (
-            fields.next().unwrap(),
-            fields.next().unwrap(),
-            fields.next().unwrap(),
-        );
-        let day = NaiveDate::parse_from_str(date, "%Y%m%d").unwrap();
-        events.push(
-            Event::builder("cdnow", Channel::Web, "Order Completed")
-                .message_id(&format!("line-{n}"))
-                .occurred_at(Utc.from_utc_datetime(&day.and_hms_opt(0, 0, 0).unwrap()))
-                .identifier(IdentifierKind::UserId, id)
-                .properties(json!({ "revenue": amount.parse::<f64>().unwrap() }))
-                .build()
-                .unwrap(),
-        );
-    }
-    for chunk in events.chunks(2_000) {
-        for result in customers.ingest_batch(chunk.to_vec()).unwrap() {
-            result.unwrap();
-        }
-    }
+    let customers = common::cdnow_customers();
     let end = NaiveDate::from_ymd_opt(1997, 9, 30).unwrap();
     let summary = rfm_summary(customers.store(), &RfmOptions::new(end)).unwrap();
     summary

@@ -669,3 +669,100 @@ fn the_next_best_action_respects_channels_consent_and_caps() {
         Err(Error::Rule(RuleError { path, .. })) if path == "actions[1].when"
     ));
 }
+
+#[test]
+fn customer_value_lands_on_the_profile_where_segments_use_it() {
+    use oneview::analytics::{
+        BgNbd, ClvOptions, GammaGamma, RfmOptions, customer_value, rfm_summary,
+    };
+    let customers = common::cdnow_customers();
+    let end = chrono::NaiveDate::from_ymd_opt(1997, 9, 30).unwrap();
+    let summary = rfm_summary(customers.store(), &RfmOptions::new(end)).unwrap();
+    let (purchases, _) = BgNbd::fit(&summary).unwrap();
+    let (spend, _) = GammaGamma::fit(&summary).unwrap();
+    let options = ClvOptions::new(12, 4.35, 0.01).unwrap();
+    let as_of = at(0);
+    let report = customers
+        .write_customer_value(&summary, "bg_nbd", &purchases, &spend, &options, as_of)
+        .unwrap();
+    assert_eq!(report.written as usize, summary.len());
+
+    // One customer's traits are the model's numbers, with the model as provenance.
+    let one = &summary[7];
+    let expected = customer_value(&purchases, &spend, one, &options);
+    let profile = customers.profile(one.customer).unwrap().unwrap();
+    let clv = &profile.traits["clv"];
+    assert!((clv.value.as_f64().unwrap() - expected.clv).abs() < 1e-9);
+    assert!((profile.traits["p_alive"].value.as_f64().unwrap() - expected.p_alive).abs() < 1e-12);
+    assert_eq!(clv.provenance.source, "oneview.analytics");
+    assert_eq!(clv.provenance.observed_at, as_of);
+    let carrier = profile
+        .timeline
+        .items
+        .iter()
+        .find_map(|entry| match entry {
+            oneview::TimelineEntry::Event(e) if Some(e.id) == clv.provenance.event_id => Some(e),
+            _ => None,
+        })
+        .expect("the event that carried the values is on the timeline");
+    assert_eq!(carrier.properties["model"], json!("bg_nbd"));
+    assert_eq!(
+        carrier.properties["parameters"],
+        serde_json::to_value(purchases).unwrap()
+    );
+
+    // "High value at risk": CLV in the top 20% and P(alive) under 0.5, as a segment.
+    let at_risk = Segment::new(
+        "high value at risk",
+        Rule::All {
+            rules: vec![
+                Rule::Trait {
+                    name: "clv_percentile".into(),
+                    test: Comparison::AtLeast(80.0),
+                },
+                Rule::Trait {
+                    name: "p_alive".into(),
+                    test: Comparison::LessThan(0.5),
+                },
+            ],
+        },
+    );
+    let mut members = Vec::new();
+    let mut after = None;
+    loop {
+        let page = customers
+            .members(&at_risk, &[], as_of, after, 1000)
+            .unwrap();
+        members.extend(page.members);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let values: Vec<_> = summary
+        .iter()
+        .map(|c| customer_value(&purchases, &spend, c, &options))
+        .collect();
+    let mut clvs: Vec<f64> = values.iter().map(|v| v.clv).collect();
+    clvs.sort_by(f64::total_cmp);
+    let by_hand = values
+        .iter()
+        .filter(|v| {
+            let below = clvs.partition_point(|c| *c < v.clv);
+            100.0 * below as f64 / clvs.len() as f64 >= 80.0 && v.p_alive < 0.5
+        })
+        .count();
+    assert!(
+        by_hand > 0,
+        "the CDNOW sample has valuable customers at risk"
+    );
+    assert_eq!(members.len(), by_hand);
+
+    // Writing again for the same time changes nothing.
+    let again = customers
+        .write_customer_value(&summary, "bg_nbd", &purchases, &spend, &options, as_of)
+        .unwrap();
+    assert_eq!(again.written as usize, summary.len());
+    let after_again = customers.profile(one.customer).unwrap().unwrap();
+    assert_eq!(after_again.event_count(), profile.event_count());
+}

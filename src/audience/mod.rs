@@ -20,6 +20,10 @@
 //!   [`Playbook`] ([`Customers::next_best_action`]): priorities, channels, frequency caps
 //!   counted from the actions recorded on the timeline ([`Customers::record_action`]),
 //!   and the consent gate for each action's purpose.
+//! - Customer value on the profile ([`Customers::write_customer_value`]): RFM scores and
+//!   segment, P(alive), expected purchases, CLV and its percentile, as traits whose
+//!   provenance names the model, so segments ("CLV in the top 20% and P(alive) under
+//!   0.5") and every channel can use them.
 //!
 //! ```
 //! use chrono::Utc;
@@ -61,11 +65,13 @@
 //! [`Customers::persona_of`]: crate::Customers::persona_of
 //! [`Customers::next_best_action`]: crate::Customers::next_best_action
 //! [`Customers::record_action`]: crate::Customers::record_action
+//! [`Customers::write_customer_value`]: crate::Customers::write_customer_value
 
 mod action;
 mod computed;
 mod facade;
 mod rule;
+mod value;
 
 use thiserror::Error;
 
@@ -75,6 +81,7 @@ pub use computed::{
 };
 pub use facade::MembersPage;
 pub use rule::{Facts, Rule, Segment, Verdict};
+pub use value::{VALUE_SOURCE, VALUE_TRAITS, ValueReport};
 
 /// What is wrong with a rule or a computed trait, and where (`rule.rules[2].of`).
 #[derive(Clone, Debug, PartialEq, Eq, Error)]

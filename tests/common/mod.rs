@@ -87,3 +87,36 @@ pub(crate) fn read_all(mut stream: impl Read + Send + 'static) -> JoinHandle<Str
         text
     })
 }
+
+/// The CDNOW sample (`fixtures/cdnow_sample.csv`: the 1997-98 purchases of 2,357
+/// customers of an online music store) as `Order Completed` events with a `revenue`, one
+/// user id per customer, in a memory store.
+pub(crate) fn cdnow_customers() -> Customers<MemoryStore> {
+    let text = include_str!("../fixtures/cdnow_sample.csv");
+    let customers = Customers::new(MemoryStore::new());
+    let mut events = Vec::new();
+    for (n, line) in text.lines().enumerate().skip(1) {
+        let mut fields = line.split(',');
+        let (id, date, amount) = (
+            fields.next().unwrap(),
+            fields.next().unwrap(),
+            fields.next().unwrap(),
+        );
+        let day = chrono::NaiveDate::parse_from_str(date, "%Y%m%d").unwrap();
+        events.push(
+            Event::builder("cdnow", Channel::Web, "Order Completed")
+                .message_id(&format!("line-{n}"))
+                .occurred_at(Utc.from_utc_datetime(&day.and_hms_opt(0, 0, 0).unwrap()))
+                .identifier(oneview::IdentifierKind::UserId, id)
+                .properties(serde_json::json!({ "revenue": amount.parse::<f64>().unwrap() }))
+                .build()
+                .unwrap(),
+        );
+    }
+    for chunk in events.chunks(2_000) {
+        for result in customers.ingest_batch(chunk.to_vec()).unwrap() {
+            result.unwrap();
+        }
+    }
+    customers
+}
