@@ -312,7 +312,7 @@ fn rules_read_traits_identifiers_channels_consent_and_feedback() {
     assert!(
         verdict
             .reasons
-            .contains(&"latest feedback score is 4.0 (AtMost(6.0))".to_owned())
+            .contains(&"latest feedback score is 4.0 (wanted ≤ 6)".to_owned())
     );
     // The JSON form is stable: it reads back to the same rule.
     let again: Rule = serde_json::from_value(serde_json::to_value(&rule).unwrap()).unwrap();
@@ -526,10 +526,7 @@ fn the_persona_is_the_highest_priority_one_that_holds() {
         .unwrap()
         .unwrap();
     assert_eq!(name, "patron");
-    assert_eq!(
-        verdict.reasons,
-        ["trait revenue is 1200.0 (AtLeast(1000.0))"]
-    );
+    assert_eq!(verdict.reasons, ["trait revenue is 1200.0 (wanted ≥ 1000)"]);
     let none = customers
         .persona_of(id("email:ana@example.com"), &personas[2..], &[], at(10))
         .unwrap();

@@ -89,6 +89,26 @@ impl Comparison {
     }
 }
 
+impl std::fmt::Display for Comparison {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Exists => f.write_str("present"),
+            Self::Missing => f.write_str("absent"),
+            Self::Equals(v) => write!(f, "= {v}"),
+            Self::NotEquals(v) => write!(f, "≠ {v}"),
+            Self::GreaterThan(b) => write!(f, "> {b}"),
+            Self::AtLeast(b) => write!(f, "≥ {b}"),
+            Self::LessThan(b) => write!(f, "< {b}"),
+            Self::AtMost(b) => write!(f, "≤ {b}"),
+            Self::Contains(part) => write!(f, "contains {part:?}"),
+            Self::In(options) => {
+                let shown: Vec<String> = options.iter().map(Value::to_string).collect();
+                write!(f, "in [{}]", shown.join(", "))
+            }
+        }
+    }
+}
+
 /// One condition on an event's properties.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PropertyCondition {

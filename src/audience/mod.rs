@@ -53,7 +53,7 @@
 //! let ana = Identifier::email("ana@example.com")?;
 //! let verdict = customers.evaluate(ana, &big_spenders, &[spent], Utc::now())?;
 //! assert!(verdict.holds);
-//! assert_eq!(verdict.reasons, ["trait spent is 75.0 (AtLeast(50.0))"]);
+//! assert_eq!(verdict.reasons, ["trait spent is 75.0 (wanted ≥ 50)"]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

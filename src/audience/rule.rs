@@ -264,7 +264,7 @@ impl Rule {
                 let shown = value.map_or_else(|| "none".to_owned(), Value::to_string);
                 Verdict::leaf(
                     test.holds(value),
-                    format!("trait {name} is {shown} ({test:?})"),
+                    format!("trait {name} is {shown} (wanted {test})"),
                 )
             }
             Self::HasIdentifier { kind } => {
@@ -352,7 +352,7 @@ impl Rule {
                     .map_or_else(|| "none".to_owned(), Value::to_string);
                 Verdict::leaf(
                     test.holds(value.as_ref()),
-                    format!("latest feedback score is {shown} ({test:?})"),
+                    format!("latest feedback score is {shown} (wanted {test})"),
                 )
             }
             Self::Consents { purpose, channel } => {
