@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::ingest::{Receipt, Record};
 use crate::model::{
     Channel, CustomerId, Direction, Event, Feedback, Interaction, InteractionKind,
-    InteractionStatus, ValidationError, resolve_traits,
+    InteractionStatus, resolve_traits,
 };
 use crate::privacy::consent_of;
 use crate::store::{MAX_PAGE_SIZE, Reads, Store, read_consistent};
@@ -261,19 +261,7 @@ impl<S: Store> Customers<S> {
         channel: Channel,
         at: DateTime<Utc>,
     ) -> Result<Receipt, Error> {
-        let lookup = lookup.into();
-        let profile = read_consistent(self.store(), |reads| {
-            let customer = view::find(reads, &lookup)?.ok_or(Error::UnknownCustomer)?;
-            reads.profile(customer)?.ok_or(Error::UnknownCustomer)
-        })?;
-        let anchor = profile
-            .identifiers
-            .first()
-            .cloned()
-            .ok_or(ValidationError::Missing {
-                field: "identifier",
-                required_by: "record_action",
-            })?;
+        let (_, anchor) = self.anchor(lookup.into(), "record_action")?;
         let interaction = Interaction::builder("oneview.actions", channel, Direction::Outbound)
             .key(&uuid::Uuid::now_v7().to_string())
             .kind(InteractionKind::Other("action".to_owned()))

@@ -224,30 +224,8 @@ impl Rule {
     /// Whether `facts` meet the rule, and why.
     pub fn evaluate(&self, facts: &Facts<'_>) -> Verdict {
         match self {
-            Self::All { rules } => {
-                let verdicts: Vec<Verdict> = rules.iter().map(|r| r.evaluate(facts)).collect();
-                let holds = verdicts.iter().all(|v| v.holds);
-                Verdict {
-                    holds,
-                    reasons: verdicts
-                        .into_iter()
-                        .filter(|v| v.holds == holds)
-                        .flat_map(|v| v.reasons)
-                        .collect(),
-                }
-            }
-            Self::Any { rules } => {
-                let verdicts: Vec<Verdict> = rules.iter().map(|r| r.evaluate(facts)).collect();
-                let holds = verdicts.iter().any(|v| v.holds);
-                Verdict {
-                    holds,
-                    reasons: verdicts
-                        .into_iter()
-                        .filter(|v| v.holds == holds)
-                        .flat_map(|v| v.reasons)
-                        .collect(),
-                }
-            }
+            Self::All { rules } => group(rules, facts, |mut v| v.all(|v| v.holds)),
+            Self::Any { rules } => group(rules, facts, |mut v| v.any(|v| v.holds)),
             Self::Not { of } => {
                 let inner = of.evaluate(facts);
                 Verdict {
@@ -366,6 +344,25 @@ impl Rule {
                 )
             }
         }
+    }
+}
+
+/// Evaluates `rules` and combines them with `combine` (all or any); the reasons are those
+/// of the rules that agree with the outcome.
+fn group(
+    rules: &[Rule],
+    facts: &Facts<'_>,
+    combine: impl Fn(std::slice::Iter<'_, Verdict>) -> bool,
+) -> Verdict {
+    let verdicts: Vec<Verdict> = rules.iter().map(|r| r.evaluate(facts)).collect();
+    let holds = combine(verdicts.iter());
+    Verdict {
+        holds,
+        reasons: verdicts
+            .into_iter()
+            .filter(|v| v.holds == holds)
+            .flat_map(|v| v.reasons)
+            .collect(),
     }
 }
 

@@ -385,18 +385,7 @@ pub fn read_store<S: Store>(
     let mut audit: Vec<AuditRecord> = Vec::new();
     let mut text = String::new();
     let mut number = 0u64;
-    loop {
-        text.clear();
-        if input.read_line(&mut text)? == 0 {
-            break;
-        }
-        number += 1;
-        if number.is_multiple_of(4096) {
-            progress(Progress {
-                pass: "importing",
-                lines: number,
-            });
-        }
+    while next_line(&mut input, &mut text, &mut number, "importing", progress)? {
         let line: Line = serde_json::from_str(&text).map_err(|err| IoError::Line {
             line: number,
             problem: err.into(),
@@ -454,6 +443,29 @@ pub fn read_store<S: Store>(
     Ok(counts)
 }
 
+/// Reads the next line into `text` and counts it, reporting progress every few thousand
+/// lines; `false` at the end of the input.
+fn next_line(
+    input: &mut impl BufRead,
+    text: &mut String,
+    number: &mut u64,
+    pass: &'static str,
+    progress: &mut dyn FnMut(Progress),
+) -> std::io::Result<bool> {
+    text.clear();
+    if input.read_line(text)? == 0 {
+        return Ok(false);
+    }
+    *number += 1;
+    if number.is_multiple_of(4096) {
+        progress(Progress {
+            pass,
+            lines: *number,
+        });
+    }
+    Ok(true)
+}
+
 /// Ingests and empties `batch`; a record the store refuses fails the import.
 fn ingest<S: Store>(customers: &Customers<S>, batch: &mut Vec<Record>) -> Result<(), IoError> {
     if batch.is_empty() {
@@ -492,18 +504,7 @@ fn check(
     let mut records = 0u64;
     let mut end: Option<u64> = None;
     let mut key_seen = false;
-    loop {
-        text.clear();
-        if input.read_line(&mut text)? == 0 {
-            break;
-        }
-        number += 1;
-        if number.is_multiple_of(4096) {
-            progress(Progress {
-                pass: "checking",
-                lines: number,
-            });
-        }
+    while next_line(input, &mut text, &mut number, "checking", progress)? {
         let fail = |problem: LineProblem| IoError::Line {
             line: number,
             problem,

@@ -165,21 +165,7 @@ impl<S: Store> Customers<S> {
         by: &Actor,
     ) -> Result<Receipt, Error> {
         by.validate()?;
-        let lookup = lookup.into();
-        let profile = read_consistent(self.store(), |reads| {
-            let customer = view::find(reads, &lookup)?.ok_or(Error::UnknownCustomer)?;
-            reads.profile(customer)?.ok_or(Error::UnknownCustomer)
-        })?;
-        // One identifier, so a rebuild puts the decision back with the customer without
-        // the event linking anything.
-        let anchor = profile
-            .identifiers
-            .first()
-            .cloned()
-            .ok_or(ValidationError::Missing {
-                field: "identifier",
-                required_by: "set_consent",
-            })?;
+        let (profile, anchor) = self.anchor(lookup.into(), "set_consent")?;
         let event = Event::builder(OPERATOR_SOURCE, Channel::Support, "Consent Updated")
             .with_identifier(anchor)
             .properties(json!({ "recorded_by": by.name }))
@@ -196,6 +182,30 @@ impl<S: Store> Customers<S> {
             },
         );
         self.ingest_audited(Record::Event(event), &audit)
+    }
+
+    /// The profile `lookup` finds, and the one identifier a record made on the
+    /// customer's behalf carries: enough for every rebuild to put the record back with
+    /// them, and no more, so it links nothing. `required_by` names the call in the error
+    /// for a profile with no identifier.
+    pub(crate) fn anchor(
+        &self,
+        lookup: Lookup,
+        required_by: &'static str,
+    ) -> Result<(ProfileRecord, Identifier), Error> {
+        let profile = read_consistent(self.store(), |reads| {
+            let customer = view::find(reads, &lookup)?.ok_or(Error::UnknownCustomer)?;
+            reads.profile(customer)?.ok_or(Error::UnknownCustomer)
+        })?;
+        let anchor = profile
+            .identifiers
+            .first()
+            .cloned()
+            .ok_or(ValidationError::Missing {
+                field: "identifier",
+                required_by,
+            })?;
+        Ok((profile, anchor))
     }
 
     /// Everything held about the customer `lookup` finds, as one document to hand them

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::read::decoded_rows;
 use super::write::Fault;
 use super::{Key, LIVE, SqliteStore, corrupt, customer, decode, encode, key, nanos, sqlite};
 use crate::model::{AuditRecord, ConsentRecord, CustomerId};
@@ -58,14 +59,8 @@ impl PrivacyStore for SqliteStore {
 
     fn suppressions(&self) -> Result<Vec<Suppression>, StoreError> {
         self.read(|conn| {
-            let mut statement = conn
-                .prepare_cached("SELECT record FROM suppressions ORDER BY at, hash")
-                .map_err(sqlite)?;
-            let rows = statement
-                .query_map([], |row| row.get::<_, String>(0))
-                .map_err(sqlite)?;
-            rows.map(|body| decode("suppression", &body.map_err(sqlite)?))
-                .collect()
+            let sql = "SELECT record FROM suppressions ORDER BY at, hash";
+            decoded_rows(conn, sql, [], "suppression")
         })
     }
 
@@ -105,16 +100,8 @@ impl PrivacyStore for SqliteStore {
         let from = bound(from, i64::MIN).unwrap_or(i64::MAX);
         let to = bound(to, i64::MAX).unwrap_or(i64::MAX);
         self.read(|conn| {
-            let mut statement = conn
-                .prepare_cached(
-                    "SELECT record FROM audit WHERE at >= ?1 AND at < ?2 ORDER BY at, id",
-                )
-                .map_err(sqlite)?;
-            let rows = statement
-                .query_map([from, to], |row| row.get::<_, String>(0))
-                .map_err(sqlite)?;
-            rows.map(|body| decode("audit record", &body.map_err(sqlite)?))
-                .collect()
+            let sql = "SELECT record FROM audit WHERE at >= ?1 AND at < ?2 ORDER BY at, id";
+            decoded_rows(conn, sql, [from, to], "audit record")
         })
     }
 }

@@ -142,39 +142,21 @@ impl IdentityStore for SqliteStore {
     }
 
     fn all_overrides(&self) -> Result<Vec<OverrideRecord>, StoreError> {
-        self.read(|conn| {
-            let mut statement = conn
-                .prepare_cached("SELECT record FROM overrides ORDER BY at, id")
-                .map_err(sqlite)?;
-            let rows = statement
-                .query_map([], |row| row.get::<_, String>(0))
-                .map_err(sqlite)?;
-            let mut found: Vec<OverrideRecord> = rows
-                .map(|body| decode("override", &body.map_err(sqlite)?))
-                .collect::<Result<_, _>>()?;
-            // Ids are random within one instant: order by the decoded id, like the others.
-            found.sort_by_key(|o| (o.at, o.id));
-            Ok(found)
-        })
+        let mut found: Vec<OverrideRecord> =
+            self.read(|conn| decoded_rows(conn, "SELECT record FROM overrides", [], "override"))?;
+        // Ids are random within one instant: order by the decoded id, like the others.
+        found.sort_by_key(|o| (o.at, o.id));
+        Ok(found)
     }
 
     fn standing_overrides(&self) -> Result<Vec<OverrideRecord>, StoreError> {
-        self.read(|conn| {
-            let mut statement = conn
-                .prepare_cached(
-                    "SELECT record FROM overrides
-                     WHERE json_extract(record, '$.override') IN ('suspect', 'block', 'allow')",
-                )
-                .map_err(sqlite)?;
-            let rows = statement
-                .query_map([], |row| row.get::<_, String>(0))
-                .map_err(sqlite)?;
-            let mut found: Vec<OverrideRecord> = rows
-                .map(|body| decode("override", &body.map_err(sqlite)?))
-                .collect::<Result<_, _>>()?;
-            found.sort_by_key(|o| (o.at, o.id));
-            Ok(found)
-        })
+        let mut found: Vec<OverrideRecord> = self.read(|conn| {
+            let sql = "SELECT record FROM overrides
+                       WHERE json_extract(record, '$.override') IN ('suspect', 'block', 'allow')";
+            decoded_rows(conn, sql, [], "override")
+        })?;
+        found.sort_by_key(|o| (o.at, o.id));
+        Ok(found)
     }
 
     fn customers(
@@ -232,6 +214,21 @@ impl SqliteStore {
 }
 
 /// Reads one JSON column from every row of `sql`, which takes the customer as `?1`.
+/// Decodes the JSON in the first column of every row `sql` gives for `params`.
+pub(super) fn decoded_rows<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    what: &str,
+) -> Result<Vec<T>, StoreError> {
+    let mut statement = conn.prepare_cached(sql).map_err(sqlite)?;
+    let rows = statement
+        .query_map(params, |row| row.get::<_, String>(0))
+        .map_err(sqlite)?;
+    rows.map(|body| decode(what, &body.map_err(sqlite)?))
+        .collect()
+}
+
 fn bodies<T: serde::de::DeserializeOwned>(
     conn: &Connection,
     sql: &str,
