@@ -9,7 +9,7 @@ use super::action::{ACTION_PROPERTY, Persona, Playbook, Recommendation, choose};
 use super::computed::{ComputedTrait, ComputedValue};
 use super::rule::{Facts, Segment, Verdict};
 use crate::Customers;
-use crate::conversation::{self, all_interactions, each_page};
+use crate::conversation::{self, each_page};
 use crate::error::Error;
 use crate::ingest::{Receipt, Record};
 use crate::model::{
@@ -55,27 +55,14 @@ fn snapshot(
         .into_iter()
         .map(|(name, resolved)| (name, resolved.value))
         .collect();
-    let mut events = Vec::new();
-    each_page(
-        |request| reads.events(customer, request),
-        |e| events.push(e),
-    )?;
-    events.reverse();
-    let mut interactions = all_interactions(reads, customer)?;
-    interactions.reverse();
+    let view::History {
+        events,
+        interactions,
+        feedback,
+    } = view::history(reads, customer)?;
     for (name, value) in compute_all(computed, &events, as_of) {
         traits.insert(name, value.value);
     }
-    let mut feedback: Vec<Feedback> = events
-        .iter()
-        .filter_map(|e| Feedback::from_event(e).ok().flatten())
-        .chain(
-            interactions
-                .iter()
-                .filter_map(|i| Feedback::from_interaction(i).ok().flatten()),
-        )
-        .collect();
-    feedback.sort_by_key(|f| (f.at, f.record));
     let current: Vec<Interaction> = interactions
         .iter()
         .filter(|i| i.occurred_at <= as_of)

@@ -11,14 +11,14 @@ use super::export::{CustomerExport, EXPORT_FORMAT, EXPORT_VERSION, ExportedConse
 use super::retention::{RetentionPolicy, RetentionReport, strip_event, strip_interaction};
 use super::{ErasureReport, suppression_hash};
 use crate::Customers;
-use crate::conversation::{all_interactions, each_page};
+use crate::conversation::each_page;
 use crate::customers::Attempt;
 use crate::error::Error;
 use crate::ingest::{Receipt, Record};
 use crate::model::{
     Actor, AuditAction, AuditRecord, Channel, ConsentChoice, CustomerId, ErasedCounts, Event,
-    EventId, Feedback, Identifier, InteractionId, Override, OverrideRecord, Purpose,
-    ValidationError, resolve_traits,
+    EventId, Identifier, InteractionId, Override, OverrideRecord, Purpose, ValidationError,
+    resolve_traits,
 };
 use crate::store::{
     Commit, Erasure, Expectation, IdentityChange, MAX_PAGE_SIZE, PrivacyKey, ProfileRecord, Reads,
@@ -609,24 +609,11 @@ fn export_of(reads: &dyn Reads, customer: CustomerId) -> Result<CustomerExport, 
     let now = Utc::now();
     let mut trait_history = reads.trait_operations(customer)?;
     trait_history.sort_by(|a, b| a.application_order(b));
-    let mut events = Vec::new();
-    each_page(
-        |request| reads.events(customer, request),
-        |e| events.push(e),
-    )?;
-    events.reverse();
-    let mut interactions = all_interactions(reads, customer)?;
-    interactions.reverse();
-    let mut feedback: Vec<Feedback> = events
-        .iter()
-        .filter_map(|e| Feedback::from_event(e).ok().flatten())
-        .chain(
-            interactions
-                .iter()
-                .filter_map(|i| Feedback::from_interaction(i).ok().flatten()),
-        )
-        .collect();
-    feedback.sort_by_key(|f| (f.at, f.record));
+    let view::History {
+        events,
+        interactions,
+        feedback,
+    } = view::history(reads, customer)?;
     let mut history: Vec<_> = reads
         .consent(customer)?
         .into_iter()

@@ -259,3 +259,41 @@ fn activity(
     }
     by_channel.into_values().collect()
 }
+
+/// Everything a customer did and said, oldest first: every event, every interaction, and
+/// the feedback read from them (by time, then record).
+pub(crate) struct History {
+    pub(crate) events: Vec<Event>,
+    pub(crate) interactions: Vec<Interaction>,
+    pub(crate) feedback: Vec<crate::model::Feedback>,
+}
+
+/// The [`History`] of the live profile `customer`.
+pub(crate) fn history<S: Reads + ?Sized>(
+    reads: &S,
+    customer: CustomerId,
+) -> Result<History, StoreError> {
+    let mut events = Vec::new();
+    crate::conversation::each_page(
+        |request| reads.events(customer, request),
+        |e| events.push(e),
+    )?;
+    events.reverse();
+    let mut interactions = crate::conversation::all_interactions(reads, customer)?;
+    interactions.reverse();
+    let mut feedback: Vec<crate::model::Feedback> = events
+        .iter()
+        .filter_map(|e| crate::model::Feedback::from_event(e).ok().flatten())
+        .chain(
+            interactions
+                .iter()
+                .filter_map(|i| crate::model::Feedback::from_interaction(i).ok().flatten()),
+        )
+        .collect();
+    feedback.sort_by_key(|f| (f.at, f.record));
+    Ok(History {
+        events,
+        interactions,
+        feedback,
+    })
+}
