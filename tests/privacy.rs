@@ -559,3 +559,34 @@ fn retention_removes_old_content_and_keeps_the_customer_whole() {
         Err(Error::Retention(_))
     ));
 }
+
+#[test]
+fn an_export_names_the_segments_the_customer_is_in() {
+    use oneview::audience::{EventFilter, Rule, Segment};
+    let customers = Customers::new(MemoryStore::new());
+    customers.ingest_batch(records()).unwrap();
+    let performed = |name: &str| Rule::Performed {
+        events: EventFilter::named(name),
+        at_least: None,
+        at_most: None,
+        within_days: None,
+    };
+    let segments = [
+        Segment::new("signed up", performed("Signed Up")),
+        Segment::new("bought", performed("Order Completed")),
+    ];
+    let export = customers
+        .export_with_segments(
+            Identifier::email(ERASED_EMAIL).unwrap(),
+            &dpo(),
+            &segments,
+            &[],
+        )
+        .unwrap();
+    assert_eq!(export.segments, ["signed up"]);
+    assert_eq!(
+        customers.audit(..).unwrap().len(),
+        1,
+        "one export, one audit record"
+    );
+}

@@ -33,7 +33,9 @@ pub const EXPORT_VERSION: u32 = 1;
 /// - `consent`: every decision (`history`) and what is in force now (`in_force`).
 /// - `merges`, `refused_links`, `corrections`: how the profile was assembled, the links
 ///   refused, and the operators' corrections that name its identifiers.
-/// - `segments`: the audiences the customer belongs to (none are kept yet: always empty).
+/// - `segments`: the segments the customer belongs to at export time, by name, when the
+///   export is made with [`Customers::export_with_segments`](crate::Customers::export_with_segments)
+///   (segments are the application's definitions); empty otherwise.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CustomerExport {
     /// Always [`EXPORT_FORMAT`].

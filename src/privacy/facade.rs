@@ -230,6 +230,26 @@ impl<S: Store> Customers<S> {
         Ok(export)
     }
 
+    /// [`export`](Self::export), with the names of the segments of `segments` the
+    /// customer belongs to at export time (segments are the application's definitions,
+    /// evaluated on read; see [`audience`](crate::audience)).
+    pub fn export_with_segments(
+        &self,
+        lookup: impl Into<Lookup>,
+        by: &Actor,
+        segments: &[crate::audience::Segment],
+        computed: &[crate::audience::ComputedTrait],
+    ) -> Result<CustomerExport, Error> {
+        let lookup = lookup.into();
+        let mut export = self.export(lookup, by)?;
+        export.segments = self
+            .segments_of(export.customer, segments, computed, export.exported_at)?
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        Ok(export)
+    }
+
     /// Erases the customer `lookup` finds: the profile, every profile merged into it, and
     /// their identifiers, events, interactions, traits and consent, in one atomic step;
     /// refusals and overrides of other profiles naming an erased identifier go too. Each
