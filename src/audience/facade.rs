@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::action::{ACTION_PROPERTY, Persona, Playbook, Recommendation, choose};
 use super::computed::{ComputedTrait, ComputedValue};
-use super::rule::{Facts, Segment, Verdict};
+use super::rule::{Facts, Rule, Segment, Verdict};
 use crate::Customers;
 use crate::conversation::{self, each_page};
 use crate::error::Error;
@@ -19,6 +19,9 @@ use crate::model::{
 use crate::privacy::consent_of;
 use crate::store::{MAX_PAGE_SIZE, Reads, Store, read_consistent};
 use crate::view::{self, Lookup};
+
+/// How many customers `members` reads in one read transaction.
+const MEMBERS_PER_SNAPSHOT: usize = 64;
 
 /// One page of a segment's members.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,11 +44,48 @@ struct Snapshot {
     consent: crate::privacy::ConsentState,
 }
 
+/// What rules read beyond the profile, its traits and its events, which they always do:
+/// the rest is read only when a rule asks for it.
+#[derive(Clone, Copy, Debug, Default)]
+struct Needs {
+    /// Interactions: channels used, open conversations, feedback given in them.
+    interactions: bool,
+    /// Consent in force.
+    consent: bool,
+}
+
+impl Needs {
+    fn of<'a>(rules: impl IntoIterator<Item = &'a Rule>) -> Self {
+        let mut needs = Self::default();
+        let mut pending: Vec<&Rule> = rules.into_iter().collect();
+        while let Some(rule) = pending.pop() {
+            match rule {
+                Rule::All { rules } | Rule::Any { rules } => pending.extend(rules),
+                Rule::Not { of } => pending.push(of),
+                Rule::UsedChannel { .. }
+                | Rule::OpenConversations { .. }
+                | Rule::FeedbackScore { .. } => needs.interactions = true,
+                Rule::Consents { .. } => needs.consent = true,
+                _ => {}
+            }
+        }
+        needs
+    }
+
+    fn everything() -> Self {
+        Self {
+            interactions: true,
+            consent: true,
+        }
+    }
+}
+
 fn snapshot(
     reads: &dyn Reads,
     customer: CustomerId,
     computed: &[ComputedTrait],
     as_of: DateTime<Utc>,
+    needs: Needs,
 ) -> Result<Option<Snapshot>, Error> {
     let Some(profile) = reads.profile(customer)? else {
         return Ok(None);
@@ -59,7 +99,7 @@ fn snapshot(
         events,
         interactions,
         feedback,
-    } = view::history(reads, customer)?;
+    } = view::history(reads, customer, needs.interactions)?;
     for (name, value) in compute_all(computed, &events, as_of) {
         traits.insert(name, value.value);
     }
@@ -79,7 +119,11 @@ fn snapshot(
         interactions,
         feedback,
         open_conversations,
-        consent: consent_of(reads, customer, as_of)?,
+        consent: if needs.consent {
+            consent_of(reads, customer, as_of)?
+        } else {
+            crate::privacy::ConsentState::default()
+        },
     }))
 }
 
@@ -167,8 +211,9 @@ impl<S: Store> Customers<S> {
         let lookup = lookup.into();
         read_consistent(self.store(), |reads| {
             let customer = view::find(reads, &lookup)?.ok_or(Error::UnknownCustomer)?;
+            let needs = Needs::of(segments.iter().map(|s| &s.rule));
             let snapshot =
-                snapshot(reads, customer, computed, as_of)?.ok_or(Error::UnknownCustomer)?;
+                snapshot(reads, customer, computed, as_of, needs)?.ok_or(Error::UnknownCustomer)?;
             Ok(self.judge(&snapshot, segments, as_of))
         })
     }
@@ -219,8 +264,9 @@ impl<S: Store> Customers<S> {
         let lookup = lookup.into();
         read_consistent(self.store(), |reads| {
             let customer = view::find(reads, &lookup)?.ok_or(Error::UnknownCustomer)?;
-            let snapshot =
-                snapshot(reads, customer, computed, as_of)?.ok_or(Error::UnknownCustomer)?;
+            // Caps count the actions recorded as interactions; purposes need consent.
+            let snapshot = snapshot(reads, customer, computed, as_of, Needs::everything())?
+                .ok_or(Error::UnknownCustomer)?;
             let facts = self.facts(&snapshot, as_of);
             Ok(choose(
                 playbook,
@@ -302,27 +348,40 @@ impl<S: Store> Customers<S> {
     ) -> Result<MembersPage, Error> {
         check(std::slice::from_ref(segment), computed)?;
         let limit = limit.clamp(1, MAX_PAGE_SIZE);
+        let needs = Needs::of([&segment.rule]);
         let mut members = Vec::new();
         let mut cursor = after;
         loop {
             let batch = self.store().customers(cursor, MAX_PAGE_SIZE)?;
-            for &customer in &batch {
-                cursor = Some(customer);
-                let verdict = read_consistent(self.store(), |reads| {
-                    Ok::<_, Error>(match snapshot(reads, customer, computed, as_of)? {
-                        Some(snapshot) => {
-                            self.judge(&snapshot, std::slice::from_ref(segment), as_of)
-                        }
-                        None => Vec::new(),
-                    })
+            // A few dozen customers per read transaction: each is still read whole, and
+            // a page does not pay a transaction per customer.
+            for chunk in batch.chunks(MEMBERS_PER_SNAPSHOT) {
+                let held: Vec<bool> = read_consistent(self.store(), |reads| {
+                    chunk
+                        .iter()
+                        .map(|&customer| {
+                            Ok::<_, Error>(
+                                match snapshot(reads, customer, computed, as_of, needs)? {
+                                    Some(snapshot) => self
+                                        .judge(&snapshot, std::slice::from_ref(segment), as_of)
+                                        .first()
+                                        .is_some_and(|(_, v)| v.holds),
+                                    None => false,
+                                },
+                            )
+                        })
+                        .collect()
                 })?;
-                if verdict.first().is_some_and(|(_, v)| v.holds) {
-                    members.push(customer);
-                    if members.len() == limit {
-                        return Ok(MembersPage {
-                            members,
-                            next: cursor,
-                        });
+                for (&customer, holds) in chunk.iter().zip(held) {
+                    cursor = Some(customer);
+                    if holds {
+                        members.push(customer);
+                        if members.len() == limit {
+                            return Ok(MembersPage {
+                                members,
+                                next: cursor,
+                            });
+                        }
                     }
                 }
             }

@@ -633,7 +633,7 @@ fn export_of(reads: &dyn Reads, customer: CustomerId) -> Result<CustomerExport, 
         events,
         interactions,
         feedback,
-    } = view::history(reads, customer)?;
+    } = view::history(reads, customer, true)?;
     let mut history: Vec<_> = reads
         .consent(customer)?
         .into_iter()

@@ -268,10 +268,12 @@ pub(crate) struct History {
     pub(crate) feedback: Vec<crate::model::Feedback>,
 }
 
-/// The [`History`] of the live profile `customer`.
+/// The [`History`] of the live profile `customer`; its interactions (and the feedback in
+/// them) only `with_interactions`.
 pub(crate) fn history<S: Reads + ?Sized>(
     reads: &S,
     customer: CustomerId,
+    with_interactions: bool,
 ) -> Result<History, StoreError> {
     let mut events = Vec::new();
     crate::conversation::each_page(
@@ -279,7 +281,11 @@ pub(crate) fn history<S: Reads + ?Sized>(
         |e| events.push(e),
     )?;
     events.reverse();
-    let mut interactions = crate::conversation::all_interactions(reads, customer)?;
+    let mut interactions = if with_interactions {
+        crate::conversation::all_interactions(reads, customer)?
+    } else {
+        Vec::new()
+    };
     interactions.reverse();
     let mut feedback: Vec<crate::model::Feedback> = events
         .iter()
