@@ -1,13 +1,4 @@
 //! Personas and the next best action.
-//!
-//! A [`Persona`] is a segment with a priority and a description for people; a customer's
-//! persona is the highest-priority one whose rule holds. A [`Playbook`] maps rules to
-//! [`Action`]s — an offer, a message, a service priority, "leave alone" — with a
-//! priority, the channels each may use, the purpose a contact serves, and frequency caps
-//! counted from the actions already taken, as recorded on the timeline
-//! ([`Customers::record_action`](crate::Customers::record_action)). The next best action
-//! is the highest-priority action whose rule holds, that the channel may carry, that
-//! the customer's consent allows for its purpose, and whose caps are not reached.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -70,6 +61,15 @@ pub struct Action {
 }
 
 /// The actions to choose from.
+///
+/// A [`Persona`] is a segment with a priority and a description for people; a customer's
+/// persona is the highest-priority one whose rule holds. A [`Playbook`] maps rules to
+/// [`Action`]s — an offer, a message, a service priority, "leave alone" — with a
+/// priority, the channels each may use, the purpose a contact serves, and frequency caps
+/// counted from the actions already taken, as recorded on the timeline
+/// ([`Customers::record_action`](crate::Customers::record_action)). The next best action
+/// is the highest-priority action whose rule holds, that the channel may carry, that
+/// the customer's consent allows for its purpose, and whose caps are not reached.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Playbook {
     /// Every action.

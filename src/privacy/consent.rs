@@ -1,17 +1,4 @@
 //! Consent in force, worked out from the stored decisions and the merges of a profile.
-//!
-//! # The rules
-//! - Decisions apply in event time (then event id), never in arrival order: the latest
-//!   decision for a purpose wins.
-//! - A decision on one channel and one on every channel for the same purpose: the later
-//!   one wins on that channel (a withdrawal from email marketing, then "yes to
-//!   everything" later, allows email marketing again).
-//! - **A merge never lets one person's consent speak for another.** When two profiles
-//!   merge, any purpose and channel that either side had denied or withdrawn stays so, as
-//!   of the merge, until a decision made after the merge grants it again — whatever the
-//!   other side had granted, and however recently.
-//! - When the customer never decided, the [`ConsentDefaults`] answer: opt-in (not
-//!   allowed) unless a purpose is set opt-out.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -223,6 +210,19 @@ pub enum ConsentBasis {
 /// Works out the consent in force at `as_of` for one live profile, from its members, the
 /// merges that built it and the decisions recorded on each member (as
 /// [`PrivacyStore::consent`](crate::store::PrivacyStore::consent) gives them).
+///
+/// # The rules
+/// - Decisions apply in event time (then event id), never in arrival order: the latest
+///   decision for a purpose wins.
+/// - A decision on one channel and one on every channel for the same purpose: the later
+///   one wins on that channel (a withdrawal from email marketing, then "yes to
+///   everything" later, allows email marketing again).
+/// - **A merge never lets one person's consent speak for another.** When two profiles
+///   merge, any purpose and channel that either side had denied or withdrawn stays so, as
+///   of the merge, until a decision made after the merge grants it again — whatever the
+///   other side had granted, and however recently.
+/// - When the customer never decided, the [`ConsentDefaults`] answer: opt-in (not
+///   allowed) unless a purpose is set opt-out.
 ///
 /// Members that no merge at or before `as_of` joins (asked about a time before the
 /// merge) are combined as a merge would combine them, so a denial on either side counts.

@@ -37,7 +37,7 @@
 //! # Retention
 //! A [`RetentionPolicy`] keeps events (by name or channel) and interactions for so many
 //! days; [`Customers::apply_retention`] removes the content of older ones, keeping what
-//! holds the customer together (see [`RetentionPolicy`]'s module for what stays and why).
+//! holds the customer together (see [`RetentionPolicy`] for what stays and why).
 //!
 //! # Audit trail
 //! Every operator action takes an [`Actor`] — who, and why — and leaves an

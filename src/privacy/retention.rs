@@ -4,21 +4,6 @@
 //! interactions, how many days a record's content is kept. [`Customers::apply_retention`]
 //! removes the content of every record older than that and reports how many it touched.
 //!
-//! # What goes, what stays
-//! - An expired **event** loses its `properties` and the trait changes it carried; it
-//!   keeps its id, name, channel, source, times, identifiers and consent decisions.
-//! - An expired **interaction** loses its subject, body, outcome and properties; it keeps
-//!   its kind, channel, direction, thread, owner, status, times and identifiers, so
-//!   service-level figures over past conversations still add up.
-//!
-//! The identifiers stay because they are the evidence that made the customer one
-//! profile: removing them would split customers apart at the next rebuild. They are on
-//! the profile anyway; [erasure](crate::Customers::erase) is what removes a person.
-//! Consent decisions stay because they are the proof of what the customer allowed.
-//! Trait values set by an expired event keep their value and provenance unchanged: the
-//! provenance (who said it, when, in which event) stays true after the event's content
-//! is gone, and the event it names is still there to look at; marking every operation
-//! would rewrite stored traits to record nothing new.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -27,6 +12,22 @@ use thiserror::Error;
 use crate::model::{Channel, Event, Interaction};
 
 /// How many days records are kept, by kind.
+///
+/// # What goes, what stays
+/// - An expired **event** loses its `properties` and the trait changes it carried; it
+///   keeps its id, name, channel, source, times, identifiers and consent decisions.
+/// - An expired **interaction** loses its subject, body, outcome and properties; it keeps
+///   its kind, channel, direction, thread, owner, status, times and identifiers, so
+///   service-level figures over past conversations still add up.
+///
+/// The identifiers stay because they are the evidence that made the customer one
+/// profile: removing them would split customers apart at the next rebuild. They are on
+/// the profile anyway; [erasure](crate::Customers::erase) is what removes a person.
+/// Consent decisions stay because they are the proof of what the customer allowed.
+/// Trait values set by an expired event keep their value and provenance unchanged: the
+/// provenance (who said it, when, in which event) stays true after the event's content
+/// is gone, and the event it names is still there to look at; marking every operation
+/// would rewrite stored traits to record nothing new.
 ///
 /// When several event rules match one event, the shortest wins: each rule is a promise
 /// not to keep those events longer.
