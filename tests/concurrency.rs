@@ -9,7 +9,7 @@
 //! and a watchdog ends the process if the whole test outlives its time.
 //!
 //! The stress variant is ignored by default; run it with
-//! `cargo test --release --test concurrency -- --ignored` (`ONEVIEW_STRESS_EVENTS` sets its
+//! `cargo test --release --test concurrency -- --ignored stress` (`ONEVIEW_STRESS_EVENTS` sets its
 //! size, 1,200 events by default).
 
 use std::sync::Arc;
