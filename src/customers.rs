@@ -186,6 +186,21 @@ impl<S: Store> Customers<S> {
         self.ingest_records(records.into_iter().map(Into::into).collect(), None)
     }
 
+    /// Ingests `records` (see [`ingest_batch`](Self::ingest_batch)), failing on the first
+    /// that is refused: for records this crate built itself, where a refusal is a fault.
+    /// Returns how many were ingested.
+    pub(crate) fn ingest_all(&self, records: Vec<Record>) -> Result<u64, Error> {
+        if records.is_empty() {
+            return Ok(0);
+        }
+        let mut ingested = 0;
+        for result in self.ingest_batch(records)? {
+            result?;
+            ingested += 1;
+        }
+        Ok(ingested)
+    }
+
     /// Ingests one record and, in the same atomic step, appends `audit` to the audit
     /// trail: for records an operator makes on a customer's behalf.
     pub(crate) fn ingest_audited(

@@ -9,14 +9,14 @@ use super::action::{ACTION_PROPERTY, Persona, Playbook, Recommendation, choose};
 use super::computed::{ComputedTrait, ComputedValue};
 use super::rule::{Facts, Rule, Segment, Verdict};
 use crate::Customers;
-use crate::conversation::{self, each_page};
+use crate::conversation::{self, all_events};
 use crate::error::Error;
 use crate::ingest::{Receipt, Record};
 use crate::model::{
     Channel, CustomerId, Direction, Event, Feedback, Interaction, InteractionKind,
     InteractionStatus, resolve_traits,
 };
-use crate::privacy::consent_of;
+use crate::privacy::consent_in;
 use crate::store::{MAX_PAGE_SIZE, Reads, Store, read_consistent};
 use crate::view::{self, Lookup};
 
@@ -113,17 +113,17 @@ fn snapshot(
         .filter(|c| c.summary.is_open())
         .count() as u64;
     Ok(Some(Snapshot {
-        identifiers: profile.identifiers,
         traits,
         events,
         interactions,
         feedback,
         open_conversations,
         consent: if needs.consent {
-            consent_of(reads, customer, as_of)?
+            consent_in(reads, &profile, as_of)?
         } else {
             crate::privacy::ConsentState::default()
         },
+        identifiers: profile.identifiers,
     }))
 }
 
@@ -163,12 +163,11 @@ impl<S: Store> Customers<S> {
         let lookup = lookup.into();
         read_consistent(self.store(), |reads| {
             let customer = view::find(reads, &lookup)?.ok_or(Error::UnknownCustomer)?;
-            let mut events = Vec::new();
-            each_page(
-                |request| reads.events(customer, request),
-                |e| events.push(e),
-            )?;
-            Ok(compute_all(definitions, &events, as_of))
+            Ok(compute_all(
+                definitions,
+                &all_events(reads, customer)?,
+                as_of,
+            ))
         })
     }
 
@@ -232,15 +231,14 @@ impl<S: Store> Customers<S> {
             .iter()
             .map(|p| Segment::new(&p.name, p.rule.clone()))
             .collect();
-        let verdicts = self.verdicts(lookup, &segments, computed, as_of)?;
-        let mut ranked: Vec<(u32, usize)> = personas
+        let mut verdicts = self.verdicts(lookup, &segments, computed, as_of)?;
+        let chosen = personas
             .iter()
             .enumerate()
             .filter(|(n, _)| verdicts[*n].1.holds)
-            .map(|(n, p)| (p.priority, n))
-            .collect();
-        ranked.sort_unstable();
-        Ok(ranked.first().map(|&(_, n)| verdicts[n].clone()))
+            .min_by_key(|(n, persona)| (persona.priority, *n))
+            .map(|(n, _)| n);
+        Ok(chosen.map(|n| verdicts.swap_remove(n)))
     }
 
     /// The next best action from `playbook` for the customer `lookup` finds, on
@@ -309,7 +307,7 @@ impl<S: Store> Customers<S> {
 
     fn facts<'a>(&'a self, snapshot: &'a Snapshot, as_of: DateTime<Utc>) -> Facts<'a> {
         Facts {
-            traits: snapshot.traits.clone(),
+            traits: &snapshot.traits,
             identifiers: &snapshot.identifiers,
             events: &snapshot.events,
             interactions: &snapshot.interactions,

@@ -119,7 +119,7 @@ pub enum Rule {
 pub struct Facts<'a> {
     /// Stored and computed traits, by name (a computed trait wins over a stored one of
     /// the same name).
-    pub traits: std::collections::BTreeMap<String, Value>,
+    pub traits: &'a std::collections::BTreeMap<String, Value>,
     /// Identifiers.
     pub identifiers: &'a [Identifier],
     /// Every event.

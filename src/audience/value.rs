@@ -108,19 +108,10 @@ impl<S: Store> Customers<S> {
             .build()?;
             batch.push(Record::Event(event));
             if batch.len() == 2000 {
-                report.written += self.land(std::mem::take(&mut batch))?;
+                report.written += self.ingest_all(std::mem::take(&mut batch))?;
             }
         }
-        report.written += self.land(batch)?;
+        report.written += self.ingest_all(batch)?;
         Ok(report)
-    }
-
-    fn land(&self, batch: Vec<Record>) -> Result<u64, Error> {
-        let mut landed = 0;
-        for result in self.ingest_batch(batch)? {
-            result?;
-            landed += 1;
-        }
-        Ok(landed)
     }
 }

@@ -306,19 +306,9 @@ impl<S: Store> Customers<S> {
     /// Calls `visit` with each live profile, a page of ids at a time.
     fn each_customer(
         &self,
-        mut visit: impl FnMut(CustomerId) -> Result<(), Error>,
+        visit: impl FnMut(CustomerId) -> Result<(), Error>,
     ) -> Result<(), Error> {
-        let mut after = None;
-        loop {
-            let page = self.store().customers(after, 1_000)?;
-            for &customer in &page {
-                visit(customer)?;
-            }
-            match page.last() {
-                Some(&last) => after = Some(last),
-                None => return Ok(()),
-            }
-        }
+        conversation::each_customer_of(self.store(), visit)
     }
 
     /// The open conversations of the customer `lookup` finds (their latest interaction

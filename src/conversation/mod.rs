@@ -349,7 +349,36 @@ pub(crate) fn account_owner(
         .map(str::to_owned)
 }
 
-/// Every interaction of the live profile `customer`, read page by page.
+/// Calls `visit` with each live profile `store` holds, in id order, a page of ids at a
+/// time.
+pub(crate) fn each_customer_of<E: From<StoreError>>(
+    store: &(impl crate::store::IdentityStore + ?Sized),
+    mut visit: impl FnMut(CustomerId) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut after = None;
+    loop {
+        let page = store.customers(after, crate::store::MAX_PAGE_SIZE)?;
+        for &customer in &page {
+            visit(customer)?;
+        }
+        match page.last() {
+            Some(&last) => after = Some(last),
+            None => return Ok(()),
+        }
+    }
+}
+
+/// Every event of the live profile `customer`, newest first.
+pub(crate) fn all_events<S: Reads + ?Sized>(
+    store: &S,
+    customer: CustomerId,
+) -> Result<Vec<crate::model::Event>, StoreError> {
+    let mut all = Vec::new();
+    each_page(|request| store.events(customer, request), |e| all.push(e))?;
+    Ok(all)
+}
+
+/// Every interaction of the live profile `customer`, newest first.
 pub(crate) fn all_interactions<S: Reads + ?Sized>(
     store: &S,
     customer: CustomerId,

@@ -60,15 +60,14 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::Customers;
-use crate::conversation::each_page;
+use crate::conversation::{all_interactions, each_customer_of};
 use crate::identity::Policy;
-use crate::ingest::Record;
+use crate::ingest::{Record, event_key, interaction_key};
 use crate::model::{
     AuditRecord, Event, EvidenceKey, Interaction, Override, OverrideRecord, ValidationError,
 };
 use crate::store::{
-    Commit, IdentityChange, MAX_PAGE_SIZE, PrivacyKey, Reads, Store, StoreError, Suppression,
-    read_consistent,
+    Commit, IdentityChange, PrivacyKey, Reads, Store, StoreError, Suppression, read_consistent,
 };
 
 /// The `format` of a store file's header.
@@ -265,24 +264,22 @@ pub fn write_store<S: Store>(
         if let Some(key) = reads.privacy_key()? {
             put(&mut out, &Line::PrivacyKey { key: hex(&key.0) })?;
         }
-        let mut overrides = reads.all_overrides()?;
-        overrides.sort_by_key(override_key);
+        // `all_overrides` lists them in evidence order already.
+        let overrides = reads.all_overrides()?;
         let interactions = every_interaction(reads)?;
         let mut events = reads.scan_events().peekable();
         let mut interactions = interactions.into_iter().peekable();
         let mut overrides = overrides.into_iter().peekable();
         loop {
             let event = match events.peek() {
-                Some(Ok(stored)) => Some(Record::Event(stored.record.clone()).key()),
+                Some(Ok(stored)) => Some(event_key(&stored.record)),
                 Some(Err(_)) => {
                     let failed = events.next().expect("peeked");
                     return Err(failed.expect_err("peeked an error").into());
                 }
                 None => None,
             };
-            let interaction = interactions
-                .peek()
-                .map(|i| Record::Interaction(i.clone()).key());
+            let interaction = interactions.peek().map(interaction_key);
             let correction = overrides.peek().map(override_key);
             let Some(first) = [event, interaction, correction].into_iter().flatten().min() else {
                 break;
@@ -326,21 +323,11 @@ fn override_key(record: &OverrideRecord) -> EvidenceKey {
 /// Every stored interaction, in evidence order.
 fn every_interaction(reads: &dyn Reads) -> Result<Vec<Interaction>, StoreError> {
     let mut all = Vec::new();
-    let mut after = None;
-    loop {
-        let page = reads.customers(after, MAX_PAGE_SIZE)?;
-        for &customer in &page {
-            each_page(
-                |request| reads.interactions(customer, request),
-                |i| all.push(i),
-            )?;
-        }
-        match page.last() {
-            Some(&last) if page.len() == MAX_PAGE_SIZE => after = Some(last),
-            _ => break,
-        }
-    }
-    all.sort_by_key(|i: &Interaction| Record::Interaction(i.clone()).key());
+    each_customer_of(reads, |customer| {
+        all.extend(all_interactions(reads, customer)?);
+        Ok::<_, StoreError>(())
+    })?;
+    all.sort_by_key(interaction_key);
     Ok(all)
 }
 
@@ -412,7 +399,7 @@ pub fn read_store<S: Store>(
             }
             Line::Override(record) => {
                 counts.overrides += 1;
-                ingest(customers, &mut batch)?;
+                customers.ingest_all(std::mem::take(&mut batch))?;
                 correct(customers, record)?;
             }
             Line::Suppression(suppression) => {
@@ -425,10 +412,10 @@ pub fn read_store<S: Store>(
             }
         }
         if batch.len() >= IMPORT_BATCH {
-            ingest(customers, &mut batch)?;
+            customers.ingest_all(std::mem::take(&mut batch))?;
         }
     }
-    ingest(customers, &mut batch)?;
+    customers.ingest_all(batch)?;
     // Suppressions go in last: the evidence of other customers may carry an erased
     // identifier in a link it refused, and must not be refused itself.
     store.apply(&[Commit {
@@ -464,17 +451,6 @@ fn next_line(
         });
     }
     Ok(true)
-}
-
-/// Ingests and empties `batch`; a record the store refuses fails the import.
-fn ingest<S: Store>(customers: &Customers<S>, batch: &mut Vec<Record>) -> Result<(), IoError> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    for result in customers.ingest_batch(std::mem::take(batch))? {
-        result?;
-    }
-    Ok(())
 }
 
 /// Applies an operator's correction where it happened in the evidence, as the operator

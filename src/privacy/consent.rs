@@ -125,18 +125,16 @@ impl ConsentState {
         &self.entries
     }
 
-    /// The decision in force for `purpose` on `channel`: the later of the decision for
-    /// that channel and the one for every channel.
+    /// The decision in force for `purpose` on `channel`: the one for that channel if
+    /// there is one — [`resolve_consent`] has already made it the later of that
+    /// channel's and the every-channel decision — else the one for every channel.
     pub fn lookup(&self, purpose: &Purpose, channel: &Channel) -> Option<&EffectiveConsent> {
         let find = |wanted: Option<&Channel>| {
             self.entries
                 .iter()
                 .find(|e| &e.purpose == purpose && e.channel.as_ref() == wanted)
         };
-        match (find(Some(channel)), find(None)) {
-            (Some(a), Some(b)) => Some(EffectiveConsent::later(a, b)),
-            (one, other) => one.or(other),
-        }
+        find(Some(channel)).or_else(|| find(None))
     }
 
     /// Whether `purpose` may be pursued on `channel`, and what that rests on.
@@ -384,17 +382,16 @@ fn combine(a: &Entries, b: &Entries, at: DateTime<Utc>, merge: Option<MergeId>) 
     let mut out = Entries::new();
     for key in keys {
         let (x, y) = (side_view(a, key), side_view(b, key));
-        let refuses = |e: Option<&EffectiveConsent>| e.is_some_and(|e| !e.status.allows());
         let mut entry = match (x, y) {
             (None, None) => continue,
             // One side only: nothing of the other's to hold it against.
             (Some(only), None) | (None, Some(only)) => only.clone(),
-            (Some(x), Some(y)) if refuses(Some(x)) && refuses(Some(y)) => {
-                hold(EffectiveConsent::later(x, y))
-            }
-            (Some(x), Some(_)) if refuses(Some(x)) => hold(x),
-            (Some(_), Some(y)) if refuses(Some(y)) => hold(y),
-            (Some(x), Some(y)) => EffectiveConsent::later(x, y).clone(),
+            (Some(x), Some(y)) => match (x.status.allows(), y.status.allows()) {
+                (false, false) => hold(EffectiveConsent::later(x, y)),
+                (false, true) => hold(x),
+                (true, false) => hold(y),
+                (true, true) => EffectiveConsent::later(x, y).clone(),
+            },
         };
         // The entry now speaks for `key`, though it may have come from the every-channel one.
         entry.purpose = key.0.clone();

@@ -1,6 +1,7 @@
 //! The privacy calls of [`Customers`]: consent, export, erasure, suppressions, the audit
 //! trail.
 
+use std::collections::HashSet;
 use std::ops::{Bound, RangeBounds};
 
 use chrono::{DateTime, Duration, Utc};
@@ -11,7 +12,7 @@ use super::export::{CustomerExport, EXPORT_FORMAT, EXPORT_VERSION, ExportedConse
 use super::retention::{RetentionPolicy, RetentionReport, strip_event, strip_interaction};
 use super::{ErasureReport, suppression_hash};
 use crate::Customers;
-use crate::conversation::each_page;
+use crate::conversation::{all_interactions, each_customer_of};
 use crate::customers::Attempt;
 use crate::error::Error;
 use crate::ingest::{Receipt, Record};
@@ -21,10 +22,13 @@ use crate::model::{
     resolve_traits,
 };
 use crate::store::{
-    Commit, Erasure, Expectation, IdentityChange, MAX_PAGE_SIZE, PrivacyKey, ProfileRecord, Reads,
-    Redacted, Store, StoreError, Suppression, read_consistent, read_to_write,
+    Commit, Erasure, Expectation, IdentityChange, PrivacyKey, ProfileRecord, Reads, Redacted,
+    Store, StoreError, Suppression, read_consistent, read_to_write,
 };
 use crate::view::{self, Lookup};
+
+/// How many candidates `to_contact` reads in one read transaction.
+const CANDIDATES_PER_SNAPSHOT: usize = 64;
 
 /// How many records retention rewrites in one commit.
 const RETENTION_BATCH: usize = 1000;
@@ -130,25 +134,34 @@ impl<S: Store> Customers<S> {
             left_out: Vec::new(),
             unknown: 0,
         };
-        for candidate in candidates {
-            let lookup = candidate.into();
+        let mut seen: HashSet<CustomerId> = HashSet::new();
+        let lookups: Vec<Lookup> = candidates.into_iter().map(Into::into).collect();
+        for group in lookups.chunks(CANDIDATES_PER_SNAPSHOT) {
             let found = read_consistent(self.store(), |reads| {
-                let Some(customer) = view::find(reads, &lookup)? else {
-                    return Ok::<_, Error>(None);
-                };
-                Ok(Some((customer, consent_of(reads, customer, as_of)?)))
+                group
+                    .iter()
+                    .map(|lookup| {
+                        let Some(customer) = view::find(reads, lookup)? else {
+                            return Ok::<_, Error>(None);
+                        };
+                        Ok(Some((customer, consent_of(reads, customer, as_of)?)))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
             })?;
-            let Some((customer, state)) = found else {
-                list.unknown += 1;
-                continue;
-            };
-            let decision = state.decide(purpose, channel, self.consent_defaults());
-            if decision.allowed {
-                if !list.allowed.contains(&customer) {
-                    list.allowed.push(customer);
+            for candidate in found {
+                let Some((customer, state)) = candidate else {
+                    list.unknown += 1;
+                    continue;
+                };
+                if !seen.insert(customer) {
+                    continue;
                 }
-            } else if !list.left_out.iter().any(|(c, _)| *c == customer) {
-                list.left_out.push((customer, decision));
+                let decision = state.decide(purpose, channel, self.consent_defaults());
+                if decision.allowed {
+                    list.allowed.push(customer);
+                } else {
+                    list.left_out.push((customer, decision));
+                }
             }
         }
         Ok(list)
@@ -316,15 +329,7 @@ impl<S: Store> Customers<S> {
                     audit: audit.id,
                 })
                 .collect();
-            // Another writer must not update a redacted interaction in between.
-            let versions = redacted.iter().filter_map(|r| match r {
-                Redacted::Interaction(i) => Some(Expectation::InteractionVersion {
-                    id: i.id,
-                    updated_at: Some(i.updated_at),
-                }),
-                Redacted::Event(_) | Redacted::Override(_) => None,
-            });
-            let mut expect: Vec<Expectation> = versions.collect();
+            let mut expect = versions(&redacted);
             identity.push(IdentityChange::Erase(Box::new(Erasure {
                 customer: profile.id,
                 identifiers: profile.identifiers.clone(),
@@ -398,30 +403,21 @@ impl<S: Store> Customers<S> {
             report.events += self.redact(batch)?;
         }
         if policy.interactions.is_some() {
-            let mut after = None;
-            loop {
-                let customers = self.store().customers(after, MAX_PAGE_SIZE)?;
-                let mut batch = Vec::new();
-                for &customer in &customers {
-                    each_page(
-                        |request| self.store().interactions(customer, request),
-                        |interaction| {
-                            if policy.expires_interaction(&interaction, now)
-                                && let Some(stripped) = strip_interaction(&interaction)
-                            {
-                                batch.push(Redacted::Interaction(stripped));
-                            }
-                        },
-                    )?;
+            let mut batch = Vec::new();
+            each_customer_of(self.store(), |customer| {
+                for interaction in all_interactions(self.store(), customer)? {
+                    if policy.expires_interaction(&interaction, now)
+                        && let Some(stripped) = strip_interaction(&interaction)
+                    {
+                        batch.push(Redacted::Interaction(stripped));
+                    }
                 }
-                for chunk in batch.chunks(RETENTION_BATCH) {
-                    report.interactions += self.redact(chunk.to_vec())?;
+                if batch.len() >= RETENTION_BATCH {
+                    report.interactions += self.redact(std::mem::take(&mut batch))?;
                 }
-                match customers.last() {
-                    Some(&last) if customers.len() == MAX_PAGE_SIZE => after = Some(last),
-                    _ => break,
-                }
-            }
+                Ok::<_, Error>(())
+            })?;
+            report.interactions += self.redact(batch)?;
         }
         let audit = AuditRecord::now(
             by,
@@ -445,19 +441,9 @@ impl<S: Store> Customers<S> {
         if batch.is_empty() {
             return Ok(0);
         }
-        let expect = batch
-            .iter()
-            .filter_map(|r| match r {
-                Redacted::Interaction(i) => Some(Expectation::InteractionVersion {
-                    id: i.id,
-                    updated_at: Some(i.updated_at),
-                }),
-                _ => None,
-            })
-            .collect();
         let count = batch.len() as u64;
         let commit = Commit {
-            expect,
+            expect: versions(&batch),
             identity: vec![IdentityChange::Redact(batch)],
             ..Commit::default()
         };
@@ -469,13 +455,14 @@ impl<S: Store> Customers<S> {
                     unreachable!("built above")
                 };
                 let mut applied = 0;
-                for (redacted, expect) in batch.iter().zip(commit.expect.iter()) {
-                    let single = Commit {
-                        expect: vec![expect.clone()],
-                        identity: vec![IdentityChange::Redact(vec![redacted.clone()])],
+                for redacted in batch {
+                    let single = std::slice::from_ref(redacted);
+                    let commit = Commit {
+                        expect: versions(single),
+                        identity: vec![IdentityChange::Redact(single.to_vec())],
                         ..Commit::default()
                     };
-                    match self.store().apply(&[single]) {
+                    match self.store().apply(&[commit]) {
                         Ok(_) => applied += 1,
                         Err(StoreError::Conflict { .. }) => {}
                         Err(err) => return Err(err.into()),
@@ -543,6 +530,35 @@ impl<S: Store> Customers<S> {
     }
 }
 
+/// What each redacted interaction rests on: its version, which another writer must not
+/// change before the redaction lands. Events are immutable and need none.
+fn versions(redacted: &[Redacted]) -> Vec<Expectation> {
+    redacted
+        .iter()
+        .filter_map(|r| match r {
+            Redacted::Interaction(i) => Some(Expectation::InteractionVersion {
+                id: i.id,
+                updated_at: Some(i.updated_at),
+            }),
+            Redacted::Event(_) | Redacted::Override(_) => None,
+        })
+        .collect()
+}
+
+/// The stored event or interaction with id `evidence`, as a redaction of itself, with
+/// the live profile it belongs to.
+fn evidence_record(
+    reads: &dyn Reads,
+    evidence: uuid::Uuid,
+) -> Result<Option<(CustomerId, Redacted)>, StoreError> {
+    if let Some(stored) = reads.event(EventId::from_uuid(evidence))? {
+        return Ok(Some((stored.customer, Redacted::Event(stored.record))));
+    }
+    Ok(reads
+        .interaction(InteractionId::from_uuid(evidence))?
+        .map(|stored| (stored.customer, Redacted::Interaction(stored.record))))
+}
+
 /// The records of other customers that carried one of `profile`'s identifiers in a link
 /// they refused, rewritten without its identifiers.
 fn redactions(reads: &dyn Reads, profile: &ProfileRecord) -> Result<Vec<Redacted>, StoreError> {
@@ -556,18 +572,16 @@ fn redactions(reads: &dyn Reads, profile: &ProfileRecord) -> Result<Vec<Redacted
     evidence.dedup();
     let mut redacted = Vec::new();
     for id in evidence {
-        if let Some(stored) = reads.event(EventId::from_uuid(id))? {
-            if stored.customer != profile.id {
-                let mut event = stored.record;
-                event.identifiers.retain(|i| !erased(i));
-                redacted.push(Redacted::Event(event));
+        match evidence_record(reads, id)? {
+            Some((owner, mut record)) if owner != profile.id => {
+                match &mut record {
+                    Redacted::Event(event) => event.identifiers.retain(|i| !erased(i)),
+                    Redacted::Interaction(i) => i.identifiers.retain(|i| !erased(i)),
+                    Redacted::Override(_) => unreachable!("evidence is an event or interaction"),
+                }
+                redacted.push(record);
             }
-        } else if let Some(stored) = reads.interaction(InteractionId::from_uuid(id))?
-            && stored.customer != profile.id
-        {
-            let mut interaction = stored.record;
-            interaction.identifiers.retain(|i| !erased(i));
-            redacted.push(Redacted::Interaction(interaction));
+            _ => {}
         }
     }
     // Corrections that also constrain other customers stay, without the erased values.
@@ -584,12 +598,8 @@ fn redactions(reads: &dyn Reads, profile: &ProfileRecord) -> Result<Vec<Redacted
                 Override::Separate { a, b }
             }
             Override::Unlink { evidence, merge } => {
-                let elsewhere = match reads.event(EventId::from_uuid(*evidence))? {
-                    Some(stored) => stored.customer != profile.id,
-                    None => reads
-                        .interaction(InteractionId::from_uuid(*evidence))?
-                        .is_some_and(|stored| stored.customer != profile.id),
-                };
+                let elsewhere = evidence_record(reads, *evidence)?
+                    .is_some_and(|(owner, _)| owner != profile.id);
                 if !elsewhere {
                     continue;
                 }
@@ -616,11 +626,20 @@ pub(crate) fn consent_of(
     customer: CustomerId,
     as_of: DateTime<Utc>,
 ) -> Result<ConsentState, StoreError> {
-    let Some(profile) = reads.profile(customer)? else {
-        return Ok(ConsentState::default());
-    };
-    let merges = reads.merges(customer)?;
-    let records = reads.consent(customer)?;
+    match reads.profile(customer)? {
+        Some(profile) => consent_in(reads, &profile, as_of),
+        None => Ok(ConsentState::default()),
+    }
+}
+
+/// The consent in force for `profile`, read already, at `as_of`.
+pub(crate) fn consent_in(
+    reads: &dyn Reads,
+    profile: &ProfileRecord,
+    as_of: DateTime<Utc>,
+) -> Result<ConsentState, StoreError> {
+    let merges = reads.merges(profile.id)?;
+    let records = reads.consent(profile.id)?;
     Ok(resolve_consent(&profile.members, &merges, &records, as_of))
 }
 
@@ -634,11 +653,10 @@ fn export_of(reads: &dyn Reads, customer: CustomerId) -> Result<CustomerExport, 
         interactions,
         feedback,
     } = view::history(reads, customer, true)?;
-    let mut history: Vec<_> = reads
-        .consent(customer)?
-        .into_iter()
-        .map(|a| a.record)
-        .collect();
+    let merges = reads.merges(customer)?;
+    let decisions = reads.consent(customer)?;
+    let in_force = resolve_consent(&profile.members, &merges, &decisions, now);
+    let mut history: Vec<_> = decisions.into_iter().map(|a| a.record).collect();
     history.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
     Ok(CustomerExport {
         format: EXPORT_FORMAT.to_owned(),
@@ -659,9 +677,9 @@ fn export_of(reads: &dyn Reads, customer: CustomerId) -> Result<CustomerExport, 
         feedback,
         consent: ExportedConsent {
             history,
-            in_force: consent_of(reads, customer, now)?.effective().to_vec(),
+            in_force: in_force.effective().to_vec(),
         },
-        merges: reads.merges(customer)?,
+        merges,
         refused_links: reads.refusals(customer)?,
         corrections: reads.overrides(&profile.identifiers)?,
         identifiers: profile.identifiers,

@@ -62,7 +62,7 @@ mod facade;
 mod retention;
 
 pub use facade::OPERATOR_SOURCE;
-pub(crate) use facade::consent_of;
+pub(crate) use facade::consent_in;
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};

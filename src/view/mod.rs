@@ -275,11 +275,7 @@ pub(crate) fn history<S: Reads + ?Sized>(
     customer: CustomerId,
     with_interactions: bool,
 ) -> Result<History, StoreError> {
-    let mut events = Vec::new();
-    crate::conversation::each_page(
-        |request| reads.events(customer, request),
-        |e| events.push(e),
-    )?;
+    let mut events = crate::conversation::all_events(reads, customer)?;
     events.reverse();
     let mut interactions = if with_interactions {
         crate::conversation::all_interactions(reads, customer)?

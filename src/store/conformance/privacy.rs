@@ -385,8 +385,8 @@ pub fn erasure_removes_everything_about_the_customer(store: &dyn Store) {
 pub fn suppressions_and_the_key_read_back(store: &dyn Store) {
     assert!(store.privacy_key().expect("reading").is_none());
     assert!(
-        !store.has_suppressions().expect("reading")
-            || store.suppressions().expect("reading").is_empty()
+        store.suppressions().expect("reading").is_empty(),
+        "a new store suppresses nothing"
     );
     let key = PrivacyKey([9; 32]);
     store
@@ -537,6 +537,44 @@ pub fn redactions_replace_content(store: &dyn Store) {
         ..separation.clone()
     };
     let absent = consent_event("never-stored", 4, "x");
+    let added = OverrideRecord {
+        id: OverrideId::new(),
+        at: at(4),
+        rule: Override::Block {
+            identifier: email(9),
+        },
+        reason: None,
+    };
+    // A redaction in a batch that fails leaves every record as it was.
+    let failed = store.apply(&[
+        identity(vec![IdentityChange::Redact(vec![
+            Redacted::Event(bare_event.clone()),
+            Redacted::Interaction(bare_contact.clone()),
+            Redacted::Override(narrower.clone()),
+            Redacted::Override(added),
+        ])]),
+        identity(vec![create(customer, 0)]),
+    ]);
+    assert!(
+        failed.is_err(),
+        "the second commit creates an existing profile"
+    );
+    assert_eq!(
+        store.event(event.id).expect("reading").map(|e| e.record),
+        Some(event.clone())
+    );
+    assert_eq!(
+        store
+            .interaction(contact.id)
+            .expect("reading")
+            .map(|i| i.record),
+        Some(contact.clone())
+    );
+    assert_eq!(
+        store.all_overrides().expect("reading"),
+        vec![separation.clone()],
+        "a failed redaction neither changes nor adds overrides"
+    );
     store
         .apply(&[identity(vec![IdentityChange::Redact(vec![
             Redacted::Event(bare_event.clone()),

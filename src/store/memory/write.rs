@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use super::{Fault, ProfileRow, State, Timeline};
 use crate::model::{
     ConsentRecord, CustomerId, EventId, Identifier, Interaction, InteractionId, MergeRecord,
-    Refusal, TraitOperation,
+    OverrideId, Refusal, TraitOperation,
 };
 use crate::store::{
     Attributed, Commit, CommitOutcome, CommitProblem, Erasure, Expectation, IdentityChange,
@@ -31,10 +31,11 @@ pub(super) enum Undo {
     Lift(Box<Suppression>),
     Suppress(String, Option<Box<Suppression>>),
     SetPrivacyKey,
-    /// An erasure or a redaction touches many indexes of the state: it is taken back
-    /// from a copy of the whole state. Both are rare, so the copy costs little over a
-    /// store's life.
+    /// An erasure touches every index of the state: it is taken back from a copy of the
+    /// whole state. Erasures are rare, so the copy costs little over a store's life.
     Whole(Box<State>),
+    /// A redaction: the records it replaced, and the overrides it added.
+    Redact(Vec<Redacted>, Vec<OverrideId>),
     /// A rewrite: the parts of the state it touches, as they were before it.
     Rewrite(Box<Saved>),
 }
@@ -313,8 +314,8 @@ impl State {
                 self.erase(erasure);
             }
             IdentityChange::Redact(redacted) => {
-                undo.push(Undo::Whole(Box::new(self.clone())));
-                self.redact(redacted);
+                let (previous, added) = self.redact(redacted);
+                undo.push(Undo::Redact(previous, added));
             }
             IdentityChange::Suppress(suppression) => {
                 let previous = self
@@ -386,34 +387,53 @@ impl State {
             self.suppressions
                 .insert(suppression.hash.clone(), suppression.clone());
         }
+        // The whole state was saved for the undo: what the redaction replaced is not needed.
         self.redact(&erasure.redacted);
+        self.reindex_overrides();
     }
 
-    /// Replaces the content of stored records (and overrides, by id) with `redacted`.
-    fn redact(&mut self, redacted: &[Redacted]) {
-        let mut overrides_changed = false;
+    /// Replaces the content of stored records (and overrides, by id) with `redacted`, and
+    /// returns what it replaced, as the redaction that takes it back, with the ids of
+    /// overrides it added.
+    fn redact(&mut self, redacted: &[Redacted]) -> (Vec<Redacted>, Vec<OverrideId>) {
+        let mut previous = Vec::new();
+        let mut added = Vec::new();
         for redacted in redacted {
             match redacted {
                 Redacted::Event(event) => {
                     if let Some((_, stored)) = self.events.get_mut(&event.id) {
-                        *stored = event.clone();
+                        previous.push(Redacted::Event(std::mem::replace(stored, event.clone())));
                     }
                 }
                 Redacted::Interaction(interaction) => {
                     if let Some((_, stored)) = self.interactions.get_mut(&interaction.id) {
-                        *stored = interaction.clone();
+                        let old = std::mem::replace(stored, interaction.clone());
+                        previous.push(Redacted::Interaction(old));
                     }
                 }
                 Redacted::Override(record) => {
-                    self.overrides.retain(|o| o.id != record.id);
-                    self.overrides.push(record.clone());
-                    overrides_changed = true;
+                    match self.overrides.iter_mut().find(|o| o.id == record.id) {
+                        Some(stored) => previous.push(Redacted::Override(std::mem::replace(
+                            stored,
+                            record.clone(),
+                        ))),
+                        None => {
+                            self.overrides.push(record.clone());
+                            added.push(record.id);
+                        }
+                    }
                 }
             }
         }
-        if overrides_changed {
-            self.overrides.sort_by_key(|o| (o.at, o.id));
+        if redacted.iter().any(|r| matches!(r, Redacted::Override(_))) {
+            self.reindex_overrides();
         }
+        (previous, added)
+    }
+
+    /// Orders the overrides (`at`, then id) and rebuilds the index by identifier.
+    fn reindex_overrides(&mut self) {
+        self.overrides.sort_by_key(|o| (o.at, o.id));
         self.overrides_naming.clear();
         for (position, record) in self.overrides.iter().enumerate() {
             for identifier in record.identifiers() {
@@ -794,6 +814,11 @@ impl State {
             }
             Undo::SetPrivacyKey => self.privacy_key = None,
             Undo::Whole(state) => *self = *state,
+            Undo::Redact(previous, added) => {
+                self.overrides.retain(|o| !added.contains(&o.id));
+                self.redact(&previous);
+                self.reindex_overrides();
+            }
             Undo::Refuse(customer) => {
                 if let Some(refusals) = self.refusals.get_mut(&customer) {
                     refusals.pop();

@@ -8,7 +8,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::read::decoded_rows;
 use super::write::Fault;
-use super::{Key, LIVE, SqliteStore, corrupt, customer, decode, encode, key, nanos, sqlite};
+use super::{
+    Key, LIVE, SqliteStore, backend, corrupt, customer, decode, encode, key, nanos, sqlite,
+};
 use crate::model::{AuditRecord, ConsentRecord, CustomerId};
 use crate::store::{
     Attributed, CommitProblem, Erasure, PrivacyKey, PrivacyStore, Redacted, StoreError, Suppression,
@@ -40,20 +42,26 @@ impl PrivacyStore for SqliteStore {
     }
 
     fn suppressed(&self, hashes: &[String]) -> Result<Vec<Option<Suppression>>, StoreError> {
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One statement for the whole list: ingest asks for every identifier of a batch.
+        let list = serde_json::to_string(hashes).map_err(|err| backend(&err.to_string()))?;
         self.read(|conn| {
+            let mut found = vec![None; hashes.len()];
             let mut statement = conn
-                .prepare_cached("SELECT record FROM suppressions WHERE hash = ?1")
+                .prepare_cached(
+                    "SELECT j.key, s.record FROM json_each(?1) j
+                     JOIN suppressions s ON s.hash = j.value",
+                )
                 .map_err(sqlite)?;
-            hashes
-                .iter()
-                .map(|hash| {
-                    let body: Option<String> = statement
-                        .query_row([hash], |row| row.get(0))
-                        .optional()
-                        .map_err(sqlite)?;
-                    body.map(|body| decode("suppression", &body)).transpose()
-                })
-                .collect()
+            let mut rows = statement.query([&list]).map_err(sqlite)?;
+            while let Some(row) = rows.next().map_err(sqlite)? {
+                let index = row.get::<_, i64>(0).map_err(sqlite)? as usize;
+                let body: String = row.get(1).map_err(sqlite)?;
+                found[index] = Some(decode("suppression", &body)?);
+            }
+            Ok(found)
         })
     }
 
