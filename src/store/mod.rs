@@ -29,6 +29,8 @@
 //! `conformance` (feature `testkit`) from your crate's tests.
 
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
@@ -467,6 +469,11 @@ pub enum CommitProblem {
     /// A privacy key is set already.
     #[error("a privacy key is set already")]
     KeyExists,
+    /// A concurrent transaction changed what the commit was checked against, and the
+    /// backend cannot tell which expectation it broke (PostgreSQL: a serialization
+    /// failure or a deadlock). Like every conflict, deciding again resolves it.
+    #[error("a concurrent commit changed what this one was checked against")]
+    Concurrent,
     /// A rewrite makes a profile resolve to one that is not live.
     #[error("profile {id} cannot resolve to {live}, which is not live")]
     NotLiveTarget {
@@ -498,6 +505,17 @@ pub enum StoreError {
         commit: usize,
         /// What it breaks.
         problem: CommitProblem,
+    },
+    /// The backend gave up on a statement that ran longer than its configured limit
+    /// (PostgreSQL's `statement_timeout`); nothing of the call was applied. Retrying may
+    /// succeed on a less loaded server; a limit that is too short for the work fails
+    /// again.
+    #[error("{backend} backend: a statement ran past its time limit: {source}")]
+    Timeout {
+        /// The backend's name.
+        backend: &'static str,
+        /// Its own error.
+        source: Box<dyn StdError + Send + Sync>,
     },
     /// The backend itself failed (I/O, a corrupt file, a lost connection).
     #[error("{backend} backend failed: {source}")]

@@ -12,11 +12,15 @@ use oneview::identity::Policy;
 use oneview::store::Store;
 use oneview::{Channel, CustomerId, Customers, Event, Identifier, MemoryStore};
 
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
+
 /// Customers over any backend, so one scenario runs on each.
 pub(crate) type Dyn = Customers<Box<dyn Store>>;
 
-/// Customers under `policy` on every backend this build has: memory, and SQLite when the
-/// `sqlite` feature is on.
+/// Customers under `policy` on every backend this build has: memory, SQLite when the
+/// `sqlite` feature is on, and PostgreSQL (a schema of its own, dropped after) when the
+/// `postgres` feature is on and `ONEVIEW_TEST_POSTGRES` names a server.
 pub(crate) fn backends_with(policy: Policy) -> Vec<Dyn> {
     #[cfg_attr(not(feature = "sqlite"), allow(unused_mut))]
     let mut backends: Vec<Dyn> = vec![Customers::with_policy(
@@ -26,8 +30,15 @@ pub(crate) fn backends_with(policy: Policy) -> Vec<Dyn> {
     #[cfg(feature = "sqlite")]
     backends.push(Customers::with_policy(
         Box::new(oneview::SqliteStore::open_in_memory().unwrap()),
-        policy,
+        policy.clone(),
     ));
+    #[cfg(feature = "postgres")]
+    if let Ok(url) = std::env::var(postgres::VARIABLE) {
+        backends.push(Customers::with_policy(
+            Box::new(postgres::temporary_store(&url, "scenario")),
+            policy,
+        ));
+    }
     backends
 }
 

@@ -1,0 +1,158 @@
+//! The PostgreSQL backend against a real server: the conformance kit in full, migrations,
+//! and what a bad URL gives.
+//!
+//! Set `ONEVIEW_TEST_POSTGRES` to a database URL to run them
+//! (`ONEVIEW_TEST_POSTGRES=postgres://postgres@127.0.0.1/test cargo test --all-features`);
+//! without it each test says how and passes having checked nothing. CI sets it, and
+//! fails when the server is not reachable. Each store lives in a schema of its own,
+//! dropped when the test ends.
+
+mod common;
+
+use common::postgres::{Schemas, server_url};
+use oneview::store::conformance;
+use oneview::store::postgres::{ConnectError, PostgresStore, SCHEMA_VERSION};
+use oneview::{Channel, Customers, Event, Identifier, IdentifierKind};
+
+#[test]
+fn keeps_the_store_contract() {
+    let Some(url) = server_url() else { return };
+    let schemas = Schemas::new(&url, "conformance");
+    conformance::run_all(|| schemas.store());
+}
+
+#[test]
+fn a_newer_schema_is_refused_untouched() {
+    let Some(url) = server_url() else { return };
+    let schemas = Schemas::new(&url, "newer");
+    let name = schemas.name();
+    drop(schemas.store_in(&name));
+    let mut client = schemas.client();
+    client
+        .batch_execute(&format!(
+            "UPDATE {name}.oneview_schema SET version = {}",
+            SCHEMA_VERSION + 1
+        ))
+        .unwrap();
+    let err = PostgresStore::builder()
+        .schema(&name)
+        .connect(&url)
+        .unwrap_err();
+    assert!(
+        matches!(err, ConnectError::NewerSchema { found, .. } if found == SCHEMA_VERSION + 1),
+        "{err}"
+    );
+    let version: i32 = client
+        .query_one(&format!("SELECT version FROM {name}.oneview_schema"), &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(version, SCHEMA_VERSION + 1, "the schema was left as it was");
+}
+
+#[test]
+fn a_schema_of_another_application_is_refused_untouched() {
+    let Some(url) = server_url() else { return };
+    let schemas = Schemas::new(&url, "foreign");
+    let name = schemas.name();
+    let mut client = schemas.client();
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA {name}; CREATE TABLE {name}.orders (id int)"
+        ))
+        .unwrap();
+    let err = PostgresStore::builder()
+        .schema(&name)
+        .connect(&url)
+        .unwrap_err();
+    assert!(matches!(err, ConnectError::ForeignSchema { .. }), "{err}");
+    let tables: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = $1",
+            &[&name],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 1, "nothing was added");
+}
+
+#[test]
+fn processes_starting_together_migrate_once() {
+    let Some(url) = server_url() else { return };
+    let schemas = Schemas::new(&url, "together");
+    let name = schemas.name();
+    let gate = std::sync::Barrier::new(6);
+    std::thread::scope(|scope| {
+        for _ in 0..6 {
+            let (gate, name, url) = (&gate, &name, &url);
+            scope.spawn(move || {
+                gate.wait();
+                PostgresStore::builder()
+                    .schema(name)
+                    .pool_size(1)
+                    .connect(url)
+                    .expect("every starter opens the store");
+            });
+        }
+    });
+    let version: i32 = schemas
+        .client()
+        .query_one(&format!("SELECT version FROM {name}.oneview_schema"), &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(version, SCHEMA_VERSION);
+}
+
+#[test]
+fn a_refused_connection_names_the_host_and_not_the_password() {
+    // Port 1 on the loopback has no server: the connection is refused at once.
+    let err = PostgresStore::builder()
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .connect("postgres://someone:hunter2@127.0.0.1:1/customers")
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, ConnectError::Unreachable { .. }), "{message}");
+    assert!(message.contains("127.0.0.1:1/customers"), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+    assert!(!format!("{err:?}").contains("hunter2"));
+}
+
+#[test]
+fn a_statement_timeout_is_a_typed_error() {
+    let Some(url) = server_url() else { return };
+    let schemas = Schemas::new(&url, "timeout");
+    let name = schemas.name();
+    let customers = Customers::new(
+        PostgresStore::builder()
+            .schema(&name)
+            .statement_timeout(std::time::Duration::from_millis(200))
+            .connect(&url)
+            .unwrap(),
+    );
+    let email = Identifier::email("ana@example.com").unwrap();
+    customers
+        .ingest(
+            Event::builder("web", Channel::Web, "Signed Up")
+                .with_identifier(email.clone())
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    // Another session holds the profiles table locked past the limit.
+    let mut blocker = schemas.client();
+    let mut tx = blocker.transaction().unwrap();
+    tx.batch_execute(&format!(
+        "LOCK TABLE {name}.identifiers IN ACCESS EXCLUSIVE MODE"
+    ))
+    .unwrap();
+    let err = customers.profile(email.clone()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            oneview::Error::Store(oneview::StoreError::Timeout { .. })
+        ),
+        "{err}"
+    );
+    tx.rollback().unwrap();
+    assert!(customers.profile(email).unwrap().is_some());
+    let _ = IdentifierKind::Email;
+}
