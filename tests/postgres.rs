@@ -11,7 +11,7 @@ mod common;
 
 use common::postgres::{Schemas, server_url};
 use oneview::store::conformance;
-use oneview::store::postgres::{ConnectError, PostgresStore, SCHEMA_VERSION};
+use oneview::store::postgres::{ConnectError, PostgresStore, SCHEMA_VERSION, Writes};
 use oneview::{Channel, Customers, Event, Identifier, IdentifierKind};
 
 #[test]
@@ -19,6 +19,19 @@ fn keeps_the_store_contract() {
     let Some(url) = server_url() else { return };
     let schemas = Schemas::new(&url, "conformance");
     conformance::run_all(|| schemas.store());
+}
+
+#[test]
+fn keeps_the_store_contract_with_writers_taking_turns() {
+    let Some(url) = server_url() else { return };
+    conformance::run_all(|| {
+        PostgresStore::builder()
+            .schema(&common::postgres::fresh_name("turns"))
+            .writes(Writes::OneAtATime)
+            .temporary(true)
+            .connect(&url)
+            .unwrap()
+    });
 }
 
 #[test]
