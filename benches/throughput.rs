@@ -13,65 +13,20 @@
 
 #[path = "common/raw.rs"]
 mod raw;
+#[path = "common/workload.rs"]
+mod workload;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use chrono::{TimeZone, Utc};
 use oneview::store::sqlite::SqliteStore;
 use oneview::store::{EventStore, IdentityStore};
-use oneview::{Channel, Customers, Event, EventId, Identifier, IdentifierKind};
+use oneview::{Customers, Event, EventId, Identifier};
 use serde_json::json;
+use workload::Workload;
 
 const BATCH: usize = 5_000;
 const SAMPLES: usize = 10_000;
-
-struct Workload {
-    events: usize,
-    customers: usize,
-}
-
-impl Workload {
-    fn customer_of(&self, n: usize) -> usize {
-        // Spread a customer's events across the whole run, as real traffic does.
-        (n * 7_919) % self.customers
-    }
-
-    fn identifier(&self, customer: usize, which: usize) -> (IdentifierKind, String) {
-        match which % 3 {
-            0 => (IdentifierKind::AnonymousId, format!("device-{customer:06}")),
-            1 => (
-                IdentifierKind::Email,
-                format!("customer{customer}@example.com"),
-            ),
-            _ => (IdentifierKind::UserId, format!("user-{customer:06}")),
-        }
-    }
-
-    fn event(&self, n: usize) -> Event {
-        let customer = self.customer_of(n);
-        let channel = [Channel::Web, Channel::Email, Channel::Mobile][n % 3].clone();
-        let (kind, value) = self.identifier(customer, n / self.customers);
-        let mut builder = Event::builder("bench", channel, "Product Viewed")
-            .message_id(&format!("msg-{n:08}"))
-            .occurred_at(Utc.timestamp_opt(1_750_000_000 + n as i64 * 3, 0).unwrap())
-            .identifier(kind, &value)
-            .properties(json!({
-                "path": format!("/products/{}/details", n % 5_000),
-                "referrer": "https://search.example.com/?q=running+shoes",
-                "sku": format!("SKU-{:08}", n % 50_000),
-                "price": (n % 20_000) as f64 / 100.0,
-                "currency": "EUR",
-                "campaign": "spring-sale-2026",
-            }));
-        if n.is_multiple_of(20) {
-            // 5% of events carry a second identifier of the same customer: a link.
-            let (kind, value) = self.identifier(customer, n / self.customers + 1);
-            builder = builder.identifier(kind, &value);
-        }
-        builder.build().expect("valid event")
-    }
-}
 
 /// Memory the process holds privately, in MiB. Mapped file pages (SQLite reads through a
 /// memory map) count towards `VmRSS` too, but they are the operating system's file cache,

@@ -25,8 +25,8 @@ use crate::model::{
     Provenance, Refusal, TraitOperation,
 };
 use crate::store::{
-    Attributed, Commit, EventStore, Expectation, IdentityChange, InteractionStore, Owner, Reads,
-    StoreError, TimelineCursor,
+    Attributed, Commit, EventStore, Expectation, IdentityChange, InteractionStore, Owner,
+    ProfileRecord, Reads, StoreError, TimelineCursor,
 };
 
 /// Something to ingest: an event or an interaction.
@@ -128,6 +128,8 @@ pub(crate) struct Planner<'a, S: ?Sized> {
     graph: Graph<'a>,
     stored_events: HashMap<EventId, Option<CustomerId>>,
     stored_owners: HashMap<Identifier, Option<Owner>>,
+    /// The stored profiles the prefetched identifiers lead to, taken as they are loaded.
+    stored_profiles: HashMap<CustomerId, ProfileRecord>,
     planned_events: HashSet<EventId>,
     planned_interactions: HashMap<InteractionId, Attributed<Interaction>>,
     /// Refusals stored on a profile (members included), read as needed.
@@ -161,6 +163,7 @@ impl<'a, S: Reads + ?Sized> Planner<'a, S> {
             graph: Graph::new(policy),
             stored_events: HashMap::new(),
             stored_owners: HashMap::new(),
+            stored_profiles: HashMap::new(),
             planned_events: HashSet::new(),
             planned_interactions: HashMap::new(),
             refused_on: HashMap::new(),
@@ -203,6 +206,14 @@ impl<'a, S: Reads + ?Sized> Planner<'a, S> {
         self.stored_events = events.into_iter().zip(owners).collect();
         self.suppressed = suppressed_among(self.store, &identifiers)?;
         let owners = self.store.owners(&identifiers)?;
+        let mut customers: Vec<CustomerId> = owners.iter().flatten().map(|o| o.customer).collect();
+        customers.sort_unstable();
+        customers.dedup();
+        self.stored_profiles = customers
+            .iter()
+            .zip(self.store.profiles(&customers)?)
+            .filter_map(|(id, profile)| Some((*id, profile?)))
+            .collect();
         self.stored_owners = identifiers.into_iter().zip(owners).collect();
         self.overrides_exist = self.store.has_overrides()?;
         self.interactions_exist = self.store.has_interactions()?;
@@ -243,8 +254,12 @@ impl<'a, S: Reads + ?Sized> Planner<'a, S> {
             if self.graph.knows(owner.customer) {
                 continue;
             }
-            let Some(profile) = self.store.profile(owner.customer)? else {
-                continue;
+            let profile = match self.stored_profiles.remove(&owner.customer) {
+                Some(profile) => profile,
+                None => match self.store.profile(owner.customer)? {
+                    Some(profile) => profile,
+                    None => continue,
+                },
             };
             named.extend(profile.identifiers.iter().cloned());
             let latest = match self.stored_before_all {

@@ -539,6 +539,14 @@ pub trait IdentityStore: Debug + Send + Sync {
     /// The live profile `customer` resolves to, if it exists.
     fn profile(&self, customer: CustomerId) -> Result<Option<ProfileRecord>, StoreError>;
 
+    /// [`profile`](Self::profile) of each of `customers`, in the order given. Ingest
+    /// asks it once per batch for every profile an identifier of the batch leads to, so
+    /// a backend with round trips should answer it in one query; the default asks
+    /// [`profile`](Self::profile) per id.
+    fn profiles(&self, customers: &[CustomerId]) -> Result<Vec<Option<ProfileRecord>>, StoreError> {
+        customers.iter().map(|id| self.profile(*id)).collect()
+    }
+
     /// The merges that built the live profile `customer` resolves to, oldest (`at`, then
     /// id) first.
     fn merges(&self, customer: CustomerId) -> Result<Vec<MergeRecord>, StoreError>;
@@ -836,6 +844,9 @@ macro_rules! forward_store {
             }
             fn profile(&self, customer: CustomerId) -> Result<Option<ProfileRecord>, StoreError> {
                 (**self).profile(customer)
+            }
+            fn profiles(&self, customers: &[CustomerId]) -> Result<Vec<Option<ProfileRecord>>, StoreError> {
+                (**self).profiles(customers)
             }
             fn merges(&self, customer: CustomerId) -> Result<Vec<MergeRecord>, StoreError> {
                 (**self).merges(customer)

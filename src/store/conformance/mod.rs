@@ -1090,4 +1090,18 @@ pub fn lookups_answer_many_at_once(store: &dyn Store) {
         assert_eq!(owner.customer, a);
         assert_eq!(owner.created_at, at(0), "the age is the survivor's");
     }
+
+    let c = new_profile(store, 3, 2);
+    let nobody = CustomerId::new();
+    let many = store.profiles(&[b, nobody, c, a]).expect("read");
+    let one_by_one: Vec<_> = [b, nobody, c, a]
+        .iter()
+        .map(|id| store.profile(*id).expect("read"))
+        .collect();
+    assert_eq!(
+        many, one_by_one,
+        "profiles answers as profile does, in order"
+    );
+    assert_eq!(many[0].as_ref().map(|p| p.id), Some(a));
+    assert!(store.profiles(&[]).expect("read").is_empty());
 }

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::read::{decoded, texts};
 use super::write::{Fault, insert_override, require_live};
-use super::{Conn, LIVE, PostgresStore, corrupt, customer, decode, encode, nanos};
+use super::{Conn, MEMBERS, PostgresStore, corrupt, customer, decode, encode, nanos};
 use crate::model::{AuditRecord, ConsentRecord, CustomerId};
 use crate::store::{
     Attributed, Erasure, PrivacyKey, PrivacyStore, Redacted, StoreError, Suppression,
@@ -17,8 +17,8 @@ impl PrivacyStore for PostgresStore {
         self.read(|conn| {
             let rows = conn.query(
                 &format!(
-                    "SELECT c.profile_id, c.body FROM consent c
-                     WHERE c.profile_id IN (SELECT id FROM members WHERE live_id = {LIVE})"
+                    "SELECT m.id, x.body FROM {MEMBERS} CROSS JOIN LATERAL (
+                         SELECT body FROM consent WHERE profile_id = m.id OFFSET 0) x"
                 ),
                 &[id.as_uuid()],
             )?;

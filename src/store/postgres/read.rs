@@ -4,7 +4,7 @@
 use postgres::Row;
 use uuid::Uuid;
 
-use super::{Conn, LIVE, PostgresStore, SCAN_CHUNK, backend, corrupt, customer, decode, time};
+use super::{Conn, MEMBERS, PostgresStore, SCAN_CHUNK, backend, corrupt, customer, decode, time};
 use crate::model::{
     Channel, CustomerId, Event, EventId, Identifier, Interaction, InteractionId, MergeRecord,
     OverrideRecord, Refusal, TraitOperation,
@@ -73,57 +73,70 @@ impl IdentityStore for PostgresStore {
     }
 
     fn profile(&self, id: CustomerId) -> Result<Option<ProfileRecord>, StoreError> {
-        self.read(|conn| {
-            let rows = conn.query(
-                &format!(
-                    "SELECT p.id, p.created_at, m.live_id, i.identifier
-                     FROM members m JOIN profiles p ON p.id = m.id
-                     LEFT JOIN identifiers i ON i.profile_id = m.id
-                     WHERE m.live_id = {LIVE} ORDER BY p.id"
-                ),
-                &[id.as_uuid()],
-            )?;
-            let mut live = None;
-            let mut created_at = None;
-            let mut members: Vec<CustomerId> = Vec::new();
-            let mut identifiers = Vec::new();
-            for row in rows {
-                let member: Uuid = row.get(0);
-                let survivor: Uuid = row.get(2);
-                if member == survivor {
-                    created_at = Some(time(row.get(1)));
-                }
-                live = Some(survivor);
-                let member = customer(member);
-                if members.last() != Some(&member) {
-                    members.push(member);
-                }
-                if let Some(text) = row.get::<_, Option<&str>>(3) {
-                    identifiers.push(
-                        text.parse::<Identifier>()
-                            .map_err(|err| corrupt("identifier", err))?,
-                    );
-                }
-            }
-            let Some(live) = live else {
-                return Ok(None);
-            };
-            identifiers.sort();
-            Ok(Some(ProfileRecord {
+        Ok(self.profiles(&[id])?.pop().flatten())
+    }
+
+    fn profiles(&self, ids: &[CustomerId]) -> Result<Vec<Option<ProfileRecord>>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<Uuid> = ids.iter().map(|id| *id.as_uuid()).collect();
+        // Each member with each identifier it holds (or none), so every profile is read
+        // in one pass over its members.
+        let rows = self.read(|conn| {
+            conn.query(
+                "SELECT u.ord, q.live_id, m.id, p.created_at, i.identifier
+                 FROM unnest($1::uuid[]) WITH ORDINALITY AS u(id, ord)
+                 CROSS JOIN LATERAL (SELECT live_id FROM profiles WHERE id = u.id OFFSET 0) q
+                 CROSS JOIN LATERAL (SELECT id FROM members WHERE live_id = q.live_id OFFSET 0) m
+                 CROSS JOIN LATERAL (SELECT created_at FROM profiles WHERE id = m.id OFFSET 0) p
+                 LEFT JOIN LATERAL (SELECT identifier FROM identifiers
+                                    WHERE profile_id = m.id OFFSET 0) i ON true
+                 ORDER BY u.ord, m.id",
+                &[&keys],
+            )
+        })?;
+        let mut found: Vec<Option<ProfileRecord>> = vec![None; ids.len()];
+        let mut created = vec![None; ids.len()];
+        for row in rows {
+            let at = row.get::<_, i64>(0) as usize - 1;
+            let (live, member): (Uuid, Uuid) = (row.get(1), row.get(2));
+            let profile = found[at].get_or_insert_with(|| ProfileRecord {
                 id: customer(live),
-                created_at: created_at.ok_or_else(|| backend("a live profile has no row"))?,
-                members,
-                identifiers,
-            }))
-        })
+                created_at: time(0),
+                members: Vec::new(),
+                identifiers: Vec::new(),
+            });
+            if member == live {
+                created[at] = Some(time(row.get(3)));
+            }
+            let member = customer(member);
+            if profile.members.last() != Some(&member) {
+                profile.members.push(member);
+            }
+            if let Some(text) = row.get::<_, Option<&str>>(4) {
+                profile.identifiers.push(
+                    text.parse::<Identifier>()
+                        .map_err(|err| corrupt("identifier", err))?,
+                );
+            }
+        }
+        for (profile, created) in found.iter_mut().zip(created) {
+            if let Some(profile) = profile {
+                profile.created_at = created.ok_or_else(|| backend("a live profile has no row"))?;
+                profile.identifiers.sort();
+            }
+        }
+        Ok(found)
     }
 
     fn merges(&self, id: CustomerId) -> Result<Vec<MergeRecord>, StoreError> {
         self.read(|conn| {
             let rows = conn.query(
                 &format!(
-                    "SELECT g.record FROM members m JOIN merges g ON g.absorbed = m.id
-                     WHERE m.live_id = {LIVE} ORDER BY g.at, g.id"
+                    "SELECT g.record FROM {MEMBERS} CROSS JOIN LATERAL (
+                         SELECT record, at, id FROM merges WHERE absorbed = m.id OFFSET 0) g
+                     ORDER BY g.at, g.id"
                 ),
                 &[id.as_uuid()],
             )?;
@@ -135,8 +148,8 @@ impl IdentityStore for PostgresStore {
         let mut refusals: Vec<Refusal> = self.read(|conn| {
             let rows = conn.query(
                 &format!(
-                    "SELECT r.record FROM members m JOIN refusals r ON r.profile_id = m.id
-                     WHERE m.live_id = {LIVE}"
+                    "SELECT r.record FROM {MEMBERS} CROSS JOIN LATERAL (
+                         SELECT record FROM refusals WHERE profile_id = m.id OFFSET 0) r"
                 ),
                 &[id.as_uuid()],
             )?;
@@ -260,10 +273,11 @@ fn page<T: serde::de::DeserializeOwned>(
     let limit = request.limit() as i64 + 1;
     let rows = conn.query(
         &format!(
-            "SELECT t.body FROM {table} t
-             WHERE t.profile_id IN (SELECT id FROM members WHERE live_id = {LIVE})
-               AND (t.occurred_at, t.id) < ($2, $3)
-             ORDER BY t.occurred_at DESC, t.id DESC LIMIT $4",
+            "SELECT x.body FROM {MEMBERS} CROSS JOIN LATERAL (
+                 SELECT t.occurred_at, t.id, t.body FROM {table} t
+                 WHERE t.profile_id = m.id AND (t.occurred_at, t.id) < ($2, $3)
+                 ORDER BY t.occurred_at DESC, t.id DESC LIMIT $4) x
+             ORDER BY x.occurred_at DESC, x.id DESC LIMIT $4",
             table = timeline.table()
         ),
         &[id.as_uuid(), &before_at, &before_id, &limit],
@@ -294,9 +308,10 @@ fn latest(
 ) -> Result<Option<TimelineCursor>, StoreError> {
     let row = conn.query_opt(
         &format!(
-            "SELECT t.occurred_at, t.id FROM {table} t
-             WHERE t.profile_id IN (SELECT id FROM members WHERE live_id = {LIVE})
-             ORDER BY t.occurred_at DESC, t.id DESC LIMIT 1",
+            "SELECT x.occurred_at, x.id FROM {MEMBERS} CROSS JOIN LATERAL (
+                 SELECT t.occurred_at, t.id FROM {table} t WHERE t.profile_id = m.id
+                 ORDER BY t.occurred_at DESC, t.id DESC LIMIT 1) x
+             ORDER BY x.occurred_at DESC, x.id DESC LIMIT 1",
             table = timeline.table()
         ),
         &[id.as_uuid()],
@@ -323,9 +338,10 @@ fn summary(
 ) -> Result<Vec<ChannelSummary>, StoreError> {
     let rows = conn.query(
         &format!(
-            "SELECT t.channel, count(*), min(t.occurred_at), max(t.occurred_at) FROM {table} t
-             WHERE t.profile_id IN (SELECT id FROM members WHERE live_id = {LIVE})
-             GROUP BY t.channel",
+            "SELECT x.channel, count(*), min(x.occurred_at), max(x.occurred_at)
+             FROM {MEMBERS} CROSS JOIN LATERAL (
+                 SELECT channel, occurred_at FROM {table} WHERE profile_id = m.id OFFSET 0) x
+             GROUP BY x.channel",
             table = timeline.table()
         ),
         &[id.as_uuid()],
@@ -540,8 +556,8 @@ impl TraitStore for PostgresStore {
         self.read(|conn| {
             let rows = conn.query(
                 &format!(
-                    "SELECT t.body FROM traits t
-                     WHERE t.profile_id IN (SELECT id FROM members WHERE live_id = {LIVE})"
+                    "SELECT x.body FROM {MEMBERS} CROSS JOIN LATERAL (
+                         SELECT body FROM traits WHERE profile_id = m.id OFFSET 0) x"
                 ),
                 &[id.as_uuid()],
             )?;

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 use super::read::texts;
-use super::{Conn, Writes, customer, encode, nanos, schema};
+use super::{Conn, MEMBERS, Writes, customer, encode, nanos, schema};
 use crate::model::{AuditRecord, ConsentRecord, MergeRecord, OverrideRecord, Refusal};
 use crate::store::{
     Attributed, Commit, CommitOutcome, CommitProblem, Expectation, IdentityChange, Rewrite,
@@ -464,9 +464,13 @@ mod bulk {
                     }
                 }
                 for row in conn.query(
-                    "SELECT m.live_id, i.identifier FROM members m
-                     JOIN identifiers i ON i.profile_id = m.id
-                     WHERE m.live_id IN (SELECT live_id FROM profiles WHERE id = ANY($1))",
+                    "SELECT DISTINCT q.live_id, i.identifier
+                     FROM unnest($1::uuid[]) AS u(id)
+                     CROSS JOIN LATERAL (SELECT live_id FROM profiles WHERE id = u.id OFFSET 0) q
+                     CROSS JOIN LATERAL (SELECT id FROM members
+                                         WHERE live_id = q.live_id OFFSET 0) m
+                     CROSS JOIN LATERAL (SELECT identifier FROM identifiers
+                                         WHERE profile_id = m.id OFFSET 0) i",
                     &[&held],
                 )? {
                     state.held.entry(row.get(0)).or_default().insert(row.get(1));
@@ -700,11 +704,13 @@ mod one {
             } => {
                 let found: i64 = conn
                     .query_one(
-                        "WITH m AS (SELECT id FROM members WHERE live_id =
-                                        (SELECT live_id FROM profiles WHERE id = $1))
-                         SELECT (SELECT count(*) FROM events WHERE profile_id IN (SELECT id FROM m))
-                              + (SELECT count(*) FROM interactions
-                                 WHERE profile_id IN (SELECT id FROM m))",
+                        &format!(
+                            "SELECT coalesce(sum(x.count), 0)::bigint FROM {MEMBERS}
+                             CROSS JOIN LATERAL (
+                                 SELECT (SELECT count(*) FROM events WHERE profile_id = m.id)
+                                      + (SELECT count(*) FROM interactions WHERE profile_id = m.id)
+                                 AS count) x"
+                        ),
                         &[id.as_uuid()],
                     )?
                     .get(0);
@@ -722,9 +728,11 @@ mod one {
             } => {
                 let mut found: Vec<String> = conn
                     .query(
-                        "SELECT identifier FROM identifiers WHERE profile_id IN (
-                             SELECT id FROM members WHERE live_id =
-                                 (SELECT live_id FROM profiles WHERE id = $1))",
+                        &format!(
+                            "SELECT x.identifier FROM {MEMBERS} CROSS JOIN LATERAL (
+                                 SELECT identifier FROM identifiers
+                                 WHERE profile_id = m.id OFFSET 0) x"
+                        ),
                         &[id.as_uuid()],
                     )?
                     .iter()
