@@ -4,6 +4,14 @@
 //! Run with `cargo run --example quickstart`: the profiles live in a SQLite file in a
 //! temporary directory. Give a path (`cargo run --example quickstart -- customers.db`) to
 //! keep the file; running again changes nothing, since every message is ingested once.
+//!
+//! With the `postgres` feature, `--postgres URL` keeps them in a PostgreSQL database
+//! instead, in a schema of their own dropped at the end (add `--schema NAME` to keep
+//! one):
+//!
+//! ```text
+//! cargo run --features postgres --example quickstart -- --postgres postgres://postgres@127.0.0.1/test
+//! ```
 
 use std::error::Error;
 
@@ -11,18 +19,15 @@ use chrono::{TimeZone, Utc};
 use oneview::store::IdentityStore;
 use oneview::{
     Channel, Customers, Direction, Event, Identifier, IdentifierKind, Interaction, InteractionKind,
-    InteractionStatus, Profile, SqliteStore, TimelineEntry,
+    InteractionStatus, Profile, SqliteStore, Store, TimelineEntry,
 };
 use serde_json::json;
 
 fn main() -> Result<(), Box<dyn Error>> {
     let scratch = tempfile::tempdir()?;
-    let path = match std::env::args_os().nth(1) {
-        Some(path) => path.into(),
-        None => scratch.path().join("customers.db"),
-    };
-    let customers = Customers::new(SqliteStore::open(&path)?);
-    println!("store: {}\n", path.display());
+    let (store, place) = open_store(&scratch)?;
+    let customers = Customers::new(store);
+    println!("store: {place}\n");
     let day = |d, h| Utc.with_ymd_and_hms(2026, 3, d, h, 0, 0).unwrap();
 
     // 1. The web: an anonymous visitor browses, known only by a cookie.
@@ -87,6 +92,54 @@ fn main() -> Result<(), Box<dyn Error>> {
         .expect("the phone number is known");
     print_profile(&ana);
     Ok(())
+}
+
+/// The store the arguments ask for: a SQLite file (the path given, or one in `scratch`),
+/// or with `--postgres URL [--schema NAME]` a PostgreSQL schema; and where it is.
+fn open_store(scratch: &tempfile::TempDir) -> Result<(Box<dyn Store>, String), Box<dyn Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.iter().position(|arg| arg == "--postgres") {
+        Some(at) => {
+            let url = args.get(at + 1).ok_or("--postgres needs a URL")?;
+            let schema = args
+                .iter()
+                .position(|arg| arg == "--schema")
+                .map(|at| args.get(at + 1).ok_or("--schema needs a name"))
+                .transpose()?;
+            postgres_store(url, schema.map(String::as_str))
+        }
+        None => {
+            let path = match args.first() {
+                Some(path) => path.into(),
+                None => scratch.path().join("customers.db"),
+            };
+            let place = path.display().to_string();
+            Ok((Box::new(SqliteStore::open(&path)?), place))
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+fn postgres_store(
+    url: &str,
+    schema: Option<&str>,
+) -> Result<(Box<dyn Store>, String), Box<dyn Error>> {
+    use oneview::store::postgres::PostgresStore;
+    let temporary = format!("quickstart_{}", std::process::id());
+    let store = PostgresStore::builder()
+        .schema(schema.unwrap_or(&temporary))
+        .temporary(schema.is_none())
+        .connect(url)?;
+    let place = format!("{}, schema {}", store.server(), store.schema());
+    Ok((Box::new(store), place))
+}
+
+#[cfg(not(feature = "postgres"))]
+fn postgres_store(
+    _url: &str,
+    _schema: Option<&str>,
+) -> Result<(Box<dyn Store>, String), Box<dyn Error>> {
+    Err("built without PostgreSQL: run with --features postgres".into())
 }
 
 fn print_profile(profile: &Profile) {

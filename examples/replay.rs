@@ -3,9 +3,13 @@
 //!
 //! ```text
 //! cargo run --release --example replay -- [--db FILE] [--received-at TIME] FILE.jsonl...
+//! cargo run --release --features postgres --example replay -- \
+//!     --postgres URL [--schema NAME] [--received-at TIME] FILE.jsonl...
 //! ```
 //!
-//! Without `--db`, a temporary database is used. Bad lines are reported on stderr with
+//! Without `--db`, a temporary database is used. With `--postgres`, the store is a
+//! PostgreSQL schema: the one `--schema` names, kept, or else a temporary one dropped at
+//! the end; the same messages print the same profiles on either backend. Bad lines are reported on stderr with
 //! their line number and skipped; a summary ends on stderr. The same messages in any
 //! order print the same profiles, and replaying the same files twice gives the same store:
 //! every message is stamped as received at `--received-at` (RFC 3339), by default the
@@ -21,7 +25,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use oneview::ingest::segment::{self, SegmentOptions};
 use oneview::store::IdentityStore;
-use oneview::{Customers, Outcome, Record, SqliteStore};
+use oneview::{Customers, Outcome, Record, SqliteStore, Store};
 use serde_json::{Map, Value, json};
 
 /// Records ingested per atomic batch.
@@ -36,16 +40,21 @@ struct Summary {
     undated: u64,
 }
 
-const USAGE: &str = "usage: replay [--db FILE] [--received-at TIME] FILE.jsonl...";
+const USAGE: &str =
+    "usage: replay [--db FILE | --postgres URL [--schema NAME]] [--received-at TIME] FILE.jsonl...";
 
 fn main() -> Result<(), Box<dyn Error>> {
     let mut db: Option<PathBuf> = None;
+    let mut postgres: Option<String> = None;
+    let mut schema: Option<String> = None;
     let mut received_at: Option<DateTime<Utc>> = None;
     let mut inputs = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--db" => db = Some(args.next().ok_or("--db needs a file")?.into()),
+            "--postgres" => postgres = Some(args.next().ok_or("--postgres needs a URL")?),
+            "--schema" => schema = Some(args.next().ok_or("--schema needs a name")?),
             "--received-at" => {
                 let text = args.next().ok_or("--received-at needs a time")?;
                 let at = DateTime::parse_from_rfc3339(&text)
@@ -67,8 +76,13 @@ fn main() -> Result<(), Box<dyn Error>> {
         None => latest_stated_time(&inputs)?,
     };
     let temp = tempfile::tempdir()?;
-    let path = db.unwrap_or_else(|| temp.path().join("replay.db"));
-    let customers = Customers::new(SqliteStore::open(&path)?);
+    let store: Box<dyn Store> = match postgres {
+        Some(url) => postgres_store(&url, schema.as_deref())?,
+        None => Box::new(SqliteStore::open(
+            db.unwrap_or_else(|| temp.path().join("replay.db")),
+        )?),
+    };
+    let customers = Customers::new(store);
     let options = SegmentOptions::default();
     let started = Instant::now();
     let mut summary = Summary::default();
@@ -209,8 +223,25 @@ fn undated_messages(value: &Value) -> u64 {
     }
 }
 
+#[cfg(feature = "postgres")]
+fn postgres_store(url: &str, schema: Option<&str>) -> Result<Box<dyn Store>, Box<dyn Error>> {
+    use oneview::store::postgres::PostgresStore;
+    let temporary = format!("replay_{}", std::process::id());
+    Ok(Box::new(
+        PostgresStore::builder()
+            .schema(schema.unwrap_or(&temporary))
+            .temporary(schema.is_none())
+            .connect(url)?,
+    ))
+}
+
+#[cfg(not(feature = "postgres"))]
+fn postgres_store(_url: &str, _schema: Option<&str>) -> Result<Box<dyn Store>, Box<dyn Error>> {
+    Err("built without PostgreSQL: run with --features postgres".into())
+}
+
 fn flush(
-    customers: &Customers<SqliteStore>,
+    customers: &Customers<Box<dyn Store>>,
     pending: &mut Vec<(String, Record)>,
     summary: &mut Summary,
 ) -> Result<(), Box<dyn Error>> {

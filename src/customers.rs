@@ -28,6 +28,17 @@ const MAX_ATTEMPTS: usize = 64;
 /// shut them out, so a write that keeps losing the race is sure to land.
 const OPTIMISTIC_ATTEMPTS: usize = 4;
 
+/// How long to wait after the `losses`-th write lost to another process: 0.2 ms doubling
+/// to at most 25 ms, each time scaled at random by 0.5 to 1.5.
+fn backoff(losses: usize) -> std::time::Duration {
+    let base_us = 200u64 << losses.min(7);
+    let noise = {
+        use std::hash::{BuildHasher, RandomState};
+        RandomState::new().hash_one(std::time::Instant::now()) % 1000
+    };
+    std::time::Duration::from_micros(base_us / 2 + base_us * noise / 1000)
+}
+
 /// All customers, over one store: ingest what they did and said, read who they are.
 ///
 /// `Customers` is `Send + Sync` whenever its store is; share it between threads behind an
@@ -116,6 +127,12 @@ impl<S: Store> Customers<S> {
             };
             if let Attempt::Done(done) = outcome {
                 return Ok(done);
+            }
+            if n + 1 >= OPTIMISTIC_ATTEMPTS {
+                // Shut out here, a write still lost: to another process. Writers there
+                // retry as fast, so each waits a little, longer and at random, to let
+                // one of them through.
+                std::thread::sleep(backoff(n + 1 - OPTIMISTIC_ATTEMPTS));
             }
         }
         Err(Error::Contention {

@@ -46,8 +46,9 @@
 //! - [`ingest`]: turning incoming records into commits, rebuilding profiles when evidence
 //!   arrives late, and reading Segment-spec messages ([`ingest::segment`]).
 //! - [`store`]: the storage traits, the [`MemoryStore`] backend, the embedded
-//!   `SqliteStore` backend (feature `sqlite`, on by default), and (feature `testkit`) the
-//!   `conformance` tests every backend must pass.
+//!   `SqliteStore` backend (feature `sqlite`, on by default), the `PostgresStore` backend
+//!   for a shared server (feature `postgres`), and (feature `testkit`) the `conformance`
+//!   tests every backend must pass.
 //! - [`view`]: the unified [`Profile`] and its timeline.
 //! - [`conversation`]: a customer's interactions read as threads across channels, with
 //!   replies and owners, service levels ([`conversation::sla`]), the accountability

@@ -134,7 +134,9 @@ pub(super) fn erase(conn: &mut Conn, erasure: &Erasure) -> Result<(), Fault> {
         &[&identifiers, &members],
     )?;
     for sql in [
-        "DELETE FROM identifiers WHERE profile_id = ANY($1)",
+        "WITH held AS (DELETE FROM profile_identifiers WHERE profile_id = ANY($1)
+                       RETURNING identifier)
+         DELETE FROM identifiers WHERE identifier IN (SELECT identifier FROM held)",
         "DELETE FROM traits WHERE profile_id = ANY($1)",
         "DELETE FROM consent WHERE profile_id = ANY($1)",
         "DELETE FROM events WHERE profile_id = ANY($1)",

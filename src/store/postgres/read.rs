@@ -90,7 +90,7 @@ impl IdentityStore for PostgresStore {
                  CROSS JOIN LATERAL (SELECT live_id FROM profiles WHERE id = u.id OFFSET 0) q
                  CROSS JOIN LATERAL (SELECT id FROM members WHERE live_id = q.live_id OFFSET 0) m
                  CROSS JOIN LATERAL (SELECT created_at FROM profiles WHERE id = m.id OFFSET 0) p
-                 LEFT JOIN LATERAL (SELECT identifier FROM identifiers
+                 LEFT JOIN LATERAL (SELECT identifier FROM profile_identifiers
                                     WHERE profile_id = m.id OFFSET 0) i ON true
                  ORDER BY u.ord, m.id",
                 &[&keys],

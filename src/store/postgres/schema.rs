@@ -37,7 +37,13 @@ const MIGRATIONS: &[&str] = &[
         identifier text PRIMARY KEY,
         profile_id uuid NOT NULL
     );
-    CREATE INDEX identifiers_by_profile ON identifiers (profile_id);
+    -- The same pairs by profile, so a profile's identifiers are read beside its other
+    -- rows rather than from wherever the index keeps each identifier.
+    CREATE TABLE profile_identifiers (
+        profile_id uuid NOT NULL,
+        identifier text NOT NULL,
+        PRIMARY KEY (profile_id, identifier)
+    );
 
     CREATE TABLE merges (
         absorbed uuid NOT NULL,

@@ -224,8 +224,12 @@ impl Rows {
         }
         if !rows.identifiers.0.is_empty() {
             conn.execute(
-                "INSERT INTO identifiers (identifier, profile_id)
-                 SELECT * FROM unnest($1::text[], $2::uuid[])",
+                "WITH indexed AS (
+                     INSERT INTO identifiers (identifier, profile_id)
+                     SELECT * FROM unnest($1::text[], $2::uuid[])
+                     RETURNING profile_id, identifier)
+                 INSERT INTO profile_identifiers (profile_id, identifier)
+                 SELECT * FROM indexed",
                 &[&rows.identifiers.0, &rows.identifiers.1],
             )?;
         }
@@ -469,7 +473,7 @@ mod bulk {
                      CROSS JOIN LATERAL (SELECT live_id FROM profiles WHERE id = u.id OFFSET 0) q
                      CROSS JOIN LATERAL (SELECT id FROM members
                                          WHERE live_id = q.live_id OFFSET 0) m
-                     CROSS JOIN LATERAL (SELECT identifier FROM identifiers
+                     CROSS JOIN LATERAL (SELECT identifier FROM profile_identifiers
                                          WHERE profile_id = m.id OFFSET 0) i",
                     &[&held],
                 )? {
@@ -730,7 +734,7 @@ mod one {
                     .query(
                         &format!(
                             "SELECT x.identifier FROM {MEMBERS} CROSS JOIN LATERAL (
-                                 SELECT identifier FROM identifiers
+                                 SELECT identifier FROM profile_identifiers
                                  WHERE profile_id = m.id OFFSET 0) x"
                         ),
                         &[id.as_uuid()],
@@ -791,8 +795,12 @@ mod one {
                 require_profile(conn, *id.as_uuid())?;
                 let text = identifier.to_string();
                 let inserted = conn.execute(
-                    "INSERT INTO identifiers (identifier, profile_id) VALUES ($1, $2)
-                     ON CONFLICT (identifier) DO NOTHING",
+                    "WITH indexed AS (
+                         INSERT INTO identifiers (identifier, profile_id) VALUES ($1, $2)
+                         ON CONFLICT (identifier) DO NOTHING
+                         RETURNING profile_id, identifier)
+                     INSERT INTO profile_identifiers (profile_id, identifier)
+                     SELECT * FROM indexed",
                     &[&text, id.as_uuid()],
                 )?;
                 if inserted == 0 {
@@ -989,18 +997,18 @@ mod one {
         )?;
         for (identifier, owner) in &rewrite.identifiers {
             let text = identifier.to_string();
-            match owner {
-                None => {
-                    conn.execute("DELETE FROM identifiers WHERE identifier = $1", &[&text])?;
-                }
-                Some(id) => {
-                    require_profile(conn, *id.as_uuid())?;
-                    conn.execute(
-                        "INSERT INTO identifiers (identifier, profile_id) VALUES ($1, $2)
-                         ON CONFLICT (identifier) DO UPDATE SET profile_id = excluded.profile_id",
-                        &[&text, id.as_uuid()],
-                    )?;
-                }
+            conn.execute(
+                "WITH gone AS (DELETE FROM identifiers WHERE identifier = $1 RETURNING profile_id)
+                 DELETE FROM profile_identifiers
+                 WHERE profile_id IN (SELECT profile_id FROM gone) AND identifier = $1",
+                &[&text],
+            )?;
+            if let Some(id) = owner {
+                require_profile(conn, *id.as_uuid())?;
+                let mut rows = Rows::default();
+                rows.identifiers.0.push(text);
+                rows.identifiers.1.push(*id.as_uuid());
+                rows.flush(conn)?;
             }
         }
         let owners: Vec<Uuid> = rewrite
