@@ -2,6 +2,9 @@
 //! resolution over generated worlds of events and interactions (with updates), checked
 //! against a plain reference model under the default and under tight limits.
 
+#[cfg(feature = "postgres")]
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -693,6 +696,40 @@ proptest! {
             }
         }
         prop_assert_eq!(snapshot(&sqlite), snapshot(&reference));
+    }
+}
+
+#[cfg(feature = "postgres")]
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// Runs when `ONEVIEW_TEST_POSTGRES` names a server (see `tests/postgres.rs`).
+    #[test]
+    fn postgres_gives_the_same_profiles_as_the_memory_reference(
+        records in records(),
+        cut in 1..6usize,
+        tight in any::<bool>(),
+    ) {
+        let Ok(url) = std::env::var(common::postgres::VARIABLE) else {
+            return Ok(());
+        };
+        let policy = if tight {
+            Limits::TIGHT.policy()
+        } else {
+            oneview::identity::Policy::default().suspect_after(0)
+        };
+        let reference = Customers::with_policy(MemoryStore::new(), policy.clone());
+        let postgres = Customers::with_policy(
+            common::postgres::temporary_store(&url, "properties"),
+            policy,
+        );
+        ingest_all(&reference, &records);
+        for chunk in records.chunks(cut) {
+            for result in postgres.ingest_batch(chunk.to_vec()).unwrap() {
+                result.unwrap();
+            }
+        }
+        prop_assert_eq!(snapshot(&postgres), snapshot(&reference));
     }
 }
 

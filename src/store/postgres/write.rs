@@ -63,19 +63,17 @@ pub(super) fn apply(
     writes: Writes,
     schema_name: &str,
 ) -> Result<Vec<CommitOutcome>, StoreError> {
-    match writes {
-        Writes::Serializable => conn.batch("BEGIN ISOLATION LEVEL SERIALIZABLE")?,
-        Writes::OneAtATime => {
-            conn.batch("BEGIN")?;
-            let mut tx = Transaction { conn, open: true };
-            tx.conn.execute(
-                "SELECT pg_advisory_xact_lock($1)",
-                &[&schema::writer_lock_key(schema_name)],
-            )?;
-            tx.open = false;
-        }
+    conn.batch(match writes {
+        Writes::Serializable => "BEGIN ISOLATION LEVEL SERIALIZABLE",
+        Writes::OneAtATime => "BEGIN",
+    })?;
+    let mut tx = Transaction { conn, open: true };
+    if writes == Writes::OneAtATime {
+        tx.conn.execute(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[&schema::writer_lock_key(schema_name)],
+        )?;
     }
-    let tx = Transaction { conn, open: true };
     let mut outcomes = Vec::with_capacity(commits.len());
     let mut at = 0;
     while at < commits.len() {
@@ -89,7 +87,6 @@ pub(super) fn apply(
             at += 1;
         }
     }
-    let mut tx = tx;
     tx.conn.batch("COMMIT")?;
     tx.open = false;
     Ok(outcomes)
