@@ -38,10 +38,12 @@
 //! costs a handful of round trips. Merges, rewrites and erasures go statement by statement.
 //!
 //! # The schema
-//! Every table but three carries the profile id its rows belong to, ready to be the
-//! distribution column of a distributed PostgreSQL (Citus): `identifiers` is keyed by the
-//! identifier, `event_ids` and `interaction_ids` by the record id, so that finding who an
-//! identifier or a record belongs to is one lookup by key. `docs/scaling.md` gives the
+//! Every table of a customer's rows is keyed first by the profile id they belong to,
+//! ready to be the distribution column of a distributed PostgreSQL (Citus). The three
+//! lookup indexes are keyed by what they are looked up by — `identifiers` by the
+//! identifier, `event_ids` and `interaction_ids` by the record id — so finding who an
+//! identifier or a record belongs to is one lookup by key; the store-wide tables
+//! (overrides, suppressions, the audit trail) are small. `docs/scaling.md` gives the
 //! distribution plan. Migrations are versioned (`oneview_schema`) and run on connect under
 //! an advisory lock, so processes starting together migrate once; a schema written by a
 //! newer release, or a schema holding tables of some other application, is refused
