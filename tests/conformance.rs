@@ -38,6 +38,8 @@ enum Flaw {
     ConsentOnTheLiveProfile,
     /// Answers that no hash is suppressed.
     ForgetsSuppressions,
+    /// Answers a batch of profile reads in its own order, not the order asked.
+    ProfilesUnordered,
 }
 
 /// A memory store with one flaw.
@@ -53,6 +55,14 @@ impl IdentityStore for Broken {
     }
     fn profile(&self, customer: CustomerId) -> Result<Option<ProfileRecord>, StoreError> {
         self.inner.profile(customer)
+    }
+    fn profiles(&self, customers: &[CustomerId]) -> Result<Vec<Option<ProfileRecord>>, StoreError> {
+        let mut found = self.inner.profiles(customers)?;
+        if matches!(self.flaw, Flaw::ProfilesUnordered) {
+            // Found ones first, as a query without an ORDER BY may give them.
+            found.sort_by_key(Option::is_none);
+        }
+        Ok(found)
     }
     fn merges(&self, customer: CustomerId) -> Result<Vec<MergeRecord>, StoreError> {
         self.inner.merges(customer)
@@ -208,7 +218,8 @@ impl Store for Broken {
             Flaw::PagesOldestFirst
             | Flaw::TornSnapshots
             | Flaw::ConsentOnTheLiveProfile
-            | Flaw::ForgetsSuppressions => self.inner.apply(commits),
+            | Flaw::ForgetsSuppressions
+            | Flaw::ProfilesUnordered => self.inner.apply(commits),
         }
     }
 }
@@ -268,4 +279,13 @@ fn kit_catches_consent_that_forgets_the_sides_of_a_merge() {
 fn kit_catches_a_store_that_forgets_its_suppressions() {
     let message = kit_rejects(Flaw::ForgetsSuppressions);
     assert!(message.contains("in the order asked"), "{message}");
+}
+
+#[test]
+fn kit_catches_a_store_that_answers_profiles_out_of_order() {
+    let message = kit_rejects(Flaw::ProfilesUnordered);
+    assert!(
+        message.contains("profiles answers as profile does"),
+        "{message}"
+    );
 }
