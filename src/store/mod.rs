@@ -531,6 +531,81 @@ pub enum StoreError {
 pub type EventScan<'a> =
     Box<dyn Iterator<Item = Result<Attributed<Event>, StoreError>> + Send + 'a>;
 
+/// `at` in nanoseconds since the epoch, as the SQL backends store times; a time outside
+/// what they can hold (the years 1678 to 2261) clamps to the nearer end, which keeps it
+/// on the right side of every stored time when it bounds a query.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn clamped_nanos(at: DateTime<Utc>) -> i64 {
+    at.timestamp_nanos_opt().unwrap_or(if at.timestamp() < 0 {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
+}
+
+/// A failure inside one commit of [`Store::apply`], before it is tagged with the
+/// commit's position: what backends that check commits one by one carry up.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) enum Fault {
+    /// An expectation no longer holds.
+    Conflict(CommitProblem),
+    /// The commit breaks an invariant.
+    Invalid(CommitProblem),
+    /// The backend failed; a conflict it detected itself (a serialization failure)
+    /// takes the commit's position too.
+    Store(StoreError),
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl From<StoreError> for Fault {
+    fn from(err: StoreError) -> Self {
+        Self::Store(err)
+    }
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl Fault {
+    /// The error for the commit at position `commit`.
+    pub(crate) fn at(self, commit: usize) -> StoreError {
+        match self {
+            Self::Conflict(problem) | Self::Store(StoreError::Conflict { commit: _, problem }) => {
+                StoreError::Conflict { commit, problem }
+            }
+            Self::Invalid(problem) => StoreError::InvalidCommit { commit, problem },
+            Self::Store(err) => err,
+        }
+    }
+}
+
+/// An [`EventScan`] over chunks that `fetch` reads one at a time: each call gives the next
+/// chunk and whether more may follow it. The first error ends the scan.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn chunked_scan<'a>(
+    mut fetch: impl FnMut() -> Result<(Vec<Attributed<Event>>, bool), StoreError> + Send + 'a,
+) -> EventScan<'a> {
+    let mut buffer = Vec::new().into_iter();
+    let mut done = false;
+    Box::new(std::iter::from_fn(move || {
+        if let Some(item) = buffer.next() {
+            return Some(Ok(item));
+        }
+        if done {
+            return None;
+        }
+        match fetch() {
+            Ok((chunk, more)) => {
+                done = !more;
+                buffer = chunk.into_iter();
+                buffer.next().map(Ok)
+            }
+            Err(err) => {
+                done = true;
+                Some(Err(err))
+            }
+        }
+    }))
+}
+
 /// Reads of the identity graph.
 pub trait IdentityStore: Debug + Send + Sync {
     /// The live profile each identifier resolves to, in the order given.

@@ -490,6 +490,20 @@ pub fn audit_records_read_back_in_time_order(store: &dyn Store) {
         vec![records[2].clone()],
         "from is inclusive, to exclusive"
     );
+    let far = |years: i64| at(0) + Duration::days(365 * years);
+    assert_eq!(
+        store
+            .audit(Some(far(-1000)), Some(far(1000)))
+            .expect("reading"),
+        all,
+        "bounds beyond the years a backend can store still bound on the right side"
+    );
+    assert!(
+        store
+            .audit(Some(far(1000)), None)
+            .expect("reading")
+            .is_empty()
+    );
 }
 
 /// A redaction replaces stored records' content, keeping where they belong, and an

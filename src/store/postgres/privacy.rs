@@ -9,7 +9,7 @@ use super::write::{Fault, insert_override, require_live};
 use super::{Conn, MEMBERS, PostgresStore, corrupt, customer, decode, encode, nanos};
 use crate::model::{AuditRecord, ConsentRecord, CustomerId};
 use crate::store::{
-    Attributed, Erasure, PrivacyKey, PrivacyStore, Redacted, StoreError, Suppression,
+    Attributed, Erasure, PrivacyKey, PrivacyStore, Redacted, StoreError, Suppression, clamped_nanos,
 };
 
 impl PrivacyStore for PostgresStore {
@@ -80,12 +80,8 @@ impl PrivacyStore for PostgresStore {
         from: Option<DateTime<Utc>>,
         to: Option<DateTime<Utc>>,
     ) -> Result<Vec<AuditRecord>, StoreError> {
-        let bound = |at: Option<DateTime<Utc>>, open: i64| {
-            at.map_or(Ok(open), |at| at.timestamp_nanos_opt().ok_or(()))
-        };
-        // A bound past what nanoseconds can hold is as good as open.
-        let from = bound(from, i64::MIN).unwrap_or(i64::MAX);
-        let to = bound(to, i64::MAX).unwrap_or(i64::MAX);
+        let from = from.map_or(i64::MIN, clamped_nanos);
+        let to = to.map_or(i64::MAX, clamped_nanos);
         self.read(|conn| {
             let rows = conn.query(
                 "SELECT record FROM audit WHERE at >= $1 AND at < $2 ORDER BY at, id",

@@ -11,7 +11,8 @@ use crate::model::{
 };
 use crate::store::{
     Attributed, ChannelSummary, EventScan, EventStore, IdentityStore, InteractionStore, Owner,
-    Page, PageRequest, ProfileRecord, StoreError, TimelineCursor, TraitStore,
+    Page, PageRequest, ProfileRecord, StoreError, TimelineCursor, TraitStore, chunked_scan,
+    clamped_nanos,
 };
 
 /// The tables that hold a profile's timeline: events and interactions.
@@ -246,17 +247,7 @@ impl PostgresStore {
 /// Where a newest-first page starts: before the request's cursor, or at the very end.
 fn before(request: PageRequest) -> (i64, Uuid) {
     match request.cursor() {
-        Some(cursor) => (
-            cursor
-                .at
-                .timestamp_nanos_opt()
-                .unwrap_or(if cursor.at.timestamp() < 0 {
-                    i64::MIN
-                } else {
-                    i64::MAX
-                }),
-            cursor.id,
-        ),
+        Some(cursor) => (clamped_nanos(cursor.at), cursor.id),
         None => (i64::MAX, Uuid::max()),
     }
 }
@@ -440,12 +431,11 @@ impl EventStore for PostgresStore {
     }
 
     fn scan_events(&self) -> EventScan<'_> {
-        Box::new(Scan {
+        let mut scan = Scan {
             store: self,
             after: (i64::MIN, Uuid::nil()),
-            buffer: Vec::new().into_iter(),
-            done: false,
-        })
+        };
+        chunked_scan(move || scan.fetch())
     }
 }
 
@@ -453,12 +443,11 @@ impl EventStore for PostgresStore {
 struct Scan<'a> {
     store: &'a PostgresStore,
     after: (i64, Uuid),
-    buffer: std::vec::IntoIter<Attributed<Event>>,
-    done: bool,
 }
 
 impl Scan<'_> {
-    fn fetch(&mut self) -> Result<Vec<Attributed<Event>>, StoreError> {
+    /// The next chunk, and whether more may follow it.
+    fn fetch(&mut self) -> Result<(Vec<Attributed<Event>>, bool), StoreError> {
         let (after_at, after_id) = self.after;
         let rows = self.store.read(|conn| {
             conn.query(
@@ -469,7 +458,7 @@ impl Scan<'_> {
                 &[&after_at, &after_id, &SCAN_CHUNK],
             )
         })?;
-        self.done = (rows.len() as i64) < SCAN_CHUNK;
+        let more = rows.len() as i64 == SCAN_CHUNK;
         if let Some(row) = rows.last() {
             self.after = (row.get(0), row.get(1));
         }
@@ -480,30 +469,8 @@ impl Scan<'_> {
                     record: decode("event", row.get::<_, &str>(2))?,
                 })
             })
-            .collect()
-    }
-}
-
-impl Iterator for Scan<'_> {
-    type Item = Result<Attributed<Event>, StoreError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if let Some(item) = self.buffer.next() {
-            return Some(Ok(item));
-        }
-        if self.done {
-            return None;
-        }
-        match self.fetch() {
-            Ok(chunk) => {
-                self.buffer = chunk.into_iter();
-                self.buffer.next().map(Ok)
-            }
-            Err(err) => {
-                self.done = true;
-                Some(Err(err))
-            }
-        }
+            .collect::<Result<_, _>>()
+            .map(|chunk| (chunk, more))
     }
 }
 

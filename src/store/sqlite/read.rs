@@ -1,7 +1,6 @@
 //! Reads: the storage traits' queries, each on a read connection (or the snapshot
 //! pinned to this thread).
 
-use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 
@@ -15,7 +14,8 @@ use crate::model::{
 };
 use crate::store::{
     Attributed, ChannelSummary, EventScan, EventStore, IdentityStore, InteractionStore, Owner,
-    Page, PageRequest, ProfileRecord, StoreError, TimelineCursor, TraitStore,
+    Page, PageRequest, ProfileRecord, StoreError, TimelineCursor, TraitStore, chunked_scan,
+    clamped_nanos,
 };
 
 impl IdentityStore for SqliteStore {
@@ -325,7 +325,7 @@ fn page<T: serde::de::DeserializeOwned>(
 /// Where a newest-first page starts: before the request's cursor, or at the very end.
 fn before(request: PageRequest) -> (i64, Key) {
     match request.cursor() {
-        Some(cursor) => (nanos_cursor(cursor.at), key(&cursor.id)),
+        Some(cursor) => (clamped_nanos(cursor.at), key(&cursor.id)),
         None => (i64::MAX, [0xFF; 16]),
     }
 }
@@ -345,15 +345,6 @@ fn into_page<T>(
         None
     };
     Page { items, next }
-}
-
-/// A cursor's time in nanoseconds; cursors outside the storable range clamp to its ends.
-fn nanos_cursor(at: DateTime<Utc>) -> i64 {
-    at.timestamp_nanos_opt().unwrap_or(if at.timestamp() < 0 {
-        i64::MIN
-    } else {
-        i64::MAX
-    })
 }
 
 fn summary(
@@ -448,12 +439,11 @@ impl EventStore for SqliteStore {
     }
 
     fn scan_events(&self) -> EventScan<'_> {
-        Box::new(Scan {
+        let mut scan = Scan {
             store: self,
             after: (i64::MIN, [0; 16]),
-            buffer: Vec::new().into_iter(),
-            done: false,
-        })
+        };
+        chunked_scan(move || scan.fetch())
     }
 }
 
@@ -496,12 +486,11 @@ fn stored<T: serde::de::DeserializeOwned>(
 struct Scan<'a> {
     store: &'a SqliteStore,
     after: (i64, Key),
-    buffer: std::vec::IntoIter<Attributed<Event>>,
-    done: bool,
 }
 
 impl Scan<'_> {
-    fn fetch(&mut self) -> Result<Vec<Attributed<Event>>, StoreError> {
+    /// The next chunk, and whether more may follow it.
+    fn fetch(&mut self) -> Result<(Vec<Attributed<Event>>, bool), StoreError> {
         let (after_at, after_id) = self.after;
         let rows: Vec<(i64, Key, String, Key)> = self.store.read(|conn| {
             let mut statement = conn
@@ -519,7 +508,7 @@ impl Scan<'_> {
                 .map_err(sqlite)?;
             rows.map(|row| row.map_err(sqlite)).collect()
         })?;
-        self.done = rows.len() < SCAN_CHUNK;
+        let more = rows.len() == SCAN_CHUNK;
         if let Some((at, id, _, _)) = rows.last() {
             self.after = (*at, *id);
         }
@@ -530,30 +519,8 @@ impl Scan<'_> {
                     record: decode("event", &body)?,
                 })
             })
-            .collect()
-    }
-}
-
-impl Iterator for Scan<'_> {
-    type Item = Result<Attributed<Event>, StoreError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if let Some(item) = self.buffer.next() {
-            return Some(Ok(item));
-        }
-        if self.done {
-            return None;
-        }
-        match self.fetch() {
-            Ok(chunk) => {
-                self.buffer = chunk.into_iter();
-                self.buffer.next().map(Ok)
-            }
-            Err(err) => {
-                self.done = true;
-                Some(Err(err))
-            }
-        }
+            .collect::<Result<_, _>>()
+            .map(|chunk| (chunk, more))
     }
 }
 

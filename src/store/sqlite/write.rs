@@ -12,12 +12,7 @@ use crate::store::{
     StoreError,
 };
 
-/// A failure inside one commit, before it is tagged with the commit's position.
-pub(super) enum Fault {
-    Conflict(CommitProblem),
-    Invalid(CommitProblem),
-    Store(StoreError),
-}
+pub(super) use crate::store::Fault;
 
 impl From<rusqlite::Error> for Fault {
     fn from(err: rusqlite::Error) -> Self {
@@ -480,22 +475,7 @@ pub(super) fn apply(
     let mut known = Known::new();
     for (index, commit) in commits.iter().enumerate() {
         // Returning drops the transaction, which rolls everything back.
-        match apply_commit(&tx, &mut known, commit) {
-            Ok(outcome) => outcomes.push(outcome),
-            Err(Fault::Conflict(problem)) => {
-                return Err(StoreError::Conflict {
-                    commit: index,
-                    problem,
-                });
-            }
-            Err(Fault::Invalid(problem)) => {
-                return Err(StoreError::InvalidCommit {
-                    commit: index,
-                    problem,
-                });
-            }
-            Err(Fault::Store(err)) => return Err(err),
-        }
+        outcomes.push(apply_commit(&tx, &mut known, commit).map_err(|fault| fault.at(index))?);
     }
     tx.commit().map_err(sqlite)?;
     Ok(outcomes)

@@ -17,30 +17,7 @@ use crate::store::{
     StoreError,
 };
 
-/// A failure inside one commit, before it is tagged with the commit's position.
-pub(super) enum Fault {
-    Conflict(CommitProblem),
-    Invalid(CommitProblem),
-    Store(StoreError),
-}
-
-impl From<StoreError> for Fault {
-    fn from(err: StoreError) -> Self {
-        Self::Store(err)
-    }
-}
-
-impl Fault {
-    fn at(self, commit: usize) -> StoreError {
-        match self {
-            Self::Conflict(problem) | Self::Store(StoreError::Conflict { commit: _, problem }) => {
-                StoreError::Conflict { commit, problem }
-            }
-            Self::Invalid(problem) => StoreError::InvalidCommit { commit, problem },
-            Self::Store(err) => err,
-        }
-    }
-}
+pub(super) use crate::store::Fault;
 
 /// Rolls the transaction back unless it was committed.
 struct Transaction<'a> {
