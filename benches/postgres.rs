@@ -19,19 +19,13 @@ use std::time::{Duration, Instant};
 
 use oneview::store::IdentityStore;
 use oneview::store::postgres::{PostgresStore, Writes};
-use oneview::{Customers, Event, Identifier};
+use oneview::{Customers, Event};
 use serde_json::json;
 use uuid::Uuid;
 use workload::Workload;
 
 const BATCH: usize = 5_000;
 const SAMPLES: usize = 5_000;
-
-fn percentile(samples: &mut [Duration], p: f64) -> f64 {
-    samples.sort_unstable();
-    let index = ((samples.len() as f64 - 1.0) * p).round() as usize;
-    samples[index].as_secs_f64() * 1e6
-}
 
 fn schema_name(tag: &str) -> String {
     format!("ovbench_{tag}_{}", std::process::id())
@@ -180,37 +174,15 @@ fn main() {
     let raw_per_s = workload.events as f64 / inserting.as_secs_f64();
     println!("ingest {ingest_per_s:.0} events/s, plain batched insert {raw_per_s:.0} events/s");
 
-    let sample = |i: usize| {
-        let customer = (i * 104_729) % workload.customers;
-        let (kind, value) = workload.identifier(customer, i);
-        Identifier::new(kind, &value).unwrap()
-    };
-    let mut lookups = Vec::with_capacity(SAMPLES);
-    for i in 0..SAMPLES {
-        let identifier = sample(i);
-        let began = Instant::now();
-        let owner = customers
-            .store()
-            .owners(std::slice::from_ref(&identifier))
-            .unwrap();
-        lookups.push(began.elapsed());
-        assert!(owner[0].is_some() || workload.events < workload.customers * 3);
-    }
-    let mut views = Vec::with_capacity(SAMPLES);
-    for i in 0..SAMPLES {
-        let identifier = sample(i + SAMPLES);
-        let began = Instant::now();
-        let profile = customers.profile_with(identifier, 20).unwrap();
-        views.push(began.elapsed());
-        std::hint::black_box(profile);
-    }
+    let reads = workload.time_reads(&customers, SAMPLES);
     let profiles = customers.store().customers(None, usize::MAX).unwrap().len();
     drop(customers);
-    let (lookup_p50, lookup_p99) = (
-        percentile(&mut lookups, 0.5),
-        percentile(&mut lookups, 0.99),
-    );
-    let (view_p50, view_p99) = (percentile(&mut views, 0.5), percentile(&mut views, 0.99));
+    let workload::Reads {
+        lookup_p50,
+        lookup_p99,
+        view_p50,
+        view_p99,
+    } = reads;
     println!("lookup p50 {lookup_p50:.1} µs, p99 {lookup_p99:.1} µs");
     println!("view p50 {view_p50:.1} µs, p99 {view_p99:.1} µs");
 

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use oneview::store::sqlite::SqliteStore;
 use oneview::store::{EventStore, IdentityStore};
-use oneview::{Customers, Event, EventId, Identifier};
+use oneview::{Customers, Event, EventId};
 use serde_json::json;
 use workload::Workload;
 
@@ -41,12 +41,6 @@ fn rss_mib() -> f64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         })
         .map_or(f64::NAN, |kib| kib / 1024.0)
-}
-
-fn percentile(samples: &mut [Duration], p: f64) -> f64 {
-    samples.sort_unstable();
-    let index = ((samples.len() as f64 - 1.0) * p).round() as usize;
-    samples[index].as_secs_f64() * 1e6
 }
 
 fn disk_bytes(path: &Path) -> u64 {
@@ -133,30 +127,7 @@ fn main() {
     );
 
     let customers = Customers::new(SqliteStore::open(&path).expect("reopen"));
-    let sample = |i: usize| {
-        let customer = (i * 104_729) % workload.customers;
-        let (kind, value) = workload.identifier(customer, i);
-        Identifier::new(kind, &value).unwrap()
-    };
-    let mut lookups = Vec::with_capacity(SAMPLES);
-    for i in 0..SAMPLES {
-        let identifier = sample(i);
-        let began = Instant::now();
-        let owner = customers
-            .store()
-            .owners(std::slice::from_ref(&identifier))
-            .unwrap();
-        lookups.push(began.elapsed());
-        assert!(owner[0].is_some() || workload.events < workload.customers * 3);
-    }
-    let mut views = Vec::with_capacity(SAMPLES);
-    for i in 0..SAMPLES {
-        let identifier = sample(i + SAMPLES);
-        let began = Instant::now();
-        let profile = customers.profile_with(identifier, 20).unwrap();
-        views.push(began.elapsed());
-        std::hint::black_box(profile);
-    }
+    let reads = workload.time_reads(&customers, SAMPLES);
     let began = Instant::now();
     let mut scanned = 0;
     for event in customers.store().scan_events() {
@@ -192,11 +163,12 @@ fn main() {
         memory.ingest_per_s, memory.raw_per_s
     );
 
-    let (lookup_p50, lookup_p99) = (
-        percentile(&mut lookups, 0.5),
-        percentile(&mut lookups, 0.99),
-    );
-    let (view_p50, view_p99) = (percentile(&mut views, 0.5), percentile(&mut views, 0.99));
+    let workload::Reads {
+        lookup_p50,
+        lookup_p99,
+        view_p50,
+        view_p99,
+    } = reads;
     println!("lookup p50 {lookup_p50:.1} µs, p99 {lookup_p99:.1} µs");
     println!("view p50 {view_p50:.1} µs, p99 {view_p99:.1} µs");
     println!(

@@ -326,32 +326,12 @@ fn force_and_undo(
     panic!("the forced merge could not be undone in 50 tries")
 }
 
-/// Each profile's identifiers, event count and traits, sorted.
-fn state<S: Store>(customers: &Customers<S>) -> Vec<(Vec<String>, u64, String)> {
-    let mut out: Vec<_> = customers
-        .store()
-        .customers(None, 100_000)
-        .unwrap()
-        .into_iter()
-        .map(|id| {
-            let p = customers.profile(id).unwrap().unwrap();
-            (
-                p.identifiers.iter().map(ToString::to_string).collect(),
-                p.event_count(),
-                serde_json::to_string(&p.traits).unwrap(),
-            )
-        })
-        .collect();
-    out.sort();
-    out
-}
-
 fn assert_matches_sequential_replay(load: &Load, shared: &Customers<SqliteStore>) {
     let sequential = Customers::new(MemoryStore::new());
     for e in load.events() {
         sequential.ingest(e).unwrap();
     }
-    assert_eq!(state(shared), state(&sequential));
+    assert_eq!(common::state(shared), common::state(&sequential));
     assert_eq!(shared.store().scan_events().count() as i64, load.events);
 }
 
@@ -441,7 +421,11 @@ fn limit_holds_under_racing_writers<S: Store>(make: impl Fn() -> S) {
         for n in 0..=8 {
             sequential.ingest(signup(n)).unwrap();
         }
-        assert_eq!(state(&shared), state(&sequential), "round {round}");
+        assert_eq!(
+            common::state(&shared),
+            common::state(&sequential),
+            "round {round}"
+        );
     }
     finished.store(true, Ordering::SeqCst);
 }

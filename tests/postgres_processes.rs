@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use chrono::{TimeZone, Utc};
 use common::postgres::{Schemas, server_url};
 use oneview::identity::Policy;
+use oneview::store::EventStore;
 use oneview::store::postgres::{PostgresStore, Writes};
-use oneview::store::{EventStore, Store};
 use oneview::{Channel, Customers, Event, Identifier, IdentifierKind, MemoryStore};
 use serde_json::json;
 
@@ -69,26 +69,6 @@ fn load() -> Vec<Event> {
             .unwrap()
         })
         .collect()
-}
-
-/// Each profile's identifiers, event count and traits, sorted.
-fn state<S: Store>(customers: &Customers<S>) -> Vec<(Vec<String>, u64, String)> {
-    let mut out: Vec<_> = customers
-        .store()
-        .customers(None, 100_000)
-        .unwrap()
-        .into_iter()
-        .map(|id| {
-            let p = customers.profile(id).unwrap().unwrap();
-            (
-                p.identifiers.iter().map(ToString::to_string).collect(),
-                p.event_count(),
-                serde_json::to_string(&p.traits).unwrap(),
-            )
-        })
-        .collect();
-    out.sort();
-    out
 }
 
 /// A writer process: ingests, on four threads, the share of the load of writers
@@ -213,8 +193,8 @@ fn four_processes_of_four_writers_agree_with_one_writer() {
     for event in load() {
         sequential.ingest(event).unwrap();
     }
-    let shared = state(&customers);
-    assert_eq!(shared, state(&sequential));
+    let shared = common::state(&customers);
+    assert_eq!(shared, common::state(&sequential));
     assert_eq!(customers.store().scan_events().count() as i64, EVENTS);
     for (identifiers, _, _) in &shared {
         let emails = identifiers
@@ -256,7 +236,7 @@ fn a_connection_killed_mid_commit_leaves_nothing_half_applied() {
     let customers = Customers::new(store);
     let before: Vec<Event> = load().into_iter().take(200).collect();
     customers.ingest_batch(before.clone()).unwrap();
-    let expected = state(&customers);
+    let expected = common::state(&customers);
     // The server side of the writing connection is terminated while the batch is under
     // way; several thousand rows take long enough to be caught. Every event is newer
     // than all stored, so the batch is one commit (no late record goes on its own).
@@ -305,7 +285,7 @@ fn a_connection_killed_mid_commit_leaves_nothing_half_applied() {
         "a batch whose connection died cannot succeed"
     );
     // Nothing of the batch landed, and the store works again on a fresh connection.
-    assert_eq!(state(&customers), expected);
+    assert_eq!(common::state(&customers), expected);
     assert_eq!(customers.store().scan_events().count(), before.len());
     customers.ingest_batch(big).unwrap();
     assert_eq!(

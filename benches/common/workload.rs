@@ -1,8 +1,11 @@
 //! The throughput benches' workload: events for customers with about three identifiers
 //! each, spread over the run as real traffic is.
 
+use std::time::{Duration, Instant};
+
 use chrono::{TimeZone, Utc};
-use oneview::{Channel, Event, IdentifierKind};
+use oneview::store::Store;
+use oneview::{Channel, Customers, Event, Identifier, IdentifierKind};
 use serde_json::json;
 
 /// `events` events for `customers` customers.
@@ -55,4 +58,59 @@ impl Workload {
         }
         builder.build().expect("valid event")
     }
+}
+
+/// Latencies of `samples` identifier lookups, then of `samples` unified-view reads (20
+/// entries), of customers spread over the workload; the p50 and p99 of each, in µs.
+pub(crate) struct Reads {
+    pub(crate) lookup_p50: f64,
+    pub(crate) lookup_p99: f64,
+    pub(crate) view_p50: f64,
+    pub(crate) view_p99: f64,
+}
+
+impl Workload {
+    /// One identifier of a customer spread over the workload, the `i`th sample.
+    fn sample(&self, i: usize) -> Identifier {
+        let customer = (i * 104_729) % self.customers;
+        let (kind, value) = self.identifier(customer, i);
+        Identifier::new(kind, &value).unwrap()
+    }
+
+    /// Times `samples` lookups and `samples` views on `customers`, which hold this
+    /// workload.
+    pub(crate) fn time_reads<S: Store>(&self, customers: &Customers<S>, samples: usize) -> Reads {
+        let mut lookups = Vec::with_capacity(samples);
+        for i in 0..samples {
+            let identifier = self.sample(i);
+            let began = Instant::now();
+            let owner = customers
+                .store()
+                .owners(std::slice::from_ref(&identifier))
+                .unwrap();
+            lookups.push(began.elapsed());
+            assert!(owner[0].is_some() || self.events < self.customers * 3);
+        }
+        let mut views = Vec::with_capacity(samples);
+        for i in 0..samples {
+            let identifier = self.sample(i + samples);
+            let began = Instant::now();
+            let profile = customers.profile_with(identifier, 20).unwrap();
+            views.push(began.elapsed());
+            std::hint::black_box(profile);
+        }
+        Reads {
+            lookup_p50: percentile(&mut lookups, 0.5),
+            lookup_p99: percentile(&mut lookups, 0.99),
+            view_p50: percentile(&mut views, 0.5),
+            view_p99: percentile(&mut views, 0.99),
+        }
+    }
+}
+
+/// The `p` quantile of `samples`, in µs.
+fn percentile(samples: &mut [Duration], p: f64) -> f64 {
+    samples.sort_unstable();
+    let index = ((samples.len() as f64 - 1.0) * p).round() as usize;
+    samples[index].as_secs_f64() * 1e6
 }

@@ -70,6 +70,27 @@ pub(crate) fn event(message: &str, minute: i64, ids: &[&str]) -> Event {
         .unwrap()
 }
 
+/// Each live profile's identifiers, event count and traits, sorted: what two stores that
+/// resolved the same records must agree on.
+pub(crate) fn state<S: Store>(customers: &Customers<S>) -> Vec<(Vec<String>, u64, String)> {
+    let mut out: Vec<_> = customers
+        .store()
+        .customers(None, 100_000)
+        .unwrap()
+        .into_iter()
+        .map(|id| {
+            let p = customers.profile(id).unwrap().unwrap();
+            (
+                p.identifiers.iter().map(ToString::to_string).collect(),
+                p.event_count(),
+                serde_json::to_string(&p.traits).unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 /// The live profile holding `identifier`, if any.
 pub(crate) fn owner(customers: &Dyn, identifier: &str) -> Option<CustomerId> {
     customers.store().owners(&[id(identifier)]).unwrap()[0].map(|o| o.customer)
