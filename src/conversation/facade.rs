@@ -153,23 +153,20 @@ impl<S: Store> Customers<S> {
     /// targets, feedback answered or not, NPS and CSAT, public complaints — in total and
     /// per owner or channel. See [`report`](crate::conversation::report).
     ///
-    /// It reads the store one customer at a time, each on a consistent snapshot, on one
-    /// thread per core (at most eight); the figures do not depend on which thread read
-    /// which customer.
+    /// It reads the store a page of customers at a time, each page on one consistent
+    /// snapshot, on one thread per core (at most eight); the figures do not depend on
+    /// which thread read which customer.
     pub fn service_report(&self, options: ReportOptions) -> Result<Report, Error> {
         options.policy.validate()?;
         let builders = self.each_customer_in_parallel(
             || report::Builder::new(options.clone()),
-            |builder, customer| {
-                let (conversations, said, traits) = read_consistent(&self.store(), |reads| {
-                    let interactions = conversation::all_interactions(reads, customer)?;
-                    let (said, _) = feedback_and_purchases(reads, customer, &interactions, &[])?;
-                    let traits = resolve_traits(&reads.trait_operations(customer)?);
-                    let account_owner = conversation::account_owner(&traits);
-                    let conversations =
-                        conversation::group(customer, interactions, account_owner.as_deref());
-                    Ok::<_, Error>((conversations, said, traits))
-                })?;
+            |builder, reads, customer| {
+                let interactions = conversation::all_interactions(reads, customer)?;
+                let (said, _) = feedback_and_purchases(reads, customer, &interactions, &[])?;
+                let traits = resolve_traits(&reads.trait_operations(customer)?);
+                let account_owner = conversation::account_owner(&traits);
+                let conversations =
+                    conversation::group(customer, interactions, account_owner.as_deref());
                 builder.add(&conversations, said, &traits);
                 Ok(())
             },
@@ -246,11 +243,13 @@ impl<S: Store> Customers<S> {
     /// Calls `visit` with each live profile, spread over one worker thread per core (at
     /// most [`MAX_WORKERS`]), each with its own state made by `start`; returns the
     /// workers' states. Each worker takes the next page of ids when it is done with one,
-    /// so a slow customer does not hold the others up. The first error stops every worker.
+    /// so a slow customer does not hold the others up, and reads the whole page on one
+    /// snapshot: a customer is read consistently, and the store opens one read
+    /// transaction per page rather than per customer. The first error stops every worker.
     fn each_customer_in_parallel<B: Send>(
         &self,
         start: impl Fn() -> B + Sync,
-        visit: impl Fn(&mut B, CustomerId) -> Result<(), Error> + Sync,
+        visit: impl Fn(&mut B, &dyn crate::store::Reads, CustomerId) -> Result<(), Error> + Sync,
     ) -> Result<Vec<B>, Error> {
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_WORKERS));
         // The last id handed out; `None` inside once every page is taken.
@@ -275,9 +274,10 @@ impl<S: Store> Customers<S> {
                 if page.is_empty() {
                     return Ok(state);
                 }
-                for customer in page {
-                    visit(&mut state, customer)?;
-                }
+                read_consistent(&self.store(), |reads| {
+                    page.into_iter()
+                        .try_for_each(|customer| visit(&mut state, reads, customer))
+                })?;
             }
         };
         std::thread::scope(|scope| {

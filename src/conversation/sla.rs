@@ -46,7 +46,7 @@
 //! ```
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
@@ -484,7 +484,72 @@ type Span = (DateTime<Utc>, DateTime<Utc>);
 #[derive(Debug)]
 pub(crate) struct Calendar {
     hours: Option<(Tz, Vec<Opening>)>,
-    days: RefCell<HashMap<NaiveDate, Vec<Span>>>,
+    /// The dates worked out so far, one unbroken run of them.
+    days: RefCell<Option<Days>>,
+}
+
+/// The opening spans of the local dates from `first`, in time order.
+#[derive(Debug)]
+struct Days {
+    first: NaiveDate,
+    /// Where the spans of date `first + i` begin in `spans`, and one more entry where the
+    /// last date's end.
+    starts: Vec<usize>,
+    spans: Vec<Span>,
+}
+
+/// The fewest dates a calendar works out at a time, so that measuring conversation after
+/// conversation extends it rarely.
+const DAYS_AT_A_TIME: i64 = 64;
+
+impl Days {
+    /// The dates `[first, end)` of the week's `openings` in `zone`.
+    fn work_out(zone: &Tz, openings: &[Opening], first: NaiveDate, end: NaiveDate) -> Self {
+        let mut days = Self {
+            first,
+            starts: vec![0],
+            spans: Vec::new(),
+        };
+        let mut date = first;
+        while date < end {
+            days.spans.extend(
+                openings
+                    .iter()
+                    .filter(|o| o.day == date.weekday())
+                    .map(|opening| {
+                        (
+                            local(zone, date, opening.from),
+                            local(zone, date, opening.to),
+                        )
+                    })
+                    .filter(|(start, end)| start < end),
+            );
+            days.starts.push(days.spans.len());
+            date += Duration::days(1);
+        }
+        days
+    }
+
+    /// The first date not worked out.
+    fn end(&self) -> NaiveDate {
+        self.first + Duration::days(self.starts.len() as i64 - 1)
+    }
+
+    /// Appends `later`, which begins where these dates end.
+    fn append(&mut self, later: Days) {
+        debug_assert_eq!(later.first, self.end());
+        let base = self.spans.len();
+        self.starts.pop();
+        self.starts
+            .extend(later.starts.iter().map(|start| start + base));
+        self.spans.extend(later.spans);
+    }
+
+    /// The spans of the dates `[first, end)`, which must be worked out.
+    fn between(&self, first: NaiveDate, end: NaiveDate) -> &[Span] {
+        let index = |date: NaiveDate| self.starts[(date - self.first).num_days() as usize];
+        &self.spans[index(first)..index(end)]
+    }
 }
 
 impl Calendar {
@@ -497,36 +562,46 @@ impl Calendar {
         });
         Self {
             hours,
-            days: RefCell::new(HashMap::new()),
+            days: RefCell::new(None),
         }
     }
 
-    /// The times that count, in time order, within the local days around
+    /// Hands `read` the times that count, in time order, within the local days around
     /// `[from, from + days)`: all of it without business hours.
-    fn open(&self, from: DateTime<Utc>, days: i64) -> Vec<Span> {
+    fn with_open<T>(&self, from: DateTime<Utc>, days: i64, read: impl FnOnce(&[Span]) -> T) -> T {
         let Some((zone, week)) = &self.hours else {
-            return vec![(from, from + Duration::days(days))];
+            return read(&[(from, from + Duration::days(days))]);
         };
         let first = from.with_timezone(zone).date_naive() - Duration::days(1);
+        let end = first + Duration::days(days + 2);
         let mut cached = self.days.borrow_mut();
-        let mut open = Vec::new();
-        for offset in 0..=days + 1 {
-            let date = first + Duration::days(offset);
-            let day = cached.entry(date).or_insert_with(|| {
-                week.iter()
-                    .filter(|o| o.day == date.weekday())
-                    .map(|opening| {
-                        (
-                            local(zone, date, opening.from),
-                            local(zone, date, opening.to),
-                        )
-                    })
-                    .filter(|(start, end)| start < end)
-                    .collect()
-            });
-            open.extend_from_slice(day);
-        }
-        open
+        let known = match cached.take() {
+            None => Days::work_out(
+                zone,
+                week,
+                first,
+                end.max(first + Duration::days(DAYS_AT_A_TIME)),
+            ),
+            Some(mut known) => {
+                // Extended by at least as many dates as it holds, so a calendar is extended
+                // a few times in all, however conversations come.
+                let step = Duration::days((known.starts.len() as i64).max(DAYS_AT_A_TIME));
+                if first < known.first {
+                    let mut earlier =
+                        Days::work_out(zone, week, first.min(known.first - step), known.first);
+                    earlier.append(known);
+                    known = earlier;
+                }
+                if end > known.end() {
+                    let from = known.end();
+                    known.append(Days::work_out(zone, week, from, end.max(from + step)));
+                }
+                known
+            }
+        };
+        let answer = read(known.between(first, end));
+        *cached = Some(known);
+        answer
     }
 }
 
@@ -604,20 +679,17 @@ impl<'a> Clock<'a> {
         }
     }
 
-    /// The intervals that count, in time order, within the local days around
-    /// `[from, from + days)`.
-    fn counting(&self, from: DateTime<Utc>, days: i64) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
-        let open = self.calendar.open(from, days);
-        subtract(open, &self.pauses)
-    }
-
     /// Seconds that count between `from` and `to`.
     fn counted(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> i64 {
         let days = (to - from).num_days() + 1;
-        self.counting(from, days)
-            .into_iter()
-            .map(|(start, end)| (end.min(to) - start.max(from)).num_seconds().max(0))
-            .sum()
+        self.calendar.with_open(from, days, |open| {
+            let mut total = 0;
+            each_counting(open, &self.pauses, |start, end| {
+                total += (end.min(to) - start.max(from)).num_seconds().max(0);
+                true
+            });
+            total
+        })
     }
 
     /// The instant at which `seconds` of counting time have passed since `from`.
@@ -627,16 +699,24 @@ impl<'a> Clock<'a> {
         let mut days = 7;
         while window < HORIZON_DAYS {
             let start = from + Duration::days(window);
-            for (a, b) in self.counting(start, days) {
-                let (a, b) = (a.max(start), b.min(start + Duration::days(days)));
-                if b <= a {
-                    continue;
-                }
-                let span = (b - a).num_seconds();
-                if span >= left {
-                    return a + Duration::seconds(left);
-                }
-                left -= span;
+            let stop = start + Duration::days(days);
+            let mut due = None;
+            self.calendar.with_open(start, days, |open| {
+                each_counting(open, &self.pauses, |a, b| {
+                    let (a, b) = (a.max(start), b.min(stop));
+                    if b > a {
+                        let span = (b - a).num_seconds();
+                        if span >= left {
+                            due = Some(a + Duration::seconds(left));
+                            return false;
+                        }
+                        left -= span;
+                    }
+                    true
+                });
+            });
+            if let Some(due) = due {
+                return due;
             }
             window += days;
             days = (days * 2).min(HORIZON_DAYS - window).max(1);
@@ -660,31 +740,98 @@ fn local(zone: &Tz, date: NaiveDate, time: NaiveTime) -> DateTime<Utc> {
     Utc.from_utc_datetime(&naive)
 }
 
-/// `intervals` (in time order) without the parts inside any of `holes` (in time order).
-fn subtract(
-    intervals: Vec<(DateTime<Utc>, DateTime<Utc>)>,
-    holes: &[(DateTime<Utc>, DateTime<Utc>)],
-) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
-    if holes.is_empty() {
-        return intervals;
-    }
-    let mut out = Vec::new();
-    for (mut start, end) in intervals {
+/// Calls `visit` with each part of the `open` intervals outside every one of `holes`
+/// (both in time order), in time order, until it answers `false`.
+fn each_counting(
+    open: &[Span],
+    holes: &[Span],
+    mut visit: impl FnMut(DateTime<Utc>, DateTime<Utc>) -> bool,
+) {
+    for &(mut start, end) in open {
         for &(hole_start, hole_end) in holes {
             if hole_end <= start || hole_start >= end {
                 continue;
             }
-            if hole_start > start {
-                out.push((start, hole_start));
+            if hole_start > start && !visit(start, hole_start) {
+                return;
             }
             start = start.max(hole_end);
             if start >= end {
                 break;
             }
         }
-        if start < end {
-            out.push((start, end));
+        if start < end && !visit(start, end) {
+            return;
         }
     }
-    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Channel, CustomerId};
+
+    /// A conversation asked at `asked`, pending a while, answered and closed later.
+    fn case(n: i64, asked: DateTime<Utc>) -> Conversation {
+        let said = |key: &str, direction, status, at| {
+            Interaction::builder("desk", Channel::Email, direction)
+                .key(&format!("{n}-{key}"))
+                .thread(&format!("t{n}"))
+                .status(status)
+                .occurred_at(at)
+                .build()
+                .unwrap()
+        };
+        let hours = |h: i64| asked + Duration::hours(h + n % 11);
+        let interactions = vec![
+            said("q", Direction::Inbound, InteractionStatus::Open, asked),
+            said(
+                "wait",
+                Direction::Outbound,
+                InteractionStatus::Pending,
+                hours(3),
+            ),
+            said(
+                "more",
+                Direction::Inbound,
+                InteractionStatus::Open,
+                hours(30),
+            ),
+            said(
+                "done",
+                Direction::Outbound,
+                InteractionStatus::Closed,
+                hours(200),
+            ),
+        ];
+        crate::conversation::group(CustomerId::new(), interactions, None).remove(0)
+    }
+
+    /// One calendar shared by conversations met in any order (it extends its dates
+    /// both ways) measures each as a calendar of its own does.
+    #[test]
+    fn a_shared_calendar_measures_as_a_fresh_one() {
+        let nine = chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap();
+        let five = chrono::NaiveTime::from_hms_opt(17, 30, 0).unwrap();
+        let policy = SlaPolicy::new(vec![
+            Target::new(Metric::FirstReply, 4 * 3600),
+            Target::new(Metric::NextReply, 8 * 3600),
+            Target::new(Metric::Resolution, 40 * 3600),
+        ])
+        .in_business_hours(BusinessHours::weekdays("America/New_York", nine, five))
+        .paused_while_pending();
+        let start = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
+        // Jumping back and forth over two years, across changes to summer time.
+        let cases: Vec<Conversation> = (0..60)
+            .map(|n| case(n, start + Duration::hours((n * 7_919) % 17_000)))
+            .collect();
+        let as_of = start + Duration::days(800);
+        let shared = Calendar::new(&policy);
+        for conversation in &cases {
+            let fresh = measure_for(&policy, conversation, &Traits::new(), as_of).unwrap();
+            let measured = measure_valid(&policy, &shared, conversation, &Traits::new(), as_of);
+            assert_eq!(measured, fresh);
+            assert_eq!(measured.len(), 3);
+        }
+    }
 }

@@ -85,6 +85,10 @@ impl FromStr for Channel {
     type Err = ChannelError;
 
     fn from_str(name: &str) -> Result<Self, Self::Err> {
+        // A name as the crate writes it (every stored record) needs no lowering.
+        if let Some((_, channel)) = Self::NAMED.iter().find(|(known, _)| *known == name) {
+            return Ok(channel.clone());
+        }
         let lowered = name.trim().to_lowercase();
         if lowered.is_empty() || lowered.len() > 64 || lowered.chars().any(char::is_control) {
             return Err(ChannelError {

@@ -401,7 +401,12 @@ fn normalize_email(raw: &str) -> Result<String, IdentifierProblem> {
     if let Some(c) = trimmed.chars().find(|c| c.is_control()) {
         return Err(IdentifierProblem::InvalidCharacter(c));
     }
-    Ok(trimmed.to_lowercase())
+    // The same answer for ASCII, without Unicode case tables: most addresses are ASCII.
+    Ok(if trimmed.is_ascii() {
+        trimmed.to_ascii_lowercase()
+    } else {
+        trimmed.to_lowercase()
+    })
 }
 
 /// Separators people put inside phone numbers; they carry no meaning and are dropped.

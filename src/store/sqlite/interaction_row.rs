@@ -73,6 +73,13 @@ fn json(value: &impl serde::Serialize) -> rusqlite::Result<String> {
 /// The interaction in the [`COLUMNS`] of `row`, starting at column `from`.
 pub(super) fn read(row: &Row<'_>, from: usize) -> Result<Interaction, StoreError> {
     let text = |i: usize| row.get::<_, String>(from + i).map_err(sqlite);
+    // Names and JSON are parsed where SQLite holds them, without a copy.
+    let borrowed = |i: usize| -> Result<&str, StoreError> {
+        row.get_ref(from + i)
+            .map_err(sqlite)?
+            .as_str()
+            .map_err(|err| corrupt("interaction", err))
+    };
     let optional = |i: usize| row.get::<_, Option<String>>(from + i).map_err(sqlite);
     let at = |i: usize| row.get::<_, i64>(from + i).map(time).map_err(sqlite);
     let optional_at = |i: usize| {
@@ -83,8 +90,8 @@ pub(super) fn read(row: &Row<'_>, from: usize) -> Result<Interaction, StoreError
     let id: Key = row.get(from).map_err(sqlite)?;
     let in_reply_to: Option<Key> = row.get(from + 10).map_err(sqlite)?;
     let identifiers: Vec<Identifier> =
-        serde_json::from_str(&text(17)?).map_err(|err| corrupt("interaction", err))?;
-    let properties = match serde_json::from_str(&text(18)?) {
+        serde_json::from_str(borrowed(17)?).map_err(|err| corrupt("interaction", err))?;
+    let properties = match serde_json::from_str(borrowed(18)?) {
         Ok(Value::Object(map)) => map,
         Ok(other) => return Err(corrupt("interaction", format!("properties are {other}"))),
         Err(err) => return Err(corrupt("interaction", err)),
@@ -93,14 +100,14 @@ pub(super) fn read(row: &Row<'_>, from: usize) -> Result<Interaction, StoreError
         id: InteractionId::from_uuid(uuid::Uuid::from_bytes(id)),
         occurred_at: at(1)?,
         updated_at: at(2)?,
-        channel: text(3)?
+        channel: borrowed(3)?
             .parse::<Channel>()
             .map_err(|err| corrupt("channel", err))?,
         source: text(4)?,
         key: text(5)?,
-        kind: kind(text(6)?)?,
-        direction: direction(&text(7)?)?,
-        status: status(&text(8)?)?,
+        kind: kind(borrowed(6)?)?,
+        direction: direction(borrowed(7)?)?,
+        status: status(borrowed(8)?)?,
         thread: optional(9)?,
         in_reply_to: in_reply_to.map(|id| InteractionId::from_uuid(uuid::Uuid::from_bytes(id))),
         owner: optional(11)?,
@@ -114,7 +121,6 @@ pub(super) fn read(row: &Row<'_>, from: usize) -> Result<Interaction, StoreError
     })
 }
 
-/// A built-in kind by its name; another as the JSON object serde writes for it.
 fn kind_text(kind: &InteractionKind) -> rusqlite::Result<String> {
     match serde_json::to_value(kind) {
         Ok(Value::String(name)) => Ok(name),
@@ -123,13 +129,20 @@ fn kind_text(kind: &InteractionKind) -> rusqlite::Result<String> {
     }
 }
 
-fn kind(text: String) -> Result<InteractionKind, StoreError> {
-    let value = if text.starts_with('{') {
-        serde_json::from_str(&text).map_err(|err| corrupt("interaction kind", err))?
-    } else {
-        Value::String(text)
-    };
-    serde_json::from_value(value).map_err(|err| corrupt("interaction kind", err))
+/// The kind `kind_text` wrote: a built-in kind's name, or JSON for any other.
+fn kind(text: &str) -> Result<InteractionKind, StoreError> {
+    Ok(match text {
+        "message" => InteractionKind::Message,
+        "call" => InteractionKind::Call,
+        "meeting" => InteractionKind::Meeting,
+        "ticket" => InteractionKind::Ticket,
+        "feedback" => InteractionKind::Feedback,
+        json if json.starts_with('{') => {
+            serde_json::from_str(json).map_err(|err| corrupt("interaction kind", err))?
+        }
+        other => serde_json::from_value(Value::String(other.to_owned()))
+            .map_err(|err| corrupt("interaction kind", err))?,
+    })
 }
 
 fn direction_name(direction: Direction) -> &'static str {
@@ -228,5 +241,33 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(round_trip(&bare), bare);
+    }
+
+    #[test]
+    fn every_kind_and_channel_survives_the_columns() {
+        let kinds = [
+            InteractionKind::Message,
+            InteractionKind::Call,
+            InteractionKind::Meeting,
+            InteractionKind::Ticket,
+            InteractionKind::Feedback,
+            InteractionKind::Other("call".into()),
+            InteractionKind::Other("{odd}".into()),
+        ];
+        for (i, kind) in kinds.into_iter().enumerate() {
+            for channel in [
+                Channel::Web,
+                Channel::Support,
+                Channel::other("Kiosk").unwrap(),
+            ] {
+                let interaction = Interaction::builder("desk", channel, Direction::Inbound)
+                    .key(&format!("k{i}"))
+                    .kind(kind.clone())
+                    .status(InteractionStatus::Pending)
+                    .build()
+                    .unwrap();
+                assert_eq!(round_trip(&interaction), interaction);
+            }
+        }
     }
 }
