@@ -248,14 +248,25 @@ impl Policy {
     /// links anything.
     pub fn is_blocked(&self, identifier: &Identifier) -> bool {
         let value = identifier.value();
-        let lowered = value.to_lowercase();
+        // Every value of every record is checked, and most are lower-case ASCII already.
+        let lowered: std::borrow::Cow<'_, str> = if value
+            .bytes()
+            .all(|b| b.is_ascii() && !b.is_ascii_uppercase())
+        {
+            value.into()
+        } else {
+            value.to_lowercase().into()
+        };
         if self.builtin_blocklist && is_junk(identifier.kind(), &lowered) {
             return true;
+        }
+        if self.blocked_values.is_empty() && self.blocked_patterns.is_empty() {
+            return false;
         }
         let canonical = identifier.to_string();
         let canonical_lowered = canonical.to_lowercase();
         self.blocked_values.contains(&canonical)
-            || self.blocked_values.contains(&lowered)
+            || self.blocked_values.contains(lowered.as_ref())
             || self
                 .blocked_patterns
                 .iter()
