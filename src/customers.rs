@@ -238,39 +238,66 @@ impl<S: Store> Customers<S> {
     ) -> Result<Vec<Result<Receipt, Error>>, Error> {
         let mut order: Vec<usize> = (0..records.len()).collect();
         order.sort_by_key(|&i| records[i].key());
+        // Each record sits in its slot except while the store applies the commit it was
+        // moved into.
+        let mut slots: Vec<Option<Record>> = records.into_iter().map(Some).collect();
         let (mut results, late, repeats) = self.write(|| {
             // Planned on one snapshot: the decisions rest on one state, and the backend
             // reads it without a transaction per read.
-            let (results, commits, late, repeats) = read_to_write(&self.store, |reads| {
-                let mut planner = Planner::new(reads, &self.policy);
-                planner.prefetch(&records)?;
-                let mut results: Vec<Option<Result<Receipt, Error>>> =
-                    (0..records.len()).map(|_| None).collect();
-                let mut commits = Vec::new();
-                let mut late = Vec::new();
-                let mut repeats: Vec<(usize, EventId)> = Vec::new();
-                for &index in &order {
-                    match planner.plan(&records[index]) {
-                        Ok(Plan::Skip(receipt)) => results[index] = Some(Ok(receipt)),
-                        Ok(Plan::Apply(commit, receipt)) => {
-                            let mut commit = *commit;
-                            if index == 0 {
-                                commit.audit.extend(audit.cloned());
+            let (results, mut commits, lent, late, repeats) =
+                read_to_write(&self.store, |reads| {
+                    let mut planner = Planner::new(reads, &self.policy).lending_events();
+                    planner.prefetch(slots.iter().flatten())?;
+                    let mut results: Vec<Option<Result<Receipt, Error>>> =
+                        (0..slots.len()).map(|_| None).collect();
+                    let mut commits = Vec::new();
+                    // (commit, record) of each event to move into its commit.
+                    let mut lent: Vec<(usize, usize)> = Vec::new();
+                    let mut late = Vec::new();
+                    let mut repeats: Vec<(usize, EventId)> = Vec::new();
+                    for &index in &order {
+                        let record = slots[index].as_ref().expect("every record in its slot");
+                        match planner.plan(record) {
+                            Ok(Plan::Skip(receipt)) => results[index] = Some(Ok(receipt)),
+                            Ok(Plan::Apply(commit, receipt)) => {
+                                let mut commit = *commit;
+                                if index == 0 {
+                                    commit.audit.extend(audit.cloned());
+                                }
+                                if let Record::Event(_) = record {
+                                    lent.push((commits.len(), index));
+                                }
+                                commits.push(commit);
+                                results[index] = Some(Ok(receipt));
                             }
-                            commits.push(commit);
-                            results[index] = Some(Ok(receipt));
+                            Ok(Plan::Repeat(event)) => repeats.push((index, event)),
+                            Ok(Plan::Late) => late.push(index),
+                            Err(err @ (Error::Invalid(_) | Error::Suppressed { .. })) => {
+                                results[index] = Some(Err(err));
+                            }
+                            Err(other) => return Err(other),
                         }
-                        Ok(Plan::Repeat(event)) => repeats.push((index, event)),
-                        Ok(Plan::Late) => late.push(index),
-                        Err(err @ (Error::Invalid(_) | Error::Suppressed { .. })) => {
-                            results[index] = Some(Err(err));
-                        }
-                        Err(other) => return Err(other),
                     }
-                }
-                Ok((results, commits, late, repeats))
-            })?;
-            match self.store.apply(&commits) {
+                    Ok((results, commits, lent, late, repeats))
+                })?;
+            for &(commit, index) in &lent {
+                let Some(Ok(Receipt { customer, .. })) = results[index] else {
+                    unreachable!("an applied record has a receipt");
+                };
+                let Some(Record::Event(event)) = slots[index].take() else {
+                    unreachable!("only events are lent");
+                };
+                commits[commit].event = Some(crate::store::Attributed {
+                    customer,
+                    record: event,
+                });
+            }
+            let applied = self.store.apply(&commits);
+            for &(commit, index) in &lent {
+                let event = commits[commit].event.take().expect("lent above");
+                slots[index] = Some(Record::Event(event.record));
+            }
+            match applied {
                 Ok(outcomes) if outcomes.iter().all(|o| *o == CommitOutcome::Applied) => {
                     Ok(Attempt::Done((results, late, repeats)))
                 }
@@ -279,6 +306,10 @@ impl<S: Store> Customers<S> {
                 Err(err) => Err(err.into()),
             }
         })?;
+        let records: Vec<Record> = slots
+            .into_iter()
+            .map(|slot| slot.expect("every record back in its slot"))
+            .collect();
         for index in late {
             let audit = audit.filter(|_| index == 0);
             results[index] = Some(self.ingest_late(&records[index], audit));

@@ -146,6 +146,9 @@ pub(crate) struct Planner<'a, S: ?Sized> {
     /// Resolve late records against the profiles as they stand instead of asking for a
     /// rebuild: for a record whose component is too large to rebuild.
     tolerate_late: bool,
+    /// Leave each planned event out of its commit, for a caller that moves the record
+    /// in itself (see [`lending_events`](Self::lending_events)).
+    lend_events: bool,
     /// Set by `prefetch` when every record to plan sorts after everything stored: then
     /// no stored profile can make one late, and this position (the store's bound, or
     /// `None` when nothing is stored) stands in for each loaded profile's newest
@@ -173,6 +176,7 @@ impl<'a, S: Reads + ?Sized> Planner<'a, S> {
             overrides_exist: true,
             interactions_exist: true,
             tolerate_late: false,
+            lend_events: false,
             stored_before_all: None,
             suppressed: HashMap::new(),
         }
@@ -187,12 +191,24 @@ impl<'a, S: Reads + ?Sized> Planner<'a, S> {
         }
     }
 
+    /// A planner whose event commits leave `event` empty: the caller owns the records and
+    /// moves each planned event into its commit (to the receipt's customer) for as long
+    /// as the store applies it, so a batch's events are not copied.
+    pub(crate) fn lending_events(mut self) -> Self {
+        self.lend_events = true;
+        self
+    }
+
     /// Reads at once what planning `records` will ask the store: whether their events are
     /// stored, and who owns their identifiers.
-    pub(crate) fn prefetch(&mut self, records: &[Record]) -> Result<(), StoreError> {
+    pub(crate) fn prefetch<'r>(
+        &mut self,
+        records: impl IntoIterator<Item = &'r Record, IntoIter: Clone>,
+    ) -> Result<(), StoreError> {
+        let records = records.into_iter();
         let mut events = Vec::new();
         let mut identifiers = Vec::new();
-        for record in records {
+        for record in records.clone() {
             if let Record::Event(event) = record {
                 events.push(event.id);
             }
@@ -225,7 +241,7 @@ impl<'a, S: Reads + ?Sized> Planner<'a, S> {
         if self.interactions_exist {
             bound = bound.max(self.store.interactions_bound()?.map(position));
         }
-        let first = records.iter().map(Record::key).min();
+        let first = records.map(Record::key).min();
         self.stored_before_all = match first {
             Some(first) if bound < Some(first) => Some(bound),
             _ => None,
@@ -328,7 +344,7 @@ impl<'a, S: Reads + ?Sized> Planner<'a, S> {
         };
         commit.traits = trait_operations(event, step.customer);
         commit.consent = consent_records(event, step.customer);
-        commit.event = Some(Attributed {
+        commit.event = (!self.lend_events).then(|| Attributed {
             customer: step.customer,
             record: event.clone(),
         });
