@@ -224,6 +224,22 @@ impl Identifier {
         Ok(Self { kind, value })
     }
 
+    /// An identifier a store holds, in the canonical `kind:value` text it was written in:
+    /// the value was normalised before it was stored, so it is taken as it is rather
+    /// than normalised on every read.
+    pub(crate) fn from_canonical(text: &str) -> Result<Self, IdentifierError> {
+        let (kind, value) = text.split_once(':').ok_or_else(|| {
+            IdentifierError::new("identifier", text, IdentifierProblem::MissingKind)
+        })?;
+        if value.is_empty() {
+            return Err(IdentifierError::new(kind, value, IdentifierProblem::Empty));
+        }
+        Ok(Self {
+            kind: kind.parse()?,
+            value: value.to_owned(),
+        })
+    }
+
     /// An email address.
     pub fn email(raw: &str) -> Result<Self, IdentifierError> {
         Self::new(IdentifierKind::Email, raw)
@@ -502,6 +518,24 @@ mod tests {
     fn phone_with(raw: &str, code: u16) -> Result<Identifier, IdentifierError> {
         let options = NormalizeOptions::default().with_default_calling_code(code);
         Identifier::with_options(IdentifierKind::Phone, raw, &options)
+    }
+
+    #[test]
+    fn canonical_text_reads_back_as_written() {
+        let written = [
+            Identifier::email("Ana@Example.com").unwrap(),
+            Identifier::phone("+1 415 555 2671").unwrap(),
+            Identifier::user_id("u:42").unwrap(),
+            Identifier::anonymous_id("D1").unwrap(),
+            Identifier::new(IdentifierKind::custom("Crm_Id").unwrap(), "A:B").unwrap(),
+        ];
+        for identifier in written {
+            let text = identifier.to_string();
+            assert_eq!(Identifier::from_canonical(&text).unwrap(), identifier);
+        }
+        for broken in ["no kind", "email:", "Not A Kind:x"] {
+            assert!(Identifier::from_canonical(broken).is_err(), "{broken}");
+        }
     }
 
     #[test]

@@ -117,8 +117,7 @@ impl IdentityStore for PostgresStore {
             }
             if let Some(text) = row.get::<_, Option<&str>>(4) {
                 profile.identifiers.push(
-                    text.parse::<Identifier>()
-                        .map_err(|err| corrupt("identifier", err))?,
+                    Identifier::from_canonical(text).map_err(|err| corrupt("identifier", err))?,
                 );
             }
         }

@@ -89,8 +89,12 @@ pub(super) fn read(row: &Row<'_>, from: usize) -> Result<Interaction, StoreError
     };
     let id: Key = row.get(from).map_err(sqlite)?;
     let in_reply_to: Option<Key> = row.get(from + 10).map_err(sqlite)?;
-    let identifiers: Vec<Identifier> =
-        serde_json::from_str(borrowed(17)?).map_err(|err| corrupt("interaction", err))?;
+    let identifiers = serde_json::from_str::<Vec<std::borrow::Cow<'_, str>>>(borrowed(17)?)
+        .map_err(|err| corrupt("interaction", err))?
+        .iter()
+        .map(|text| Identifier::from_canonical(text))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| corrupt("interaction", err))?;
     let properties = match serde_json::from_str(borrowed(18)?) {
         Ok(Value::Object(map)) => map,
         Ok(other) => return Err(corrupt("interaction", format!("properties are {other}"))),

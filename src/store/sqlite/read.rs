@@ -75,7 +75,7 @@ impl IdentityStore for SqliteStore {
                 }
                 if let Some(text) = row.get::<_, Option<String>>(3).map_err(sqlite)? {
                     identifiers.push(
-                        text.parse::<Identifier>()
+                        Identifier::from_canonical(&text)
                             .map_err(|err| corrupt("identifier", err))?,
                     );
                 }
