@@ -4,8 +4,9 @@
 //! [`Customers::service_report`](crate::Customers::service_report) walks the store one
 //! customer at a time, on one worker thread per core (each takes the next page of
 //! customers when done), so memory grows with the conversations of the customers in hand
-//! and the durations and feedback kept for the groups, not with the events stored. A conversation belongs to the
-//! range when it was opened, closed or still open in it; its figures go to the group of
+//! and the durations kept for the groups, not with the events stored: feedback is
+//! counted as it is met. A conversation belongs to the range when it was opened, closed
+//! or still open in it; its figures go to the group of
 //! the owner who answers for it ([`Responsible`]), of that owner's team, of the channel
 //! it began on, or of the customer's value of a trait ([`GroupBy`]).
 //!
@@ -185,7 +186,9 @@ struct Tally {
     resolution_counted: Vec<i64>,
     call_answer: Vec<i64>,
     attainment: BTreeMap<Metric, Attainment>,
-    feedback: Vec<Feedback>,
+    feedback: u64,
+    nps: Nps,
+    csat: Csat,
     unanswered_feedback: u64,
     public_complaints: u64,
     public_complaint_reply: Vec<i64>,
@@ -207,7 +210,9 @@ impl Tally {
             mine.breached += theirs.breached;
             mine.running += theirs.running;
         }
-        self.feedback.extend(other.feedback);
+        self.feedback += other.feedback;
+        self.nps = self.nps.and(other.nps);
+        self.csat = self.csat.and(other.csat);
         self.unanswered_feedback += other.unanswered_feedback;
         self.public_complaints += other.public_complaints;
         self.public_complaint_reply
@@ -225,10 +230,10 @@ impl Tally {
             resolution_counted: Timing::of(self.resolution_counted),
             call_answer: Timing::of(self.call_answer),
             attainment: self.attainment,
-            feedback: self.feedback.len() as u64,
+            feedback: self.feedback,
             unanswered_feedback: self.unanswered_feedback,
-            nps: nps(&self.feedback),
-            csat: csat(&self.feedback),
+            nps: self.nps,
+            csat: self.csat,
             public_complaints: self.public_complaints,
             public_complaint_reply: Timing::of(self.public_complaint_reply),
         }
@@ -372,6 +377,7 @@ impl Builder {
                 ),
             };
             let public_complaint = item.public && item.kind == Some(FeedbackKind::Complaint);
+            let (said_nps, said_csat) = (nps([&item]), csat([&item]));
             for tally in [
                 &mut self.total,
                 self.groups.entry(group.clone()).or_default(),
@@ -385,7 +391,9 @@ impl Builder {
                             .push((answered - item.at).num_seconds());
                     }
                 }
-                tally.feedback.push(item.clone());
+                tally.feedback += 1;
+                tally.nps = tally.nps.and(said_nps);
+                tally.csat = tally.csat.and(said_csat);
             }
         }
     }

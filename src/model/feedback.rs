@@ -515,12 +515,36 @@ pub fn nps<'a>(feedback: impl IntoIterator<Item = &'a Feedback>) -> Nps {
             passives += 1;
         }
     }
-    let total = promoters + passives + detractors;
-    Nps {
-        promoters,
-        passives,
-        detractors,
-        score: (total > 0).then(|| (promoters as f64 - detractors as f64) * 100.0 / total as f64),
+    Nps::of_counts(promoters, passives, detractors)
+}
+
+impl Nps {
+    /// The score of these counts of answers.
+    fn of_counts(promoters: u64, passives: u64, detractors: u64) -> Self {
+        let total = promoters + passives + detractors;
+        Self {
+            promoters,
+            passives,
+            detractors,
+            score: (total > 0)
+                .then(|| (promoters as f64 - detractors as f64) * 100.0 / total as f64),
+        }
+    }
+
+    /// The answers of `self` and `other` together.
+    pub(crate) fn and(self, other: Self) -> Self {
+        Self::of_counts(
+            self.promoters + other.promoters,
+            self.passives + other.passives,
+            self.detractors + other.detractors,
+        )
+    }
+}
+
+impl Default for Nps {
+    /// No answers.
+    fn default() -> Self {
+        Self::of_counts(0, 0, 0)
     }
 }
 
@@ -540,9 +564,31 @@ pub fn csat<'a>(feedback: impl IntoIterator<Item = &'a Feedback>) -> Csat {
             }
         }
     }
-    Csat {
-        satisfied,
-        responses,
-        score: (responses > 0).then(|| satisfied as f64 * 100.0 / responses as f64),
+    Csat::of_counts(satisfied, responses)
+}
+
+impl Csat {
+    /// The score of these counts of answers.
+    fn of_counts(satisfied: u64, responses: u64) -> Self {
+        Self {
+            satisfied,
+            responses,
+            score: (responses > 0).then(|| satisfied as f64 * 100.0 / responses as f64),
+        }
+    }
+
+    /// The answers of `self` and `other` together.
+    pub(crate) fn and(self, other: Self) -> Self {
+        Self::of_counts(
+            self.satisfied + other.satisfied,
+            self.responses + other.responses,
+        )
+    }
+}
+
+impl Default for Csat {
+    /// No answers.
+    fn default() -> Self {
+        Self::of_counts(0, 0)
     }
 }
