@@ -5,6 +5,7 @@ use std::sync::{PoisonError, RwLock};
 
 use chrono::Utc;
 
+use crate::audience::ViewPersonas;
 use crate::error::Error;
 use crate::identity::{Action, Explanation, Policy, Suspect, SuspectStatus};
 use crate::ingest::rebuild::{self, Component, LatePlan, Rebuilt};
@@ -70,6 +71,8 @@ pub struct Customers<S> {
     store: S,
     policy: Policy,
     consent_defaults: ConsentDefaults,
+    /// The personas profiles name.
+    pub(crate) personas: ViewPersonas,
     /// Writers share it while they plan and apply; one that has lost too many races
     /// takes it alone.
     writers: RwLock<()>,
@@ -95,6 +98,7 @@ impl<S: Store> Customers<S> {
             store,
             policy,
             consent_defaults: ConsentDefaults::default(),
+            personas: ViewPersonas::default(),
             writers: RwLock::new(()),
         }
     }
@@ -731,7 +735,11 @@ impl<S: Store> Customers<S> {
             let Some(customer) = view::find(reads, &lookup)? else {
                 return Ok(None);
             };
-            Ok(view::build(reads, customer, entries)?)
+            let Some(mut profile) = view::build(reads, customer, entries)? else {
+                return Ok(None);
+            };
+            profile.persona = self.persona_in(reads, customer, Utc::now())?;
+            Ok(Some(profile))
         })
     }
 

@@ -5,7 +5,7 @@ mod common;
 use chrono::Duration;
 use common::{at, backends, id};
 use oneview::audience::{
-    Aggregate, Comparison, ComputedTrait, EventFilter, Rule, RuleError, Segment,
+    Aggregate, Comparison, ComputedTrait, EventFilter, PersonaMatch, Rule, RuleError, Segment,
 };
 use oneview::{
     Actor, Channel, ConsentChoice, ConsentStatus, Customers, Error, Event, MemoryStore, Purpose,
@@ -762,4 +762,122 @@ fn customer_value_lands_on_the_profile_where_segments_use_it() {
     assert_eq!(again.written as usize, summary.len());
     let after_again = customers.profile(one.customer).unwrap().unwrap();
     assert_eq!(after_again.event_count(), profile.event_count());
+}
+
+#[test]
+fn the_view_names_the_persona_and_follows_merges() {
+    use oneview::audience::Persona;
+    let persona = |name: &str, priority, rule| Persona {
+        name: name.to_owned(),
+        description: format!("{name}: who they are"),
+        priority,
+        rule,
+    };
+    let personas = vec![
+        persona("everyone", 9, always()),
+        persona(
+            "patron",
+            1,
+            Rule::Trait {
+                name: "revenue".into(),
+                test: Comparison::AtLeast(1000.0),
+            },
+        ),
+        persona(
+            "reachable",
+            0,
+            Rule::HasIdentifier {
+                kind: oneview::IdentifierKind::Phone,
+            },
+        ),
+    ];
+    let spent = orders("revenue", |p| Aggregate::Sum { property: p });
+    for plain in backends() {
+        let customers = plain
+            .with_personas(personas.clone(), vec![spent.clone()])
+            .unwrap();
+        customers
+            .ingest_batch([
+                order("o1", 1, &["email:ana@example.com"], 500.0, "books"),
+                order("o2", 2, &["email:ana@example.com"], 700.0, "books"),
+                order("o3", 3, &["phone:+447700900123"], 100.0, "toys"),
+            ])
+            .unwrap();
+        let named = |who: &str| {
+            customers
+                .profile(id(who))
+                .unwrap()
+                .unwrap()
+                .persona
+                .map(|p| p.name)
+        };
+        let ana = customers
+            .profile(id("email:ana@example.com"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            ana.persona,
+            Some(PersonaMatch {
+                name: "patron".into(),
+                description: "patron: who they are".into(),
+                reasons: vec!["trait revenue is 1200.0 (wanted ≥ 1000)".into()],
+            })
+        );
+        assert_eq!(named("phone:+447700900123").as_deref(), Some("reachable"));
+
+        customers
+            .ingest(common::event(
+                "link",
+                5,
+                &["email:ana@example.com", "phone:+447700900123"],
+            ))
+            .unwrap();
+        assert_eq!(named("email:ana@example.com").as_deref(), Some("reachable"));
+        let merged = customers
+            .profile(id("email:ana@example.com"))
+            .unwrap()
+            .unwrap();
+        customers
+            .unmerge(
+                merged.customer_id,
+                merged.merges[0].id,
+                true,
+                &Actor::new("ops", "two people"),
+            )
+            .unwrap();
+        assert_eq!(named("email:ana@example.com").as_deref(), Some("patron"));
+        assert_eq!(named("phone:+447700900123").as_deref(), Some("reachable"));
+    }
+}
+
+#[test]
+fn a_view_without_personas_names_none_and_a_bad_persona_is_refused() {
+    use oneview::audience::Persona;
+    let customers = Customers::new(MemoryStore::new());
+    customers
+        .ingest(order("o1", 1, &["email:ana@example.com"], 5.0, "books"))
+        .unwrap();
+    let profile = customers
+        .profile(id("email:ana@example.com"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(profile.persona, None);
+    let nameless = Persona {
+        name: "vague".into(),
+        description: String::new(),
+        priority: 0,
+        rule: Rule::Any {
+            rules: vec![
+                always(),
+                Rule::Trait {
+                    name: String::new(),
+                    test: Comparison::Exists,
+                },
+            ],
+        },
+    };
+    match customers.with_personas(vec![nameless], vec![]) {
+        Err(Error::Rule(err)) => assert_eq!(err.path, "rule.rules[1]", "{err}"),
+        other => panic!("expected a rule error, got {:?}", other.map(|_| ())),
+    }
 }

@@ -23,6 +23,29 @@ pub struct Persona {
     pub rule: Rule,
 }
 
+/// The persona a profile matches, as the [unified view](crate::Profile::persona) shows
+/// it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonaMatch {
+    /// The persona's name.
+    pub name: String,
+    /// Who they are and what they need.
+    pub description: String,
+    /// The conditions that put the customer in it.
+    pub reasons: Vec<String>,
+}
+
+/// The index of the persona among `personas` that wins: of those that `hold`, the one of
+/// lowest priority, the first given among equals.
+pub(crate) fn strongest(personas: &[Persona], holds: impl Fn(usize) -> bool) -> Option<usize> {
+    personas
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| holds(*n))
+        .min_by_key(|(n, persona)| (persona.priority, *n))
+        .map(|(n, _)| n)
+}
+
 /// At most `times` actions of this cap's kind per customer in any `days` days.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FrequencyCap {

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::action::{ACTION_PROPERTY, Persona, Playbook, Recommendation, choose};
+use super::action::{
+    ACTION_PROPERTY, Persona, PersonaMatch, Playbook, Recommendation, choose, strongest,
+};
 use super::computed::{ComputedTrait, ComputedValue};
 use super::rule::{Facts, Rule, Segment, Verdict};
 use crate::Customers;
@@ -227,18 +229,80 @@ impl<S: Store> Customers<S> {
         computed: &[ComputedTrait],
         as_of: DateTime<Utc>,
     ) -> Result<Option<(String, Verdict)>, Error> {
-        let segments: Vec<Segment> = personas
-            .iter()
-            .map(|p| Segment::new(&p.name, p.rule.clone()))
-            .collect();
+        let segments = persona_segments(personas);
         let mut verdicts = self.verdicts(lookup, &segments, computed, as_of)?;
-        let chosen = personas
-            .iter()
-            .enumerate()
-            .filter(|(n, _)| verdicts[*n].1.holds)
-            .min_by_key(|(n, persona)| (persona.priority, *n))
-            .map(|(n, _)| n);
+        let chosen = strongest(personas, |n| verdicts[n].1.holds);
         Ok(chosen.map(|n| verdicts.swap_remove(n)))
+    }
+
+    /// Has every [`Profile`](crate::Profile) this returns name the persona of
+    /// `personas` its customer matches now ([`persona_of`](Self::persona_of) as of the
+    /// time of the read), with `computed` defining the computed traits their rules may
+    /// name. Reading a profile then reads the customer's whole history, as evaluating a
+    /// segment does.
+    ///
+    /// ```
+    /// use oneview::audience::{Persona, Rule};
+    /// use oneview::{Channel, Customers, Event, Identifier, IdentifierKind, MemoryStore};
+    ///
+    /// let reachable = Persona {
+    ///     name: "reachable".into(),
+    ///     description: "gave us a phone number: call before writing".into(),
+    ///     priority: 1,
+    ///     rule: Rule::HasIdentifier { kind: IdentifierKind::Phone },
+    /// };
+    /// let customers = Customers::new(MemoryStore::new()).with_personas(vec![reachable], vec![])?;
+    /// customers.ingest(
+    ///     Event::builder("app", Channel::Mobile, "Signed Up")
+    ///         .identifier(IdentifierKind::Email, "ana@example.com")
+    ///         .identifier(IdentifierKind::Phone, "+44 20 7946 0958")
+    ///         .build()?,
+    /// )?;
+    /// let profile = customers.profile(Identifier::email("ana@example.com")?)?.unwrap();
+    /// assert_eq!(profile.persona.unwrap().name, "reachable");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Rule`] (naming the path of the bad node) when a persona's rule or a
+    /// computed trait is invalid.
+    pub fn with_personas(
+        mut self,
+        personas: Vec<Persona>,
+        computed: Vec<ComputedTrait>,
+    ) -> Result<Self, Error> {
+        check(&persona_segments(&personas), &computed)?;
+        self.personas = ViewPersonas { personas, computed };
+        Ok(self)
+    }
+
+    /// The persona the customer `customer` matches as of `as_of`, among those
+    /// [`with_personas`](Self::with_personas) set; `None` without any.
+    pub(crate) fn persona_in(
+        &self,
+        reads: &dyn Reads,
+        customer: CustomerId,
+        as_of: DateTime<Utc>,
+    ) -> Result<Option<PersonaMatch>, Error> {
+        let ViewPersonas { personas, computed } = &self.personas;
+        if personas.is_empty() {
+            return Ok(None);
+        }
+        let segments = persona_segments(personas);
+        let needs = Needs::of(segments.iter().map(|s| &s.rule));
+        let Some(snapshot) = snapshot(reads, customer, computed, as_of, needs)? else {
+            return Ok(None);
+        };
+        let mut verdicts = self.judge(&snapshot, &segments, as_of);
+        Ok(strongest(personas, |n| verdicts[n].1.holds).map(|n| {
+            let (_, verdict) = verdicts.swap_remove(n);
+            PersonaMatch {
+                name: personas[n].name.clone(),
+                description: personas[n].description.clone(),
+                reasons: verdict.reasons,
+            }
+        }))
     }
 
     /// The next best action from `playbook` for the customer `lookup` finds, on
@@ -391,6 +455,21 @@ impl<S: Store> Customers<S> {
             }
         }
     }
+}
+
+/// The personas the view names, with the computed traits their rules use.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ViewPersonas {
+    personas: Vec<Persona>,
+    computed: Vec<ComputedTrait>,
+}
+
+/// Each of `personas` as the segment of its rule.
+fn persona_segments(personas: &[Persona]) -> Vec<Segment> {
+    personas
+        .iter()
+        .map(|p| Segment::new(&p.name, p.rule.clone()))
+        .collect()
 }
 
 fn check(segments: &[Segment], computed: &[ComputedTrait]) -> Result<(), Error> {

@@ -16,7 +16,9 @@
 //!   snapshot, as of any time. They evaluate when asked: membership is as fresh as the
 //!   store, with no batch to wait for. To reach members, pass them through
 //!   [`Customers::to_contact`] with the purpose of the contact.
-//! - [`Persona`]s ([`Customers::persona_of`]) and the next best action from a
+//! - [`Persona`]s ([`Customers::persona_of`]; set them with
+//!   [`Customers::with_personas`] and every [`Profile`](crate::Profile) names its own)
+//!   and the next best action from a
 //!   [`Playbook`] ([`Customers::next_best_action`]): priorities, channels, frequency caps
 //!   counted from the actions recorded on the timeline ([`Customers::record_action`]),
 //!   and the consent gate for each action's purpose.
@@ -63,6 +65,7 @@
 //! [`Customers::members`]: crate::Customers::members
 //! [`Customers::to_contact`]: crate::Customers::to_contact
 //! [`Customers::persona_of`]: crate::Customers::persona_of
+//! [`Customers::with_personas`]: crate::Customers::with_personas
 //! [`Customers::next_best_action`]: crate::Customers::next_best_action
 //! [`Customers::record_action`]: crate::Customers::record_action
 //! [`Customers::write_customer_value`]: crate::Customers::write_customer_value
@@ -75,11 +78,14 @@ mod value;
 
 use thiserror::Error;
 
-pub use action::{ACTION_PROPERTY, Action, FrequencyCap, Persona, Playbook, Recommendation};
+pub use action::{
+    ACTION_PROPERTY, Action, FrequencyCap, Persona, PersonaMatch, Playbook, Recommendation,
+};
 pub use computed::{
     Aggregate, Comparison, ComputedTrait, ComputedValue, EventFilter, PropertyCondition,
 };
 pub use facade::MembersPage;
+pub(crate) use facade::ViewPersonas;
 pub use rule::{Facts, Rule, Segment, Verdict};
 pub use value::{VALUE_SOURCE, VALUE_TRAITS, ValueReport};
 

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::audience::PersonaMatch;
 use crate::conversation::{self, ConversationSummary};
 use crate::model::{
     Channel, CustomerId, Event, Identifier, Interaction, MergeRecord, ResolvedTrait, resolve_traits,
@@ -120,6 +121,11 @@ pub struct Profile {
     /// picks up, on whichever channel.
     #[serde(default)]
     pub open_conversations: Vec<ConversationSummary>,
+    /// The persona the customer matches, among those
+    /// [`Customers::with_personas`](crate::Customers::with_personas) set; `None` when none
+    /// holds or none is set.
+    #[serde(default)]
+    pub persona: Option<PersonaMatch>,
     /// The most recent events and interactions, newest first.
     pub timeline: Page<TimelineEntry>,
 }
@@ -193,6 +199,7 @@ pub(crate) fn build<S: Reads + ?Sized>(
         channels,
         merges: store.merges(record.id)?,
         open_conversations,
+        persona: None,
         timeline: timeline(store, record.id, PageRequest::first(entries))?,
     }))
 }
