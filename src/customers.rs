@@ -245,16 +245,21 @@ impl<S: Store> Customers<S> {
         // Each record sits in its slot except while the store applies the commit it was
         // moved into.
         let mut slots: Vec<Option<Record>> = records.into_iter().map(Some).collect();
+        // The receipts of records an earlier attempt stored before the batch had to be
+        // planned again: planned again, they look stored by someone else.
+        let mut landed: Vec<Option<Receipt>> = vec![None; slots.len()];
         let (mut results, late, repeats) = self.write(|| {
             // Planned on one snapshot: the decisions rest on one state, and the backend
             // reads it without a transaction per read.
-            let (results, mut commits, lent, late, repeats) =
+            let (results, mut commits, sources, lent, late, repeats) =
                 read_to_write(&self.store, |reads| {
                     let mut planner = Planner::new(reads, &self.policy).lending_events();
                     planner.prefetch(slots.iter().flatten())?;
                     let mut results: Vec<Option<Result<Receipt, Error>>> =
                         (0..slots.len()).map(|_| None).collect();
                     let mut commits = Vec::new();
+                    // The record of each commit.
+                    let mut sources = Vec::new();
                     // (commit, record) of each event to move into its commit.
                     let mut lent: Vec<(usize, usize)> = Vec::new();
                     let mut late = Vec::new();
@@ -262,7 +267,10 @@ impl<S: Store> Customers<S> {
                     for &index in &order {
                         let record = slots[index].as_ref().expect("every record in its slot");
                         match planner.plan(record) {
-                            Ok(Plan::Skip(receipt)) => results[index] = Some(Ok(receipt)),
+                            Ok(Plan::Skip(receipt)) => {
+                                let mine = landed[index].clone();
+                                results[index] = Some(Ok(mine.unwrap_or(receipt)));
+                            }
                             Ok(Plan::Apply(commit, receipt)) => {
                                 let mut commit = *commit;
                                 if index == 0 {
@@ -272,6 +280,7 @@ impl<S: Store> Customers<S> {
                                     lent.push((commits.len(), index));
                                 }
                                 commits.push(commit);
+                                sources.push(index);
                                 results[index] = Some(Ok(receipt));
                             }
                             Ok(Plan::Repeat(event)) => repeats.push((index, event)),
@@ -282,7 +291,7 @@ impl<S: Store> Customers<S> {
                             Err(other) => return Err(other),
                         }
                     }
-                    Ok((results, commits, lent, late, repeats))
+                    Ok((results, commits, sources, lent, late, repeats))
                 })?;
             for &(commit, index) in &lent {
                 let Some(Ok(Receipt { customer, .. })) = results[index] else {
@@ -305,8 +314,20 @@ impl<S: Store> Customers<S> {
                 Ok(outcomes) if outcomes.iter().all(|o| *o == CommitOutcome::Applied) => {
                     Ok(Attempt::Done((results, late, repeats)))
                 }
+                // Another writer stored some of the batch's events first; the rest was
+                // stored. Plan the batch again against fresh state, keeping what landed.
+                Ok(outcomes) => {
+                    for (commit, outcome) in outcomes.iter().enumerate() {
+                        if *outcome == CommitOutcome::Applied
+                            && let Some(Ok(receipt)) = &results[sources[commit]]
+                        {
+                            landed[sources[commit]] = Some(receipt.clone());
+                        }
+                    }
+                    Ok(Attempt::Conflict)
+                }
                 // Another writer got there first: plan the batch again against fresh state.
-                Ok(_) | Err(StoreError::Conflict { .. }) => Ok(Attempt::Conflict),
+                Err(StoreError::Conflict { .. }) => Ok(Attempt::Conflict),
                 Err(err) => Err(err.into()),
             }
         })?;

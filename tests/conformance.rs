@@ -2,6 +2,7 @@
 //! that break the contract.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
 use oneview::model::{
@@ -40,6 +41,9 @@ enum Flaw {
     ForgetsSuppressions,
     /// Answers a batch of profile reads in its own order, not the order asked.
     ProfilesUnordered,
+    /// Not a flaw: loses a race. Before the first batch it is given, stores that batch's
+    /// second commit on its own, as another writer that got there first would.
+    LosesARace,
 }
 
 /// A memory store with one flaw.
@@ -47,6 +51,18 @@ enum Flaw {
 struct Broken {
     inner: MemoryStore,
     flaw: Flaw,
+    /// Whether the race of [`Flaw::LosesARace`] was run.
+    raced: AtomicBool,
+}
+
+impl Broken {
+    fn new(flaw: Flaw) -> Self {
+        Self {
+            inner: MemoryStore::new(),
+            flaw,
+            raced: AtomicBool::new(false),
+        }
+    }
 }
 
 impl IdentityStore for Broken {
@@ -215,6 +231,12 @@ impl Store for Broken {
                 }
                 self.inner.apply(&commits)
             }
+            Flaw::LosesARace => {
+                if commits.len() > 1 && !self.raced.swap(true, Ordering::SeqCst) {
+                    self.inner.apply(&commits[1..2])?;
+                }
+                self.inner.apply(commits)
+            }
             Flaw::PagesOldestFirst
             | Flaw::TornSnapshots
             | Flaw::ConsentOnTheLiveProfile
@@ -226,10 +248,7 @@ impl Store for Broken {
 
 fn kit_rejects(flaw: Flaw) -> String {
     let result = catch_unwind(AssertUnwindSafe(|| {
-        conformance::run_all(|| Broken {
-            inner: MemoryStore::new(),
-            flaw,
-        })
+        conformance::run_all(|| Broken::new(flaw))
     }));
     let panic = result.expect_err("the kit must fail a broken store");
     panic
@@ -288,4 +307,42 @@ fn kit_catches_a_store_that_answers_profiles_out_of_order() {
         message.contains("profiles answers as profile does"),
         "{message}"
     );
+}
+
+/// A batch whose second event another writer stores between its planning and its
+/// write: the store applies the rest and reports that one a duplicate, the batch is
+/// planned again, and the receipts still say which records this call stored.
+#[test]
+fn receipts_survive_a_batch_planned_again_after_a_lost_race() {
+    use oneview::{Channel, Customers, Outcome};
+    let customers = Customers::new(Broken::new(Flaw::LosesARace));
+    let batch: Vec<Event> = ["ana", "bo", "cy"]
+        .iter()
+        .enumerate()
+        .map(|(n, who)| {
+            Event::builder("shop", Channel::Web, "Order Completed")
+                .message_id(&format!("order-{who}"))
+                .identifier(
+                    oneview::IdentifierKind::Email,
+                    &format!("{who}@example.com"),
+                )
+                .occurred_at(DateTime::from_timestamp(1_800_000_000 + n as i64, 0).unwrap())
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let outcomes: Vec<Outcome> = customers
+        .ingest_batch(batch.clone())
+        .unwrap()
+        .into_iter()
+        .map(|receipt| receipt.unwrap().outcome)
+        .collect();
+    assert_eq!(
+        outcomes,
+        [Outcome::Stored, Outcome::Duplicate, Outcome::Stored]
+    );
+    for event in &batch {
+        let stored = customers.store().event(event.id).unwrap().expect("stored");
+        assert_eq!(stored.record.name, event.name);
+    }
 }
