@@ -16,8 +16,8 @@ use crate::model::{
 };
 use crate::privacy::ConsentDefaults;
 use crate::store::{
-    Commit, CommitOutcome, IdentityChange, Page, PageRequest, Store, StoreError, read_consistent,
-    read_to_write,
+    Attributed, Commit, CommitOutcome, IdentityChange, Page, PageRequest, Reads, Store, StoreError,
+    read_consistent, read_to_write,
 };
 use crate::view::{self, DEFAULT_TIMELINE_ENTRIES, Lookup, Profile, TimelineEntry};
 
@@ -76,6 +76,19 @@ pub struct Customers<S> {
     /// Writers share it while they plan and apply; one that has lost too many races
     /// takes it alone.
     writers: RwLock<()>,
+}
+
+/// A batch planned on one snapshot.
+struct PlannedBatch {
+    /// Per record: its receipt or error, once decided.
+    results: Vec<Option<Result<Receipt, Error>>>,
+    commits: Vec<Commit>,
+    /// The record of each commit.
+    sources: Vec<usize>,
+    /// Records that arrived late, to place one at a time.
+    late: Vec<usize>,
+    /// Records that repeat an event planned earlier in the batch.
+    repeats: Vec<(usize, EventId)>,
 }
 
 /// What one attempt at a write came to.
@@ -251,64 +264,34 @@ impl<S: Store> Customers<S> {
         let (mut results, late, repeats) = self.write(|| {
             // Planned on one snapshot: the decisions rest on one state, and the backend
             // reads it without a transaction per read.
-            let (results, mut commits, sources, lent, late, repeats) =
-                read_to_write(&self.store, |reads| {
-                    let mut planner = Planner::new(reads, &self.policy).lending_events();
-                    planner.prefetch(slots.iter().flatten())?;
-                    let mut results: Vec<Option<Result<Receipt, Error>>> =
-                        (0..slots.len()).map(|_| None).collect();
-                    let mut commits = Vec::new();
-                    // The record of each commit.
-                    let mut sources = Vec::new();
-                    // (commit, record) of each event to move into its commit.
-                    let mut lent: Vec<(usize, usize)> = Vec::new();
-                    let mut late = Vec::new();
-                    let mut repeats: Vec<(usize, EventId)> = Vec::new();
-                    for &index in &order {
-                        let record = slots[index].as_ref().expect("every record in its slot");
-                        match planner.plan(record) {
-                            Ok(Plan::Skip(receipt)) => {
-                                let mine = landed[index].clone();
-                                results[index] = Some(Ok(mine.unwrap_or(receipt)));
-                            }
-                            Ok(Plan::Apply(commit, receipt)) => {
-                                let mut commit = *commit;
-                                if index == 0 {
-                                    commit.audit.extend(audit.cloned());
-                                }
-                                if let Record::Event(_) = record {
-                                    lent.push((commits.len(), index));
-                                }
-                                commits.push(commit);
-                                sources.push(index);
-                                results[index] = Some(Ok(receipt));
-                            }
-                            Ok(Plan::Repeat(event)) => repeats.push((index, event)),
-                            Ok(Plan::Late) => late.push(index),
-                            Err(err @ (Error::Invalid(_) | Error::Suppressed { .. })) => {
-                                results[index] = Some(Err(err));
-                            }
-                            Err(other) => return Err(other),
-                        }
+            let PlannedBatch {
+                results,
+                mut commits,
+                sources,
+                late,
+                repeats,
+            } = read_to_write(&self.store, |reads| {
+                self.plan_batch(reads, &slots, &order, &landed, audit)
+            })?;
+            // Each event goes into its commit for as long as the store applies it, and
+            // back, so a batch's events are not copied.
+            for (commit, &index) in sources.iter().enumerate() {
+                match (slots[index].take(), &results[index]) {
+                    (Some(Record::Event(event)), Some(Ok(receipt))) => {
+                        commits[commit].event = Some(Attributed {
+                            customer: receipt.customer,
+                            record: event,
+                        });
                     }
-                    Ok((results, commits, sources, lent, late, repeats))
-                })?;
-            for &(commit, index) in &lent {
-                let Some(Ok(Receipt { customer, .. })) = results[index] else {
-                    unreachable!("an applied record has a receipt");
-                };
-                let Some(Record::Event(event)) = slots[index].take() else {
-                    unreachable!("only events are lent");
-                };
-                commits[commit].event = Some(crate::store::Attributed {
-                    customer,
-                    record: event,
-                });
+                    // An interaction's commit holds its own copy.
+                    (other, _) => slots[index] = other,
+                }
             }
             let applied = self.store.apply(&commits);
-            for &(commit, index) in &lent {
-                let event = commits[commit].event.take().expect("lent above");
-                slots[index] = Some(Record::Event(event.record));
+            for (commit, &index) in sources.iter().enumerate() {
+                if let Some(event) = commits[commit].event.take() {
+                    slots[index] = Some(Record::Event(event.record));
+                }
             }
             match applied {
                 Ok(outcomes) if outcomes.iter().all(|o| *o == CommitOutcome::Applied) => {
@@ -363,6 +346,53 @@ impl<S: Store> Customers<S> {
             .into_iter()
             .map(|r| r.expect("every record planned"))
             .collect())
+    }
+
+    /// Plans the records of `slots` (all in place) in `order` on one snapshot, each
+    /// event's commit left without its event for the caller to move it in. A record that
+    /// an earlier attempt stored (`landed`) keeps that attempt's receipt.
+    fn plan_batch(
+        &self,
+        reads: &dyn Reads,
+        slots: &[Option<Record>],
+        order: &[usize],
+        landed: &[Option<Receipt>],
+        audit: Option<&AuditRecord>,
+    ) -> Result<PlannedBatch, Error> {
+        let mut planner = Planner::new(reads, &self.policy).lending_events();
+        planner.prefetch(slots.iter().flatten())?;
+        let mut batch = PlannedBatch {
+            results: (0..slots.len()).map(|_| None).collect(),
+            commits: Vec::new(),
+            sources: Vec::new(),
+            late: Vec::new(),
+            repeats: Vec::new(),
+        };
+        for &index in order {
+            let record = slots[index].as_ref().expect("every record in its slot");
+            match planner.plan(record) {
+                Ok(Plan::Skip(receipt)) => {
+                    let mine = landed[index].clone();
+                    batch.results[index] = Some(Ok(mine.unwrap_or(receipt)));
+                }
+                Ok(Plan::Apply(commit, receipt)) => {
+                    let mut commit = *commit;
+                    if index == 0 {
+                        commit.audit.extend(audit.cloned());
+                    }
+                    batch.commits.push(commit);
+                    batch.sources.push(index);
+                    batch.results[index] = Some(Ok(receipt));
+                }
+                Ok(Plan::Repeat(event)) => batch.repeats.push((index, event)),
+                Ok(Plan::Late) => batch.late.push(index),
+                Err(err @ (Error::Invalid(_) | Error::Suppressed { .. })) => {
+                    batch.results[index] = Some(Err(err));
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(batch)
     }
 
     fn ingest_late(&self, record: &Record, audit: Option<&AuditRecord>) -> Result<Receipt, Error> {
