@@ -486,24 +486,16 @@ fn always() -> Rule {
     }
 }
 
-#[test]
-fn the_persona_is_the_highest_priority_one_that_holds() {
-    use oneview::audience::Persona;
-    let customers = Customers::new(MemoryStore::new());
-    customers
-        .ingest_batch([
-            order("o1", 1, &["email:ana@example.com"], 500.0, "books"),
-            order("o2", 2, &["email:ana@example.com"], 700.0, "books"),
-        ])
-        .unwrap();
-    let spent = orders("revenue", |p| Aggregate::Sum { property: p });
-    let persona = |name: &str, priority, rule| Persona {
+/// Everyone with an email (priority 9), patrons who spent 1,000 or more (1), and people
+/// with a phone number (0, the first to win).
+fn three_personas() -> Vec<oneview::audience::Persona> {
+    let persona = |name: &str, priority, rule| oneview::audience::Persona {
         name: name.to_owned(),
         description: format!("{name}: who they are"),
         priority,
         rule,
     };
-    let personas = [
+    vec![
         persona("everyone", 9, always()),
         persona(
             "patron",
@@ -514,13 +506,26 @@ fn the_persona_is_the_highest_priority_one_that_holds() {
             },
         ),
         persona(
-            "phone people",
+            "reachable",
             0,
             Rule::HasIdentifier {
                 kind: oneview::IdentifierKind::Phone,
             },
         ),
-    ];
+    ]
+}
+
+#[test]
+fn the_persona_is_the_highest_priority_one_that_holds() {
+    let customers = Customers::new(MemoryStore::new());
+    customers
+        .ingest_batch([
+            order("o1", 1, &["email:ana@example.com"], 500.0, "books"),
+            order("o2", 2, &["email:ana@example.com"], 700.0, "books"),
+        ])
+        .unwrap();
+    let spent = orders("revenue", |p| Aggregate::Sum { property: p });
+    let personas = three_personas();
     let (name, verdict) = customers
         .persona_of(id("email:ana@example.com"), &personas, &[spent], at(10))
         .unwrap()
@@ -766,31 +771,7 @@ fn customer_value_lands_on_the_profile_where_segments_use_it() {
 
 #[test]
 fn the_view_names_the_persona_and_follows_merges() {
-    use oneview::audience::Persona;
-    let persona = |name: &str, priority, rule| Persona {
-        name: name.to_owned(),
-        description: format!("{name}: who they are"),
-        priority,
-        rule,
-    };
-    let personas = vec![
-        persona("everyone", 9, always()),
-        persona(
-            "patron",
-            1,
-            Rule::Trait {
-                name: "revenue".into(),
-                test: Comparison::AtLeast(1000.0),
-            },
-        ),
-        persona(
-            "reachable",
-            0,
-            Rule::HasIdentifier {
-                kind: oneview::IdentifierKind::Phone,
-            },
-        ),
-    ];
+    let personas = three_personas();
     let spent = orders("revenue", |p| Aggregate::Sum { property: p });
     for plain in backends() {
         let customers = plain
