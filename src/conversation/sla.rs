@@ -493,7 +493,7 @@ pub(crate) struct Calendar {
 struct Days {
     first: NaiveDate,
     /// Where the spans of date `first + i` begin in `spans`, and one more entry where the
-    /// last date's end.
+    /// last date's spans end.
     starts: Vec<usize>,
     spans: Vec<Span>,
 }
