@@ -28,6 +28,7 @@
 //! Implement the five read traits and [`Store`], then run the behaviour tests in
 //! `conformance` (feature `testkit`) from your crate's tests.
 
+mod expect;
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;

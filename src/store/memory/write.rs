@@ -2,14 +2,16 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+use chrono::{DateTime, Utc};
+
 use super::{Fault, ProfileRow, State, Timeline};
 use crate::model::{
     ConsentRecord, CustomerId, EventId, Identifier, Interaction, InteractionId, MergeRecord,
     OverrideId, Refusal, TraitOperation,
 };
 use crate::store::{
-    Attributed, Commit, CommitOutcome, CommitProblem, Erasure, Expectation, IdentityChange,
-    Redacted, Rewrite, Suppression, TimelineCursor,
+    Attributed, Commit, CommitOutcome, CommitProblem, Erasure, IdentityChange, Redacted, Rewrite,
+    Suppression, TimelineCursor, expect,
 };
 
 /// How to take back one applied change.
@@ -58,77 +60,6 @@ pub(super) struct Saved {
 }
 
 impl State {
-    fn check(&self, expectation: &Expectation) -> Result<(), CommitProblem> {
-        match expectation {
-            Expectation::Owner { identifier, owner } => {
-                let found = self.owner(identifier);
-                if found != *owner {
-                    return Err(CommitProblem::UnexpectedOwner {
-                        identifier: identifier.clone(),
-                        expected: *owner,
-                        found,
-                    });
-                }
-            }
-            Expectation::Live { customer } => match self.live(*customer) {
-                None => return Err(CommitProblem::UnknownCustomer(*customer)),
-                Some(live) if live != *customer => {
-                    return Err(CommitProblem::NotLive(*customer));
-                }
-                Some(_) => {}
-            },
-            Expectation::Evidence { customer, count } => {
-                let found = self.members(*customer).map_or(0, |members| {
-                    members
-                        .iter()
-                        .map(|m| {
-                            let events = self.event_timelines.get(m).map_or(0, |t| t.len());
-                            let interactions =
-                                self.interaction_timelines.get(m).map_or(0, |t| t.len());
-                            (events + interactions) as u64
-                        })
-                        .sum()
-                });
-                if found != *count {
-                    return Err(CommitProblem::EvidenceCount {
-                        customer: *customer,
-                        expected: *count,
-                        found,
-                    });
-                }
-            }
-            Expectation::Identifiers {
-                customer,
-                identifiers,
-            } => {
-                let found: BTreeSet<&Identifier> = self
-                    .members(*customer)
-                    .into_iter()
-                    .flatten()
-                    .flat_map(|member| &self.profiles[member].identifiers)
-                    .collect();
-                if !found.iter().copied().eq(identifiers.iter()) {
-                    return Err(CommitProblem::IdentifiersChanged {
-                        customer: *customer,
-                        expected: identifiers.len(),
-                        found: found.len(),
-                    });
-                }
-            }
-            Expectation::InteractionVersion { id, updated_at } => {
-                let found = self.interactions.get(id).map(|(_, i)| i.updated_at);
-                if found != *updated_at {
-                    return Err(CommitProblem::InteractionVersion {
-                        id: *id,
-                        expected: *updated_at,
-                        found,
-                    });
-                }
-            }
-        }
-        Ok(())
-    }
-
     fn require_profile(&self, customer: CustomerId) -> Result<(), Fault> {
         if self.profiles.contains_key(&customer) {
             Ok(())
@@ -149,7 +80,10 @@ impl State {
             return Ok(CommitOutcome::Duplicate);
         }
         for expectation in &commit.expect {
-            self.check(expectation).map_err(Fault::Conflict)?;
+            let Ok(unmet) = expect::unmet(&mut &*self, expectation);
+            if let Some(problem) = unmet {
+                return Err(Fault::Conflict(problem));
+            }
         }
         for change in &commit.identity {
             self.change(change, undo)?;
@@ -835,5 +769,47 @@ impl State {
             }
             Undo::Rewrite(saved) => self.restore(*saved),
         }
+    }
+}
+
+impl expect::Facts for &State {
+    type Error = std::convert::Infallible;
+
+    fn owner(&mut self, identifier: &Identifier) -> Result<Option<CustomerId>, Self::Error> {
+        Ok(State::owner(self, identifier))
+    }
+
+    fn live(&mut self, customer: CustomerId) -> Result<Option<CustomerId>, Self::Error> {
+        Ok(State::live(self, customer))
+    }
+
+    fn evidence(&mut self, customer: CustomerId) -> Result<u64, Self::Error> {
+        Ok(self.members(customer).map_or(0, |members| {
+            members
+                .iter()
+                .map(|m| {
+                    let events = self.event_timelines.get(m).map_or(0, |t| t.len());
+                    let interactions = self.interaction_timelines.get(m).map_or(0, |t| t.len());
+                    (events + interactions) as u64
+                })
+                .sum()
+        }))
+    }
+
+    fn identifiers(&mut self, customer: CustomerId) -> Result<Vec<String>, Self::Error> {
+        Ok(self
+            .members(customer)
+            .into_iter()
+            .flatten()
+            .flat_map(|member| &self.profiles[member].identifiers)
+            .map(ToString::to_string)
+            .collect())
+    }
+
+    fn interaction_version(
+        &mut self,
+        id: InteractionId,
+    ) -> Result<Option<DateTime<Utc>>, Self::Error> {
+        Ok(self.interactions.get(&id).map(|(_, i)| i.updated_at))
     }
 }

@@ -6,10 +6,14 @@ use std::collections::{HashMap, HashSet};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{Key, LIVE, customer, encode, key, live_of, nanos, owner_of, sqlite, time};
-use crate::model::{CustomerId, Event, MergeRecord, OverrideRecord, Refusal};
+use chrono::{DateTime, Utc};
+
+use crate::model::{
+    CustomerId, Event, Identifier, InteractionId, MergeRecord, OverrideRecord, Refusal,
+};
 use crate::store::{
     Attributed, Commit, CommitOutcome, CommitProblem, Expectation, IdentityChange, Rewrite,
-    StoreError,
+    StoreError, expect,
 };
 
 pub(super) use crate::store::Fault;
@@ -24,96 +28,72 @@ impl From<rusqlite::Error> for Fault {
 /// erasure, which empties it, so a profile seen once need not be looked up again.
 type Known = HashSet<Key>;
 
-fn check(conn: &Connection, known: &mut Known, expectation: &Expectation) -> Result<(), Fault> {
-    match expectation {
-        Expectation::Owner { identifier, owner } => {
-            let found: Option<Key> = conn
-                .prepare_cached(
-                    "SELECT p.live_id FROM identifiers i JOIN profiles p ON p.id = i.profile_id
-                     WHERE i.identifier = ?1",
-                )?
-                .query_row([identifier.to_string()], |row| row.get(0))
-                .optional()?;
-            if let Some(live) = found {
-                known.insert(live);
-            }
-            let found = found.map(customer);
-            if found != *owner {
-                return Err(Fault::Conflict(CommitProblem::UnexpectedOwner {
-                    identifier: identifier.clone(),
-                    expected: *owner,
-                    found,
-                }));
-            }
+/// The facts expectations rest on, read in the applying transaction; the live profiles
+/// they find are noted in `known`.
+struct Reading<'a> {
+    conn: &'a Connection,
+    known: &'a mut Known,
+}
+
+impl expect::Facts for Reading<'_> {
+    type Error = Fault;
+
+    fn owner(&mut self, identifier: &Identifier) -> Result<Option<CustomerId>, Fault> {
+        let found: Option<Key> = self
+            .conn
+            .prepare_cached(
+                "SELECT p.live_id FROM identifiers i JOIN profiles p ON p.id = i.profile_id
+                 WHERE i.identifier = ?1",
+            )?
+            .query_row([identifier.to_string()], |row| row.get(0))
+            .optional()?;
+        if let Some(live) = found {
+            self.known.insert(live);
         }
-        Expectation::Live { customer: id } => match live_of(conn, &key(id.as_uuid()))? {
-            None => return Err(Fault::Conflict(CommitProblem::UnknownCustomer(*id))),
-            Some(live) if live != key(id.as_uuid()) => {
-                return Err(Fault::Conflict(CommitProblem::NotLive(*id)));
-            }
-            Some(live) => {
-                known.insert(live);
-            }
-        },
-        Expectation::Evidence {
-            customer: id,
-            count,
-        } => {
-            let found: i64 = conn
-                .prepare_cached(&format!(
-                    "SELECT (SELECT count(*) FROM profiles p JOIN events e ON e.profile_id = p.id
-                             WHERE p.live_id = {LIVE})
-                          + (SELECT count(*) FROM profiles p
-                             JOIN interactions i ON i.profile_id = p.id
-                             WHERE p.live_id = {LIVE})"
-                ))?
-                .query_row([key(id.as_uuid())], |row| row.get(0))?;
-            if found as u64 != *count {
-                return Err(Fault::Conflict(CommitProblem::EvidenceCount {
-                    customer: *id,
-                    expected: *count,
-                    found: found as u64,
-                }));
-            }
-        }
-        Expectation::Identifiers {
-            customer: id,
-            identifiers,
-        } => {
-            let mut found: Vec<String> = conn
-                .prepare_cached(&format!(
-                    "SELECT i.identifier FROM profiles p JOIN identifiers i ON i.profile_id = p.id
-                     WHERE p.live_id = {LIVE}"
-                ))?
-                .query_map([key(id.as_uuid())], |row| row.get(0))?
-                .collect::<Result<_, _>>()?;
-            found.sort_unstable();
-            let mut expected: Vec<String> = identifiers.iter().map(ToString::to_string).collect();
-            expected.sort_unstable();
-            if found != expected {
-                return Err(Fault::Conflict(CommitProblem::IdentifiersChanged {
-                    customer: *id,
-                    expected: expected.len(),
-                    found: found.len(),
-                }));
-            }
-        }
-        Expectation::InteractionVersion { id, updated_at } => {
-            let found: Option<i64> = conn
-                .prepare_cached("SELECT updated_at FROM interactions WHERE id = ?1")?
-                .query_row([key(id.as_uuid())], |row| row.get(0))
-                .optional()?;
-            let found = found.map(time);
-            if found != *updated_at {
-                return Err(Fault::Conflict(CommitProblem::InteractionVersion {
-                    id: *id,
-                    expected: *updated_at,
-                    found,
-                }));
-            }
-        }
+        Ok(found.map(customer))
     }
-    Ok(())
+
+    fn live(&mut self, id: CustomerId) -> Result<Option<CustomerId>, Fault> {
+        let found = live_of(self.conn, &key(id.as_uuid()))?;
+        if let Some(live) = found {
+            self.known.insert(live);
+        }
+        Ok(found.map(customer))
+    }
+
+    fn evidence(&mut self, id: CustomerId) -> Result<u64, Fault> {
+        let found: i64 = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT (SELECT count(*) FROM profiles p JOIN events e ON e.profile_id = p.id
+                         WHERE p.live_id = {LIVE})
+                      + (SELECT count(*) FROM profiles p
+                         JOIN interactions i ON i.profile_id = p.id
+                         WHERE p.live_id = {LIVE})"
+            ))?
+            .query_row([key(id.as_uuid())], |row| row.get(0))?;
+        Ok(found as u64)
+    }
+
+    fn identifiers(&mut self, id: CustomerId) -> Result<Vec<String>, Fault> {
+        Ok(self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT i.identifier FROM profiles p JOIN identifiers i ON i.profile_id = p.id
+                 WHERE p.live_id = {LIVE}"
+            ))?
+            .query_map([key(id.as_uuid())], |row| row.get(0))?
+            .collect::<Result<_, _>>()?)
+    }
+
+    fn interaction_version(&mut self, id: InteractionId) -> Result<Option<DateTime<Utc>>, Fault> {
+        let found: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT updated_at FROM interactions WHERE id = ?1")?
+            .query_row([key(id.as_uuid())], |row| row.get(0))
+            .optional()?;
+        Ok(found.map(time))
+    }
 }
 
 fn require_profile(conn: &Connection, known: &mut Known, id: CustomerId) -> Result<(), Fault> {
@@ -388,8 +368,11 @@ fn apply_commit(
             return Ok(CommitOutcome::Duplicate);
         }
     }
+    let mut reading = Reading { conn, known };
     for expectation in &commit.expect {
-        check(conn, known, expectation)?;
+        if let Some(problem) = expect::unmet(&mut reading, expectation)? {
+            return Err(Fault::Conflict(problem));
+        }
     }
     for identity in &commit.identity {
         change(conn, known, identity)?;

@@ -1,6 +1,10 @@
 //! Runs of everyday commits, checked in memory against state read once per run.
 
+use chrono::{DateTime, Utc};
+
 use super::*;
+use crate::model::{CustomerId, Identifier, InteractionId};
+use crate::store::expect;
 
 /// Whether `commit` can be checked in memory: it creates profiles, attaches
 /// identifiers, records refusals and stores records, and expects nothing a count
@@ -157,63 +161,6 @@ impl State {
             .ok_or(Fault::Invalid(CommitProblem::UnknownCustomer(customer(id))))
     }
 
-    fn check(&self, expectation: &Expectation) -> Result<(), Fault> {
-        match expectation {
-            Expectation::Owner { identifier, owner } => {
-                let found = self.owners[&identifier.to_string()].map(customer);
-                if found != *owner {
-                    return Err(Fault::Conflict(CommitProblem::UnexpectedOwner {
-                        identifier: identifier.clone(),
-                        expected: *owner,
-                        found,
-                    }));
-                }
-            }
-            Expectation::Live { customer: id } => match self.lives.get(id.as_uuid()) {
-                None => return Err(Fault::Conflict(CommitProblem::UnknownCustomer(*id))),
-                Some(live) if live != id.as_uuid() => {
-                    return Err(Fault::Conflict(CommitProblem::NotLive(*id)));
-                }
-                Some(_) => {}
-            },
-            Expectation::Identifiers {
-                customer: id,
-                identifiers,
-            } => {
-                let empty = HashSet::new();
-                let found = self
-                    .lives
-                    .get(id.as_uuid())
-                    .and_then(|live| self.held.get(live))
-                    .unwrap_or(&empty);
-                let expected: HashSet<String> =
-                    identifiers.iter().map(ToString::to_string).collect();
-                if *found != expected {
-                    return Err(Fault::Conflict(CommitProblem::IdentifiersChanged {
-                        customer: *id,
-                        expected: expected.len(),
-                        found: found.len(),
-                    }));
-                }
-            }
-            Expectation::InteractionVersion { id, updated_at } => {
-                let found = self
-                    .versions
-                    .get(id.as_uuid())
-                    .map(|at| super::super::time(*at));
-                if found != *updated_at {
-                    return Err(Fault::Conflict(CommitProblem::InteractionVersion {
-                        id: *id,
-                        expected: *updated_at,
-                        found,
-                    }));
-                }
-            }
-            Expectation::Evidence { .. } => unreachable!("not in a bulk run"),
-        }
-        Ok(())
-    }
-
     /// Checks and applies one commit to the state, adding its rows to `rows`.
     fn apply(&mut self, commit: &Commit, rows: &mut Rows) -> Result<CommitOutcome, Fault> {
         if let Some(event) = &commit.event
@@ -222,7 +169,9 @@ impl State {
             return Ok(CommitOutcome::Duplicate);
         }
         for expectation in &commit.expect {
-            self.check(expectation)?;
+            if let Some(problem) = expect::unmet(&mut &*self, expectation)? {
+                return Err(Fault::Conflict(problem));
+            }
         }
         for change in &commit.identity {
             match change {
@@ -295,4 +244,36 @@ pub(super) fn apply(
         outcomes.push(outcome);
     }
     rows.flush(conn).map_err(|err| Fault::Store(err).at(first))
+}
+
+impl expect::Facts for &State {
+    type Error = Fault;
+
+    fn owner(&mut self, identifier: &Identifier) -> Result<Option<CustomerId>, Fault> {
+        Ok(self.owners[&identifier.to_string()].map(customer))
+    }
+
+    fn live(&mut self, id: CustomerId) -> Result<Option<CustomerId>, Fault> {
+        Ok(self.lives.get(id.as_uuid()).map(|live| customer(*live)))
+    }
+
+    fn evidence(&mut self, _: CustomerId) -> Result<u64, Fault> {
+        unreachable!("a commit that counts evidence is not in a bulk run")
+    }
+
+    fn identifiers(&mut self, id: CustomerId) -> Result<Vec<String>, Fault> {
+        Ok(self
+            .lives
+            .get(id.as_uuid())
+            .and_then(|live| self.held.get(live))
+            .map(|held| held.iter().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    fn interaction_version(&mut self, id: InteractionId) -> Result<Option<DateTime<Utc>>, Fault> {
+        Ok(self
+            .versions
+            .get(id.as_uuid())
+            .map(|at| super::super::time(*at)))
+    }
 }

@@ -9,7 +9,6 @@ use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
 
-use super::read::texts;
 use super::{Conn, MEMBERS, Writes, customer, encode, nanos, schema};
 use crate::model::{AuditRecord, ConsentRecord, MergeRecord, OverrideRecord, Refusal};
 use crate::store::{

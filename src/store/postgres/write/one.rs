@@ -1,6 +1,10 @@
 //! One commit, statement by statement: merges, rewrites, erasures and the rest.
 
+use chrono::{DateTime, Utc};
+
 use super::*;
+use crate::model::{CustomerId, Identifier, InteractionId};
+use crate::store::expect;
 
 fn live_of(conn: &mut Conn, id: Uuid) -> Result<Option<Uuid>, StoreError> {
     Ok(conn
@@ -33,93 +37,63 @@ pub(in super::super) fn require_live(conn: &mut Conn, id: Uuid) -> Result<(), Fa
     }
 }
 
-fn check(conn: &mut Conn, expectation: &Expectation) -> Result<(), Fault> {
-    match expectation {
-        Expectation::Owner { identifier, owner } => {
-            let found = owner_of(conn, &identifier.to_string())?.map(customer);
-            if found != *owner {
-                return Err(Fault::Conflict(CommitProblem::UnexpectedOwner {
-                    identifier: identifier.clone(),
-                    expected: *owner,
-                    found,
-                }));
-            }
-        }
-        Expectation::Live { customer: id } => match live_of(conn, *id.as_uuid())? {
-            None => return Err(Fault::Conflict(CommitProblem::UnknownCustomer(*id))),
-            Some(live) if live != *id.as_uuid() => {
-                return Err(Fault::Conflict(CommitProblem::NotLive(*id)));
-            }
-            Some(_) => {}
-        },
-        Expectation::Evidence {
-            customer: id,
-            count,
-        } => {
-            let found: i64 = conn
-                .query_one(
-                    &format!(
-                        "SELECT coalesce(sum(x.count), 0)::bigint FROM {MEMBERS}
-                         CROSS JOIN LATERAL (
-                             SELECT (SELECT count(*) FROM events WHERE profile_id = m.id)
-                                  + (SELECT count(*) FROM interactions WHERE profile_id = m.id)
-                             AS count) x"
-                    ),
-                    &[id.as_uuid()],
-                )?
-                .get(0);
-            if found as u64 != *count {
-                return Err(Fault::Conflict(CommitProblem::EvidenceCount {
-                    customer: *id,
-                    expected: *count,
-                    found: found as u64,
-                }));
-            }
-        }
-        Expectation::Identifiers {
-            customer: id,
-            identifiers,
-        } => {
-            let mut found: Vec<String> = conn
-                .query(
-                    &format!(
-                        "SELECT x.identifier FROM {MEMBERS} CROSS JOIN LATERAL (
-                             SELECT identifier FROM profile_identifiers
-                             WHERE profile_id = m.id OFFSET 0) x"
-                    ),
-                    &[id.as_uuid()],
-                )?
-                .iter()
-                .map(|row| row.get(0))
-                .collect();
-            found.sort_unstable();
-            let mut expected = texts(identifiers);
-            expected.sort_unstable();
-            if found != expected {
-                return Err(Fault::Conflict(CommitProblem::IdentifiersChanged {
-                    customer: *id,
-                    expected: expected.len(),
-                    found: found.len(),
-                }));
-            }
-        }
-        Expectation::InteractionVersion { id, updated_at } => {
-            let found = conn
-                .query_opt(
-                    "SELECT updated_at FROM interaction_ids WHERE id = $1",
-                    &[id.as_uuid()],
-                )?
-                .map(|row| super::super::time(row.get(0)));
-            if found != *updated_at {
-                return Err(Fault::Conflict(CommitProblem::InteractionVersion {
-                    id: *id,
-                    expected: *updated_at,
-                    found,
-                }));
-            }
-        }
+/// The facts expectations rest on, read statement by statement in the applying
+/// transaction.
+struct Reading<'a>(&'a mut Conn);
+
+impl expect::Facts for Reading<'_> {
+    type Error = Fault;
+
+    fn owner(&mut self, identifier: &Identifier) -> Result<Option<CustomerId>, Fault> {
+        Ok(owner_of(self.0, &identifier.to_string())?.map(customer))
     }
-    Ok(())
+
+    fn live(&mut self, id: CustomerId) -> Result<Option<CustomerId>, Fault> {
+        Ok(live_of(self.0, *id.as_uuid())?.map(customer))
+    }
+
+    fn evidence(&mut self, id: CustomerId) -> Result<u64, Fault> {
+        let found: i64 = self
+            .0
+            .query_one(
+                &format!(
+                    "SELECT coalesce(sum(x.count), 0)::bigint FROM {MEMBERS}
+                     CROSS JOIN LATERAL (
+                         SELECT (SELECT count(*) FROM events WHERE profile_id = m.id)
+                              + (SELECT count(*) FROM interactions WHERE profile_id = m.id)
+                         AS count) x"
+                ),
+                &[id.as_uuid()],
+            )?
+            .get(0);
+        Ok(found as u64)
+    }
+
+    fn identifiers(&mut self, id: CustomerId) -> Result<Vec<String>, Fault> {
+        Ok(self
+            .0
+            .query(
+                &format!(
+                    "SELECT x.identifier FROM {MEMBERS} CROSS JOIN LATERAL (
+                         SELECT identifier FROM profile_identifiers
+                         WHERE profile_id = m.id OFFSET 0) x"
+                ),
+                &[id.as_uuid()],
+            )?
+            .iter()
+            .map(|row| row.get(0))
+            .collect())
+    }
+
+    fn interaction_version(&mut self, id: InteractionId) -> Result<Option<DateTime<Utc>>, Fault> {
+        Ok(self
+            .0
+            .query_opt(
+                "SELECT updated_at FROM interaction_ids WHERE id = $1",
+                &[id.as_uuid()],
+            )?
+            .map(|row| super::super::time(row.get(0))))
+    }
 }
 
 fn change(conn: &mut Conn, change: &IdentityChange) -> Result<(), Fault> {
@@ -469,7 +443,9 @@ pub(in super::super) fn apply(conn: &mut Conn, commit: &Commit) -> Result<Commit
         }
     }
     for expectation in &commit.expect {
-        check(conn, expectation)?;
+        if let Some(problem) = expect::unmet(&mut Reading(conn), expectation)? {
+            return Err(Fault::Conflict(problem));
+        }
     }
     for identity in &commit.identity {
         change(conn, identity)?;

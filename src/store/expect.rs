@@ -1,0 +1,86 @@
+//! Checking a commit's [`Expectation`]s, shared by the in-tree backends: each reads the
+//! facts an expectation rests on in its own way ([`Facts`]); [`unmet`] compares them
+//! with what the planner saw and names what changed.
+
+use chrono::{DateTime, Utc};
+
+use super::{CommitProblem, Expectation};
+use crate::model::{CustomerId, Identifier, InteractionId};
+
+/// What a backend reads to check expectations, inside the transaction that applies
+/// them.
+pub(crate) trait Facts {
+    /// How reading fails.
+    type Error;
+
+    /// The live profile `identifier` resolves to, if any.
+    fn owner(&mut self, identifier: &Identifier) -> Result<Option<CustomerId>, Self::Error>;
+
+    /// The live profile `customer` resolves to; `None` when it is unknown.
+    fn live(&mut self, customer: CustomerId) -> Result<Option<CustomerId>, Self::Error>;
+
+    /// The events plus interactions of the live profile `customer` and its members.
+    fn evidence(&mut self, customer: CustomerId) -> Result<u64, Self::Error>;
+
+    /// The canonical text of each identifier the live profile `customer` holds, in any
+    /// order; none when it is unknown.
+    fn identifiers(&mut self, customer: CustomerId) -> Result<Vec<String>, Self::Error>;
+
+    /// The stored `updated_at` of the interaction `id`, if it is stored.
+    fn interaction_version(
+        &mut self,
+        id: InteractionId,
+    ) -> Result<Option<DateTime<Utc>>, Self::Error>;
+}
+
+/// What no longer holds of `expectation`, by what `facts` reads; `None` when it holds.
+pub(crate) fn unmet<F: Facts + ?Sized>(
+    facts: &mut F,
+    expectation: &Expectation,
+) -> Result<Option<CommitProblem>, F::Error> {
+    Ok(match expectation {
+        Expectation::Owner { identifier, owner } => {
+            let found = facts.owner(identifier)?;
+            (found != *owner).then(|| CommitProblem::UnexpectedOwner {
+                identifier: identifier.clone(),
+                expected: *owner,
+                found,
+            })
+        }
+        Expectation::Live { customer } => match facts.live(*customer)? {
+            None => Some(CommitProblem::UnknownCustomer(*customer)),
+            Some(live) if live != *customer => Some(CommitProblem::NotLive(*customer)),
+            Some(_) => None,
+        },
+        Expectation::Evidence { customer, count } => {
+            let found = facts.evidence(*customer)?;
+            (found != *count).then_some(CommitProblem::EvidenceCount {
+                customer: *customer,
+                expected: *count,
+                found,
+            })
+        }
+        Expectation::Identifiers {
+            customer,
+            identifiers,
+        } => {
+            let mut found = facts.identifiers(*customer)?;
+            found.sort_unstable();
+            let mut expected: Vec<String> = identifiers.iter().map(ToString::to_string).collect();
+            expected.sort_unstable();
+            (found != expected).then_some(CommitProblem::IdentifiersChanged {
+                customer: *customer,
+                expected: expected.len(),
+                found: found.len(),
+            })
+        }
+        Expectation::InteractionVersion { id, updated_at } => {
+            let found = facts.interaction_version(*id)?;
+            (found != *updated_at).then_some(CommitProblem::InteractionVersion {
+                id: *id,
+                expected: *updated_at,
+                found,
+            })
+        }
+    })
+}
