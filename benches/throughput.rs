@@ -163,36 +163,25 @@ fn main() {
         memory.ingest_per_s, memory.raw_per_s
     );
 
-    let workload::Reads {
-        lookup_p50,
-        lookup_p99,
-        view_p50,
-        view_p99,
-    } = reads;
-    println!("lookup p50 {lookup_p50:.1} µs, p99 {lookup_p99:.1} µs");
-    println!("view p50 {view_p50:.1} µs, p99 {view_p99:.1} µs");
+    reads.print();
     println!(
         "scan {scan_per_s:.0} events/s; {bytes_per_event:.0} bytes/event; {profiles} profiles"
     );
-    println!(
-        "{}",
-        json!({
-            "events": workload.events,
-            "customers": workload.customers,
-            "profiles": profiles,
-            "ingest_events_per_s": file.ingest_per_s.round(),
-            "raw_insert_events_per_s": file.raw_per_s.round(),
-            "ingest_vs_raw": (file.ingest_per_s / file.raw_per_s * 1000.0).round() / 1000.0,
-            "ingest_mem_events_per_s": memory.ingest_per_s.round(),
-            "raw_insert_mem_events_per_s": memory.raw_per_s.round(),
-            "ingest_vs_raw_mem": (memory.ingest_per_s / memory.raw_per_s * 1000.0).round() / 1000.0,
-            "lookup_p50_us": (lookup_p50 * 10.0).round() / 10.0,
-            "lookup_p99_us": (lookup_p99 * 10.0).round() / 10.0,
-            "view_p50_us": (view_p50 * 10.0).round() / 10.0,
-            "view_p99_us": (view_p99 * 10.0).round() / 10.0,
-            "scan_events_per_s": scan_per_s.round(),
-            "bytes_per_event": bytes_per_event.round(),
-            "rss_mib_by_quarter": file.rss_quarters,
-        })
-    );
+    let mut line = json!({
+        "events": workload.events,
+        "customers": workload.customers,
+        "profiles": profiles,
+        "ingest_events_per_s": file.ingest_per_s.round(),
+        "raw_insert_events_per_s": file.raw_per_s.round(),
+        "ingest_vs_raw": (file.ingest_per_s / file.raw_per_s * 1000.0).round() / 1000.0,
+        "ingest_mem_events_per_s": memory.ingest_per_s.round(),
+        "raw_insert_mem_events_per_s": memory.raw_per_s.round(),
+        "ingest_vs_raw_mem": (memory.ingest_per_s / memory.raw_per_s * 1000.0).round() / 1000.0,
+        "scan_events_per_s": scan_per_s.round(),
+        "bytes_per_event": bytes_per_event.round(),
+        "rss_mib_by_quarter": file.rss_quarters,
+    });
+    let fields = line.as_object_mut().expect("an object");
+    fields.extend(reads.fields());
+    println!("{line}");
 }

@@ -69,6 +69,34 @@ pub(crate) struct Reads {
     pub(crate) view_p99: f64,
 }
 
+impl Reads {
+    /// Prints the latencies for people.
+    pub(crate) fn print(&self) {
+        println!(
+            "lookup p50 {:.1} µs, p99 {:.1} µs",
+            self.lookup_p50, self.lookup_p99
+        );
+        println!(
+            "view p50 {:.1} µs, p99 {:.1} µs",
+            self.view_p50, self.view_p99
+        );
+    }
+
+    /// The latencies as the fields of a bench's JSON line, in µs to one decimal.
+    pub(crate) fn fields(&self) -> serde_json::Map<String, serde_json::Value> {
+        let tenth = |us: f64| serde_json::json!((us * 10.0).round() / 10.0);
+        [
+            ("lookup_p50_us", self.lookup_p50),
+            ("lookup_p99_us", self.lookup_p99),
+            ("view_p50_us", self.view_p50),
+            ("view_p99_us", self.view_p99),
+        ]
+        .into_iter()
+        .map(|(name, us)| (name.to_owned(), tenth(us)))
+        .collect()
+    }
+}
+
 impl Workload {
     /// One identifier of a customer spread over the workload, the `i`th sample.
     fn sample(&self, i: usize) -> Identifier {
