@@ -1,10 +1,13 @@
 //! Checking a commit's [`Expectation`]s, shared by the in-tree backends: each reads the
 //! facts an expectation rests on in its own way ([`Facts`]); [`unmet`] compares them
-//! with what the planner saw and names what changed.
+//! with what the planner saw and names what changed; [`dead_target`] checks a rewrite's
+//! targets the same way.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use super::{CommitProblem, Expectation};
+use super::{CommitProblem, Expectation, Rewrite};
 use crate::model::{CustomerId, Identifier, InteractionId};
 
 /// What a backend reads to check expectations, inside the transaction that applies
@@ -83,4 +86,28 @@ pub(crate) fn unmet<F: Facts + ?Sized>(
             })
         }
     })
+}
+
+/// The first profile `rewrite` places under a target that will not be live: one the
+/// rewrite itself merges away, or, when the rewrite does not name it, one that is not
+/// stored live.
+pub(crate) fn dead_target<F: Facts + ?Sized>(
+    facts: &mut F,
+    rewrite: &Rewrite,
+) -> Result<Option<CommitProblem>, F::Error> {
+    let named: HashMap<CustomerId, CustomerId> =
+        rewrite.profiles.iter().map(|p| (p.id, p.live)).collect();
+    for state in &rewrite.profiles {
+        let target_live = match named.get(&state.live) {
+            Some(&live) => live == state.live,
+            None => facts.live(state.live)? == Some(state.live),
+        };
+        if !target_live {
+            return Ok(Some(CommitProblem::NotLiveTarget {
+                id: state.id,
+                live: state.live,
+            }));
+        }
+    }
+    Ok(None)
 }

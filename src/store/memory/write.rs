@@ -510,20 +510,12 @@ impl State {
 
     /// Applies a rewrite; on error, the undo log puts back what it changed.
     fn rewrite(&mut self, rewrite: &Rewrite) -> Result<(), Fault> {
+        let Ok(dead) = expect::dead_target(&mut &*self, rewrite);
+        if let Some(problem) = dead {
+            return Err(Fault::Invalid(problem));
+        }
         let named: HashMap<CustomerId, CustomerId> =
             rewrite.profiles.iter().map(|p| (p.id, p.live)).collect();
-        for state in &rewrite.profiles {
-            let target_live = match named.get(&state.live) {
-                Some(&live) => live == state.live,
-                None => self.live(state.live) == Some(state.live),
-            };
-            if !target_live {
-                return Err(Fault::Invalid(CommitProblem::NotLiveTarget {
-                    id: state.id,
-                    live: state.live,
-                }));
-            }
-        }
         // Members of a rewritten profile that the rewrite does not name follow the profile
         // they were merged into.
         let mut orphans = Vec::new();

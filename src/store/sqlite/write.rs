@@ -231,18 +231,8 @@ fn apply_rewrite(conn: &Connection, known: &mut Known, rewrite: &Rewrite) -> Res
         .iter()
         .map(|p| (key(p.id.as_uuid()), key(p.live.as_uuid())))
         .collect();
-    for state in &rewrite.profiles {
-        let target = key(state.live.as_uuid());
-        let target_live = match named.get(&target) {
-            Some(&live) => live == target,
-            None => live_of(conn, &target)? == Some(target),
-        };
-        if !target_live {
-            return Err(Fault::Invalid(CommitProblem::NotLiveTarget {
-                id: state.id,
-                live: state.live,
-            }));
-        }
+    if let Some(problem) = expect::dead_target(&mut Reading { conn, known }, rewrite)? {
+        return Err(Fault::Invalid(problem));
     }
     // Members of a rewritten profile that the rewrite does not name follow the profile
     // they were merged into.

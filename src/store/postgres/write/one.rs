@@ -255,18 +255,8 @@ fn apply_rewrite(conn: &mut Conn, rewrite: &Rewrite) -> Result<(), Fault> {
         .iter()
         .map(|p| (*p.id.as_uuid(), *p.live.as_uuid()))
         .collect();
-    for state in &rewrite.profiles {
-        let target = *state.live.as_uuid();
-        let target_live = match named.get(&target) {
-            Some(&live) => live == target,
-            None => live_of(conn, target)? == Some(target),
-        };
-        if !target_live {
-            return Err(Fault::Invalid(CommitProblem::NotLiveTarget {
-                id: state.id,
-                live: state.live,
-            }));
-        }
+    if let Some(problem) = expect::dead_target(&mut Reading(conn), rewrite)? {
+        return Err(Fault::Invalid(problem));
     }
     // Members of a rewritten profile that the rewrite does not name follow the
     // profile they were merged into.
