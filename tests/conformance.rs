@@ -2,17 +2,19 @@
 //! that break the contract.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
 use oneview::model::{
-    AuditRecord, ConsentRecord, CustomerId, EventId, Identifier, InteractionId, MergeRecord,
-    OverrideRecord, Refusal, TraitOperation,
+    AuditRecord, ConsentRecord, CustomerId, EventId, Identifier, InteractionId, MembershipChange,
+    MembershipState, MergeRecord, OverrideRecord, Refusal, TraitOperation,
 };
 use oneview::store::{
     Attributed, ChannelSummary, Commit, CommitOutcome, EventScan, EventStore, IdentityChange,
-    IdentityStore, InteractionStore, MemoryStore, Owner, Page, PageRequest, PrivacyKey,
-    PrivacyStore, ProfileRecord, Reads, Store, StoreError, Suppression, TraitStore, conformance,
+    IdentityStore, InteractionStore, MembershipStore, MemoryStore, Owner, Page, PageRequest,
+    PrivacyKey, PrivacyStore, ProfileRecord, Reads, Store, StoreError, Suppression, TraitStore,
+    conformance,
 };
 use oneview::{Event, Interaction};
 
@@ -41,6 +43,10 @@ enum Flaw {
     ForgetsSuppressions,
     /// Answers a batch of profile reads in its own order, not the order asked.
     ProfilesUnordered,
+    /// Applies a membership update whatever version it was decided on.
+    MembershipVersionUnchecked,
+    /// Keeps a segment's members after its profile is erased.
+    KeepsErasedMembers,
     /// Not a flaw: loses a race. Before the first batch it is given, stores that batch's
     /// second commit on its own, as another writer that got there first would.
     LosesARace,
@@ -53,6 +59,8 @@ struct Broken {
     flaw: Flaw,
     /// Whether the race of [`Flaw::LosesARace`] was run.
     raced: AtomicBool,
+    /// The memberships erasures removed, for [`Flaw::KeepsErasedMembers`].
+    erased: Mutex<Vec<(String, CustomerId)>>,
 }
 
 impl Broken {
@@ -61,6 +69,7 @@ impl Broken {
             inner: MemoryStore::new(),
             flaw,
             raced: AtomicBool::new(false),
+            erased: Mutex::new(Vec::new()),
         }
     }
 }
@@ -183,6 +192,41 @@ impl PrivacyStore for Broken {
     }
 }
 
+impl MembershipStore for Broken {
+    fn membership(&self, customer: CustomerId) -> Result<MembershipState, StoreError> {
+        self.inner.membership(customer)
+    }
+    fn segment_members(
+        &self,
+        segment: &str,
+        after: Option<CustomerId>,
+        limit: usize,
+    ) -> Result<Vec<CustomerId>, StoreError> {
+        let mut members = self.inner.segment_members(segment, after, limit)?;
+        if let Flaw::KeepsErasedMembers = self.flaw {
+            let erased = self.erased.lock().unwrap();
+            members.extend(erased.iter().filter(|(s, _)| s == segment).map(|(_, c)| *c));
+            members.sort();
+        }
+        Ok(members)
+    }
+    fn membership_changes(
+        &self,
+        customer: CustomerId,
+        page: PageRequest,
+    ) -> Result<Page<MembershipChange>, StoreError> {
+        self.inner.membership_changes(customer, page)
+    }
+    fn due_for_recheck(
+        &self,
+        as_of: DateTime<Utc>,
+        after: Option<CustomerId>,
+        limit: usize,
+    ) -> Result<Vec<CustomerId>, StoreError> {
+        self.inner.due_for_recheck(as_of, after, limit)
+    }
+}
+
 impl Store for Broken {
     fn snapshot(
         &self,
@@ -230,6 +274,33 @@ impl Store for Broken {
                     }
                 }
                 self.inner.apply(&commits)
+            }
+            Flaw::MembershipVersionUnchecked => {
+                let mut commits = commits.to_vec();
+                for update in commits.iter_mut().flat_map(|c| &mut c.membership) {
+                    update.version = self.inner.membership(update.customer)?.version;
+                }
+                self.inner.apply(&commits)
+            }
+            Flaw::KeepsErasedMembers => {
+                let mut erased = Vec::new();
+                for change in commits.iter().flat_map(|c| &c.identity) {
+                    if let IdentityChange::Erase(erasure) = change {
+                        for member in self
+                            .inner
+                            .profile(erasure.customer)?
+                            .map(|p| p.members)
+                            .unwrap_or_default()
+                        {
+                            for m in self.inner.membership(member)?.memberships {
+                                erased.push((m.segment, member));
+                            }
+                        }
+                    }
+                }
+                let outcomes = self.inner.apply(commits)?;
+                self.erased.lock().unwrap().extend(erased);
+                Ok(outcomes)
             }
             Flaw::LosesARace => {
                 if commits.len() > 1 && !self.raced.swap(true, Ordering::SeqCst) {
@@ -307,6 +378,21 @@ fn kit_catches_a_store_that_answers_profiles_out_of_order() {
         message.contains("profiles answers as profile does"),
         "{message}"
     );
+}
+
+#[test]
+fn kit_catches_membership_applied_on_a_stale_version() {
+    let message = kit_rejects(Flaw::MembershipVersionUnchecked);
+    assert!(
+        message.contains("a stale version must conflict"),
+        "{message}"
+    );
+}
+
+#[test]
+fn kit_catches_members_kept_after_an_erasure() {
+    let message = kit_rejects(Flaw::KeepsErasedMembers);
+    assert!(message.contains("other customers stay"), "{message}");
 }
 
 /// A batch whose second event another writer stores between its planning and its

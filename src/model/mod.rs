@@ -11,6 +11,7 @@ mod feedback;
 mod identifier;
 mod ids;
 mod interaction;
+mod membership;
 mod merge;
 mod traits;
 
@@ -32,6 +33,7 @@ pub use ids::{CustomerId, EventId, InteractionId, MergeId, OverrideId};
 pub use interaction::{
     Direction, Interaction, InteractionBuilder, InteractionKind, InteractionStatus,
 };
+pub use membership::{Membership, MembershipChange, MembershipState};
 pub use merge::{
     EvidenceKey, MergeRecord, MergeRule, Override, OverrideRecord, Refusal, RefusalRule,
 };

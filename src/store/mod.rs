@@ -1,7 +1,8 @@
 //! The storage contract: small, sync, object-safe traits that any crate can implement.
 //!
 //! The engine decides and the store persists. Reads are split by concern
-//! ([`IdentityStore`], [`EventStore`], [`InteractionStore`], [`TraitStore`]); every write
+//! ([`IdentityStore`], [`EventStore`], [`InteractionStore`], [`TraitStore`],
+//! [`PrivacyStore`], [`MembershipStore`]); every write
 //! goes through [`Store::apply`], which takes the engine's decisions as data ([`Commit`]s)
 //! and applies them all or nothing. A backend holds no business rules: it checks the
 //! expectations a commit states, keeps the invariants below and nothing else.
@@ -25,7 +26,7 @@
 //! (or [`read_consistent`]), so that a merge landing between two calls cannot tear it.
 //!
 //! # Implementing
-//! Implement the five read traits and [`Store`], then run the behaviour tests in
+//! Implement the six read traits and [`Store`], then run the behaviour tests in
 //! `conformance` (feature `testkit`) from your crate's tests.
 
 mod expect;
@@ -49,7 +50,8 @@ use uuid::Uuid;
 
 use crate::model::{
     AuditRecord, Channel, ConsentRecord, CustomerId, Event, EventId, Identifier, IdentifierKind,
-    Interaction, InteractionId, MergeRecord, OverrideRecord, Refusal, TraitOperation,
+    Interaction, InteractionId, MembershipChange, MembershipState, MergeRecord, OverrideRecord,
+    Refusal, TraitOperation,
 };
 
 pub use memory::MemoryStore;
@@ -221,7 +223,8 @@ pub enum IdentityChange {
 
 /// The removal of one customer: the live profile `customer`, every profile merged into
 /// it, and everything attributed to them — identifiers, events with their trait
-/// operations and consent records, interactions, merges, refusals — plus every refusal
+/// operations and consent records, interactions, merges, refusals, segment membership
+/// and its changes — plus every refusal
 /// and override, of any profile, naming one of `identifiers`. The `suppress` entries are
 /// added to the suppression list in the same step.
 ///
@@ -388,6 +391,31 @@ pub struct Commit {
     pub consent: Vec<Attributed<ConsentRecord>>,
     /// Entries of the audit trail to append.
     pub audit: Vec<AuditRecord>,
+    /// Segment membership decided for profiles, applied last.
+    #[serde(default)]
+    pub membership: Vec<MembershipUpdate>,
+}
+
+/// Segment membership decided for one profile (live, or merged away and leaving its
+/// segments) on the version of its [`MembershipState`] it was read at.
+///
+/// A store checks that the stored version (0 when none is stored) is still `version`
+/// ([`CommitProblem::MembershipVersion`], a conflict, otherwise), applies `changes` in
+/// order — entering adds a [`Membership`](crate::model::Membership) since the change's
+/// time with its reasons, leaving removes it; entering a segment the profile is in or
+/// leaving one it is not in is [`CommitProblem::Membership`] — keeps every change for the
+/// profile's timeline, sets `recheck_at` and bumps the version by one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MembershipUpdate {
+    /// The profile; must exist.
+    pub customer: CustomerId,
+    /// The version of its membership state the changes were decided on.
+    pub version: u64,
+    /// Entries and exits, each naming `customer`.
+    pub changes: Vec<MembershipChange>,
+    /// When to evaluate the profile again with no new evidence; `None`: not until
+    /// evidence arrives.
+    pub recheck_at: Option<DateTime<Utc>>,
 }
 
 /// What became of one commit.
@@ -475,6 +503,28 @@ pub enum CommitProblem {
     /// failure or a deadlock). Like every conflict, deciding again resolves it.
     #[error("a concurrent commit changed what this one was checked against")]
     Concurrent,
+    /// A profile's membership state is not at the version a [`MembershipUpdate`] was
+    /// decided on: another writer updated it since.
+    #[error("membership of {customer} is at version {found}, expected {expected}")]
+    MembershipVersion {
+        /// The profile.
+        customer: CustomerId,
+        /// The version expected.
+        expected: u64,
+        /// The version found.
+        found: u64,
+    },
+    /// A membership change enters a segment the profile is in, leaves one it is not in,
+    /// or names another profile than its update.
+    #[error("profile {customer} cannot {} segment {segment:?}", if *.entered { "enter" } else { "leave" })]
+    Membership {
+        /// The profile.
+        customer: CustomerId,
+        /// The segment.
+        segment: String,
+        /// Whether the change entered it.
+        entered: bool,
+    },
     /// A rewrite makes a profile resolve to one that is not live.
     #[error("profile {id} cannot resolve to {live}, which is not live")]
     NotLiveTarget {
@@ -792,16 +842,64 @@ pub trait PrivacyStore: Debug + Send + Sync {
     ) -> Result<Vec<AuditRecord>, StoreError>;
 }
 
-/// Every read of the contract, as one object: what [`Store::snapshot`] hands out.
-pub trait Reads: IdentityStore + EventStore + InteractionStore + TraitStore + PrivacyStore {}
+/// Reads of segment membership kept live ([`MembershipUpdate`] writes it). Unlike other
+/// reads, these answer for the profile id given, live or merged away, and not for the
+/// profile it resolves to: membership is decided per live profile, and a profile merged
+/// away has left its segments.
+pub trait MembershipStore: Debug + Send + Sync {
+    /// The membership state of `customer`; the default (version 0, no segment) when none
+    /// is stored.
+    fn membership(&self, customer: CustomerId) -> Result<MembershipState, StoreError>;
 
-impl<T: IdentityStore + EventStore + InteractionStore + TraitStore + PrivacyStore + ?Sized> Reads
-    for T
+    /// Up to `limit` (clamped to [`MAX_PAGE_SIZE`]) profiles in `segment` with ids greater
+    /// than `after`, in ascending id order.
+    fn segment_members(
+        &self,
+        segment: &str,
+        after: Option<CustomerId>,
+        limit: usize,
+    ) -> Result<Vec<CustomerId>, StoreError>;
+
+    /// The membership changes recorded on `customer`, newest (`at`, then id) first, as a
+    /// timeline page.
+    fn membership_changes(
+        &self,
+        customer: CustomerId,
+        page: PageRequest,
+    ) -> Result<Page<MembershipChange>, StoreError>;
+
+    /// Up to `limit` (clamped to [`MAX_PAGE_SIZE`]) profiles with ids greater than `after`
+    /// whose `recheck_at` is at or before `as_of`, in ascending id order.
+    fn due_for_recheck(
+        &self,
+        as_of: DateTime<Utc>,
+        after: Option<CustomerId>,
+        limit: usize,
+    ) -> Result<Vec<CustomerId>, StoreError>;
+}
+
+/// Every read of the contract, as one object: what [`Store::snapshot`] hands out.
+pub trait Reads:
+    IdentityStore + EventStore + InteractionStore + TraitStore + PrivacyStore + MembershipStore
+{
+}
+
+impl<
+    T: IdentityStore
+        + EventStore
+        + InteractionStore
+        + TraitStore
+        + PrivacyStore
+        + MembershipStore
+        + ?Sized,
+> Reads for T
 {
 }
 
 /// A complete backend: the reads, and the one way to write.
-pub trait Store: IdentityStore + EventStore + InteractionStore + TraitStore + PrivacyStore {
+pub trait Store:
+    IdentityStore + EventStore + InteractionStore + TraitStore + PrivacyStore + MembershipStore
+{
     /// Runs `reads` against one consistent, committed state of the store: every read made
     /// through the [`Reads`] it is given sees the same state, whatever other threads or
     /// processes commit meanwhile. Reads only: `reads` must not write to this store.
@@ -1015,6 +1113,20 @@ macro_rules! forward_store {
             }
             fn audit(&self, from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Result<Vec<AuditRecord>, StoreError> {
                 (**self).audit(from, to)
+            }
+        }
+        impl<$($generics)*> MembershipStore for $pointer {
+            fn membership(&self, customer: CustomerId) -> Result<MembershipState, StoreError> {
+                (**self).membership(customer)
+            }
+            fn segment_members(&self, segment: &str, after: Option<CustomerId>, limit: usize) -> Result<Vec<CustomerId>, StoreError> {
+                (**self).segment_members(segment, after, limit)
+            }
+            fn membership_changes(&self, customer: CustomerId, page: PageRequest) -> Result<Page<MembershipChange>, StoreError> {
+                (**self).membership_changes(customer, page)
+            }
+            fn due_for_recheck(&self, as_of: DateTime<Utc>, after: Option<CustomerId>, limit: usize) -> Result<Vec<CustomerId>, StoreError> {
+                (**self).due_for_recheck(as_of, after, limit)
             }
         }
         impl<$($generics)*> Store for $pointer {

@@ -20,6 +20,7 @@
 //! release, as the contract is clarified.
 
 mod identity;
+mod membership;
 mod privacy;
 
 use std::collections::BTreeSet;
@@ -41,6 +42,10 @@ pub use identity::{
     conflicting_commits_one_wins, identity_expectations_are_checked,
     refusals_and_overrides_read_back, rewrites_apply_in_full, snapshots_see_one_state,
 };
+pub use membership::{
+    erasure_removes_membership, membership_enters_and_leaves, membership_updates_are_checked,
+    rechecks_are_found_by_time,
+};
 pub use privacy::{
     audit_records_read_back_in_time_order, consent_is_kept_by_the_profile_it_was_recorded_on,
     erasure_removes_everything_about_the_customer, redactions_replace_content,
@@ -52,7 +57,7 @@ pub type BehaviourTest = fn(&dyn Store);
 
 /// Runs every behaviour test, each on a fresh store from `make`.
 pub fn run_all<S: Store>(make: impl Fn() -> S) {
-    let tests: [(&str, BehaviourTest); 23] = [
+    let tests: [(&str, BehaviourTest); 27] = [
         ("events_append_and_read_back", events_append_and_read_back),
         (
             "duplicate_events_are_stored_once",
@@ -112,6 +117,13 @@ pub fn run_all<S: Store>(make: impl Fn() -> S) {
             audit_records_read_back_in_time_order,
         ),
         ("redactions_replace_content", redactions_replace_content),
+        ("membership_enters_and_leaves", membership_enters_and_leaves),
+        (
+            "membership_updates_are_checked",
+            membership_updates_are_checked,
+        ),
+        ("rechecks_are_found_by_time", rechecks_are_found_by_time),
+        ("erasure_removes_membership", erasure_removes_membership),
     ];
     for (name, test) in tests {
         let store = make();

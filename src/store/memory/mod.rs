@@ -12,12 +12,12 @@ use uuid::Uuid;
 
 use super::{
     Attributed, ChannelSummary, Commit, CommitOutcome, CommitProblem, EventScan, EventStore,
-    IdentityStore, InteractionStore, Owner, Page, PageRequest, PrivacyKey, PrivacyStore,
-    ProfileRecord, Reads, Store, StoreError, Suppression, TimelineCursor, TraitStore,
+    IdentityStore, InteractionStore, MembershipStore, Owner, Page, PageRequest, PrivacyKey,
+    PrivacyStore, ProfileRecord, Reads, Store, StoreError, Suppression, TimelineCursor, TraitStore,
 };
 use crate::model::{
     AuditRecord, ConsentRecord, CustomerId, Event, EventId, Identifier, Interaction, InteractionId,
-    MergeRecord, OverrideRecord, Refusal, TraitOperation,
+    MembershipChange, MembershipState, MergeRecord, OverrideRecord, Refusal, TraitOperation,
 };
 use read::{Frozen, Scan};
 
@@ -100,6 +100,12 @@ struct State {
     suppressions: HashMap<String, Suppression>,
     privacy_key: Option<PrivacyKey>,
     audit: Vec<AuditRecord>,
+    /// Segment membership by profile.
+    membership: BTreeMap<CustomerId, MembershipState>,
+    /// Every profile in each segment.
+    segment_members: BTreeSet<(String, CustomerId)>,
+    /// Membership changes by profile, by timeline position.
+    membership_changes: HashMap<CustomerId, BTreeMap<TimelineCursor, MembershipChange>>,
 }
 
 impl State {
@@ -232,6 +238,35 @@ impl PrivacyStore for MemoryStore {
         to: Option<DateTime<Utc>>,
     ) -> Result<Vec<AuditRecord>, StoreError> {
         Frozen(&*self.read()?).audit(from, to)
+    }
+}
+
+impl MembershipStore for MemoryStore {
+    fn membership(&self, customer: CustomerId) -> Result<MembershipState, StoreError> {
+        Frozen(&*self.read()?).membership(customer)
+    }
+    fn segment_members(
+        &self,
+        segment: &str,
+        after: Option<CustomerId>,
+        limit: usize,
+    ) -> Result<Vec<CustomerId>, StoreError> {
+        Frozen(&*self.read()?).segment_members(segment, after, limit)
+    }
+    fn membership_changes(
+        &self,
+        customer: CustomerId,
+        page: PageRequest,
+    ) -> Result<Page<MembershipChange>, StoreError> {
+        Frozen(&*self.read()?).membership_changes(customer, page)
+    }
+    fn due_for_recheck(
+        &self,
+        as_of: DateTime<Utc>,
+        after: Option<CustomerId>,
+        limit: usize,
+    ) -> Result<Vec<CustomerId>, StoreError> {
+        Frozen(&*self.read()?).due_for_recheck(as_of, after, limit)
     }
 }
 

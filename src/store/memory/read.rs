@@ -9,12 +9,13 @@ use uuid::Uuid;
 use super::{MemoryStore, SCAN_CHUNK, State, Timeline};
 use crate::model::{
     AuditRecord, Channel, ConsentRecord, CustomerId, Event, EventId, Identifier, Interaction,
-    InteractionId, MergeRecord, OverrideRecord, Refusal, TraitOperation,
+    InteractionId, MembershipChange, MembershipState, MergeRecord, OverrideRecord, Refusal,
+    TraitOperation,
 };
 use crate::store::{
-    Attributed, ChannelSummary, EventScan, EventStore, IdentityStore, InteractionStore, Owner,
-    Page, PageRequest, PrivacyKey, PrivacyStore, ProfileRecord, StoreError, Suppression,
-    TimelineCursor, TraitStore,
+    Attributed, ChannelSummary, EventScan, EventStore, IdentityStore, InteractionStore,
+    MAX_PAGE_SIZE, MembershipStore, Owner, Page, PageRequest, PrivacyKey, PrivacyStore,
+    ProfileRecord, StoreError, Suppression, TimelineCursor, TraitStore,
 };
 
 impl State {
@@ -451,3 +452,77 @@ impl PrivacyStore for Frozen<'_> {
 /// The state under a read lock: every read through it sees the same state.
 #[derive(Debug)]
 pub(super) struct Frozen<'a>(pub(super) &'a State);
+
+impl MembershipStore for Frozen<'_> {
+    fn membership(&self, customer: CustomerId) -> Result<MembershipState, StoreError> {
+        Ok(self
+            .0
+            .membership
+            .get(&customer)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    fn segment_members(
+        &self,
+        segment: &str,
+        after: Option<CustomerId>,
+        limit: usize,
+    ) -> Result<Vec<CustomerId>, StoreError> {
+        let lower = match after {
+            Some(after) => Bound::Excluded((segment.to_owned(), after)),
+            None => Bound::Included((segment.to_owned(), CustomerId::from_uuid(Uuid::nil()))),
+        };
+        Ok(self
+            .0
+            .segment_members
+            .range((lower, Bound::Unbounded))
+            .take_while(|(s, _)| s == segment)
+            .map(|&(_, customer)| customer)
+            .take(limit.clamp(1, MAX_PAGE_SIZE))
+            .collect())
+    }
+
+    fn membership_changes(
+        &self,
+        customer: CustomerId,
+        page: PageRequest,
+    ) -> Result<Page<MembershipChange>, StoreError> {
+        let Some(changes) = self.0.membership_changes.get(&customer) else {
+            return Ok(Page {
+                items: Vec::new(),
+                next: None,
+            });
+        };
+        let upper = page.cursor().map_or(Bound::Unbounded, Bound::Excluded);
+        let mut items: Vec<MembershipChange> = changes
+            .range((Bound::Unbounded, upper))
+            .rev()
+            .take(page.limit() + 1)
+            .map(|(_, change)| change.clone())
+            .collect();
+        let more = items.len() > page.limit();
+        items.truncate(page.limit());
+        let next = more
+            .then(|| items.last().map(|c| TimelineCursor { at: c.at, id: c.id }))
+            .flatten();
+        Ok(Page { items, next })
+    }
+
+    fn due_for_recheck(
+        &self,
+        as_of: DateTime<Utc>,
+        after: Option<CustomerId>,
+        limit: usize,
+    ) -> Result<Vec<CustomerId>, StoreError> {
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        Ok(self
+            .0
+            .membership
+            .range((lower, Bound::Unbounded))
+            .filter(|(_, state)| state.recheck_at.is_some_and(|at| at <= as_of))
+            .map(|(&customer, _)| customer)
+            .take(limit.clamp(1, MAX_PAGE_SIZE))
+            .collect())
+    }
+}

@@ -6,12 +6,12 @@ use chrono::{DateTime, Utc};
 
 use super::{Fault, ProfileRow, State, Timeline};
 use crate::model::{
-    ConsentRecord, CustomerId, EventId, Identifier, Interaction, InteractionId, MergeRecord,
-    OverrideId, Refusal, TraitOperation,
+    ConsentRecord, CustomerId, EventId, Identifier, Interaction, InteractionId, Membership,
+    MembershipState, MergeRecord, OverrideId, Refusal, TraitOperation,
 };
 use crate::store::{
-    Attributed, Commit, CommitOutcome, CommitProblem, Erasure, IdentityChange, Redacted, Rewrite,
-    Suppression, TimelineCursor, expect,
+    Attributed, Commit, CommitOutcome, CommitProblem, Erasure, IdentityChange, MembershipUpdate,
+    Redacted, Rewrite, Suppression, TimelineCursor, expect,
 };
 
 /// How to take back one applied change.
@@ -40,6 +40,9 @@ pub(super) enum Undo {
     Redact(Vec<Redacted>, Vec<OverrideId>),
     /// A rewrite: the parts of the state it touches, as they were before it.
     Rewrite(Box<Saved>),
+    /// A membership update: the profile's state before it (`None`: none stored), and the
+    /// positions of the changes it recorded.
+    Membership(CustomerId, Option<MembershipState>, Vec<TimelineCursor>),
 }
 
 /// The parts of the state one rewrite touches, as they were before it; `None` where there
@@ -139,7 +142,82 @@ impl State {
             self.audit.push(record.clone());
             undo.push(Undo::AppendAudit);
         }
+        for update in &commit.membership {
+            self.update_membership(update, undo)?;
+        }
         Ok(CommitOutcome::Applied)
+    }
+
+    fn update_membership(
+        &mut self,
+        update: &MembershipUpdate,
+        undo: &mut Vec<Undo>,
+    ) -> Result<(), Fault> {
+        let customer = update.customer;
+        self.require_profile(customer)?;
+        let previous = self.membership.get(&customer).cloned();
+        let mut state = previous.clone().unwrap_or_default();
+        if state.version != update.version {
+            return Err(Fault::Conflict(CommitProblem::MembershipVersion {
+                customer,
+                expected: update.version,
+                found: state.version,
+            }));
+        }
+        for change in &update.changes {
+            let held = state.is_member(&change.segment);
+            if change.customer != customer || held == change.entered {
+                return Err(Fault::Invalid(CommitProblem::Membership {
+                    customer,
+                    segment: change.segment.clone(),
+                    entered: change.entered,
+                }));
+            }
+            if change.entered {
+                state.memberships.push(Membership {
+                    segment: change.segment.clone(),
+                    since: change.at,
+                    reasons: change.reasons.clone(),
+                });
+            } else {
+                state.memberships.retain(|m| m.segment != change.segment);
+            }
+        }
+        state.memberships.sort_by(|a, b| a.segment.cmp(&b.segment));
+        state.version += 1;
+        state.recheck_at = update.recheck_at;
+        let mut positions = Vec::with_capacity(update.changes.len());
+        let log = self.membership_changes.entry(customer).or_default();
+        for change in &update.changes {
+            let position = TimelineCursor {
+                at: change.at,
+                id: change.id,
+            };
+            log.insert(position, change.clone());
+            positions.push(position);
+        }
+        self.index_membership(customer, previous.as_ref(), Some(&state));
+        self.membership.insert(customer, state);
+        undo.push(Undo::Membership(customer, previous, positions));
+        Ok(())
+    }
+
+    /// Moves `customer` in the per-segment index from the segments of `before` to those
+    /// of `after`.
+    fn index_membership(
+        &mut self,
+        customer: CustomerId,
+        before: Option<&MembershipState>,
+        after: Option<&MembershipState>,
+    ) {
+        for membership in before.into_iter().flat_map(|s| &s.memberships) {
+            self.segment_members
+                .remove(&(membership.segment.clone(), customer));
+        }
+        for membership in after.into_iter().flat_map(|s| &s.memberships) {
+            self.segment_members
+                .insert((membership.segment.clone(), customer));
+        }
     }
 
     fn change(&mut self, change: &IdentityChange, undo: &mut Vec<Undo>) -> Result<(), Fault> {
@@ -302,6 +380,9 @@ impl State {
             self.consent.remove(member);
             self.merges.remove(member);
             self.refusals.remove(member);
+            let membership = self.membership.remove(member);
+            self.index_membership(*member, membership.as_ref(), None);
+            self.membership_changes.remove(member);
         }
         let named: HashSet<&Identifier> = erasure.identifiers.iter().collect();
         for identifier in &erasure.identifiers {
@@ -760,6 +841,18 @@ impl State {
                 }
             }
             Undo::Rewrite(saved) => self.restore(*saved),
+            Undo::Membership(customer, previous, positions) => {
+                let current = self.membership.remove(&customer);
+                self.index_membership(customer, current.as_ref(), previous.as_ref());
+                if let Some(previous) = previous {
+                    self.membership.insert(customer, previous);
+                }
+                if let Some(log) = self.membership_changes.get_mut(&customer) {
+                    for position in positions {
+                        log.remove(&position);
+                    }
+                }
+            }
         }
     }
 }

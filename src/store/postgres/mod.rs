@@ -51,6 +51,7 @@
 //!
 //! [`CommitProblem::Concurrent`]: crate::store::CommitProblem::Concurrent
 
+mod membership;
 mod privacy;
 mod read;
 mod schema;

@@ -144,6 +144,7 @@ pub(super) fn erase(conn: &mut Conn, erasure: &Erasure) -> Result<(), Fault> {
     ] {
         conn.execute(sql, &[&members])?;
     }
+    super::membership::erase(conn, &members)?;
     conn.execute("DELETE FROM members WHERE live_id = $1", &[&live])?;
     for suppression in &erasure.suppress {
         suppress(conn, suppression)?;

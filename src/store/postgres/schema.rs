@@ -141,6 +141,33 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX audit_by_time ON audit (at, id);
     ",
+    // Version 2: segment membership kept live. Each profile's segments in one row with
+    // the version writers check and the time it must be evaluated again; each segment's
+    // members, for paging through them; and the changes, by profile and time like its
+    // timeline.
+    "
+    CREATE TABLE membership (
+        profile_id uuid PRIMARY KEY,
+        version    bigint NOT NULL,
+        recheck_at bigint,
+        segments   text NOT NULL
+    );
+    CREATE INDEX membership_by_recheck ON membership (recheck_at)
+        WHERE recheck_at IS NOT NULL;
+    CREATE TABLE segment_members (
+        segment    text COLLATE \"C\" NOT NULL,
+        profile_id uuid NOT NULL,
+        PRIMARY KEY (segment, profile_id)
+    );
+    CREATE INDEX segment_members_by_profile ON segment_members (profile_id);
+    CREATE TABLE membership_changes (
+        profile_id uuid NOT NULL,
+        at         bigint NOT NULL,
+        id         uuid NOT NULL,
+        body       text NOT NULL,
+        PRIMARY KEY (profile_id, at, id)
+    );
+    ",
 ];
 
 /// The schema version this build writes.

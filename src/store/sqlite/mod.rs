@@ -21,6 +21,7 @@
 //! ```
 
 mod interaction_row;
+mod membership;
 mod privacy;
 mod read;
 mod schema;

@@ -201,6 +201,7 @@ pub(super) fn erase(conn: &Connection, erasure: &Erasure) -> Result<(), Fault> {
         ] {
             conn.prepare_cached(sql)?.execute([member])?;
         }
+        super::membership::erase(conn, member)?;
     }
     for member in &members {
         conn.prepare_cached("DELETE FROM profiles WHERE id = ?1")?

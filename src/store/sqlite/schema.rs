@@ -165,6 +165,34 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX audit_by_time ON audit (at, id);
     ",
+    // Version 6: segment membership kept live. Each profile's segments in one row with
+    // the version writers check and the time it must be evaluated again; each segment's
+    // members, for paging through them; and the changes, clustered by profile and time
+    // like its timeline.
+    "
+    CREATE TABLE membership (
+        profile_id BLOB PRIMARY KEY REFERENCES profiles (id),
+        version    INTEGER NOT NULL,
+        recheck_at INTEGER,
+        segments   TEXT NOT NULL   -- a JSON array of memberships
+    ) WITHOUT ROWID;
+    CREATE INDEX membership_by_recheck ON membership (recheck_at)
+        WHERE recheck_at IS NOT NULL;
+
+    CREATE TABLE segment_members (
+        segment    TEXT NOT NULL,
+        profile_id BLOB NOT NULL REFERENCES profiles (id),
+        PRIMARY KEY (segment, profile_id)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE membership_changes (
+        profile_id BLOB NOT NULL REFERENCES profiles (id),
+        at         INTEGER NOT NULL,
+        id         BLOB NOT NULL,
+        body       TEXT NOT NULL,  -- the change as JSON
+        PRIMARY KEY (profile_id, at, id)
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// A migration step SQL cannot express, run after the SQL of the same version.

@@ -408,6 +408,10 @@ fn apply_commit(
     for record in &commit.audit {
         super::privacy::insert_audit(conn, record)?;
     }
+    for update in &commit.membership {
+        require_profile(conn, known, update.customer)?;
+        super::membership::update(conn, update)?;
+    }
     Ok(CommitOutcome::Applied)
 }
 

@@ -25,7 +25,7 @@ pub(super) fn fits(commit: &Commit) -> bool {
                 | IdentityChange::Attach { .. }
                 | IdentityChange::Refuse(_)
         )
-    })
+    }) && commit.membership.is_empty()
 }
 
 /// What a run of commits is checked against: the stored state of everything they

@@ -446,5 +446,9 @@ pub(in super::super) fn apply(conn: &mut Conn, commit: &Commit) -> Result<Commit
     let mut rows = Rows::default();
     records(&mut rows, commit)?;
     rows.flush(conn)?;
+    for update in &commit.membership {
+        require_profile(conn, *update.customer.as_uuid())?;
+        super::super::membership::update(conn, update)?;
+    }
     Ok(CommitOutcome::Applied)
 }

@@ -1,0 +1,173 @@
+//! Segment membership: each profile's state in one row, an index of each segment's
+//! members, and the changes, by profile and time for the timeline.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::write::Fault;
+use super::{Conn, PostgresStore, customer, decode, encode, nanos, time};
+use crate::model::{CustomerId, Membership, MembershipChange, MembershipState};
+use crate::store::{
+    CommitProblem, MAX_PAGE_SIZE, MembershipStore, MembershipUpdate, Page, PageRequest, StoreError,
+    TimelineCursor, clamped_nanos,
+};
+
+impl MembershipStore for PostgresStore {
+    fn membership(&self, id: CustomerId) -> Result<MembershipState, StoreError> {
+        self.read(|conn| state_of(conn, *id.as_uuid()))
+    }
+
+    fn segment_members(
+        &self,
+        segment: &str,
+        after: Option<CustomerId>,
+        limit: usize,
+    ) -> Result<Vec<CustomerId>, StoreError> {
+        let after = after.map(|a| *a.as_uuid());
+        let limit = limit.clamp(1, MAX_PAGE_SIZE) as i64;
+        self.read(|conn| {
+            let rows = conn.query(
+                "SELECT profile_id FROM segment_members
+                 WHERE segment = $1 AND ($2::uuid IS NULL OR profile_id > $2)
+                 ORDER BY profile_id LIMIT $3",
+                &[&segment, &after, &limit],
+            )?;
+            Ok(rows.iter().map(|row| customer(row.get(0))).collect())
+        })
+    }
+
+    fn membership_changes(
+        &self,
+        id: CustomerId,
+        request: PageRequest,
+    ) -> Result<Page<MembershipChange>, StoreError> {
+        let (at, change_id) = request
+            .cursor()
+            .map_or((i64::MAX, Uuid::max()), |c| (clamped_nanos(c.at), c.id));
+        let limit = request.limit() as i64 + 1;
+        self.read(|conn| {
+            let rows = conn.query(
+                "SELECT body FROM membership_changes
+                 WHERE profile_id = $1 AND (at, id) < ($2, $3)
+                 ORDER BY at DESC, id DESC LIMIT $4",
+                &[id.as_uuid(), &at, &change_id, &limit],
+            )?;
+            let mut items: Vec<MembershipChange> = rows
+                .iter()
+                .map(|row| decode("membership change", row.get::<_, &str>(0)))
+                .collect::<Result<_, _>>()?;
+            let more = items.len() > request.limit();
+            items.truncate(request.limit());
+            let next = more
+                .then(|| items.last().map(|c| TimelineCursor { at: c.at, id: c.id }))
+                .flatten();
+            Ok(Page { items, next })
+        })
+    }
+
+    fn due_for_recheck(
+        &self,
+        as_of: DateTime<Utc>,
+        after: Option<CustomerId>,
+        limit: usize,
+    ) -> Result<Vec<CustomerId>, StoreError> {
+        let after = after.map(|a| *a.as_uuid());
+        let limit = limit.clamp(1, MAX_PAGE_SIZE) as i64;
+        self.read(|conn| {
+            let rows = conn.query(
+                "SELECT profile_id FROM membership
+                 WHERE recheck_at <= $1 AND ($2::uuid IS NULL OR profile_id > $2)
+                 ORDER BY profile_id LIMIT $3",
+                &[&clamped_nanos(as_of), &after, &limit],
+            )?;
+            Ok(rows.iter().map(|row| customer(row.get(0))).collect())
+        })
+    }
+}
+
+fn state_of(conn: &mut Conn, id: Uuid) -> Result<MembershipState, StoreError> {
+    let Some(row) = conn.query_opt(
+        "SELECT version, recheck_at, segments FROM membership WHERE profile_id = $1",
+        &[&id],
+    )?
+    else {
+        return Ok(MembershipState::default());
+    };
+    Ok(MembershipState {
+        version: row.get::<_, i64>(0) as u64,
+        recheck_at: row.get::<_, Option<i64>>(1).map(time),
+        memberships: decode("membership", row.get::<_, &str>(2))?,
+    })
+}
+
+/// Applies one [`MembershipUpdate`]; the profile must exist (the caller checks).
+pub(super) fn update(conn: &mut Conn, update: &MembershipUpdate) -> Result<(), Fault> {
+    let id = update.customer;
+    let profile = *id.as_uuid();
+    let mut state = state_of(conn, profile)?;
+    if state.version != update.version {
+        return Err(Fault::Conflict(CommitProblem::MembershipVersion {
+            customer: id,
+            expected: update.version,
+            found: state.version,
+        }));
+    }
+    for change in &update.changes {
+        if change.customer != id || state.is_member(&change.segment) == change.entered {
+            return Err(Fault::Invalid(CommitProblem::Membership {
+                customer: id,
+                segment: change.segment.clone(),
+                entered: change.entered,
+            }));
+        }
+        if change.entered {
+            state.memberships.push(Membership {
+                segment: change.segment.clone(),
+                since: change.at,
+                reasons: change.reasons.clone(),
+            });
+            conn.execute(
+                "INSERT INTO segment_members (segment, profile_id) VALUES ($1, $2)",
+                &[&change.segment, &profile],
+            )?;
+        } else {
+            state.memberships.retain(|m| m.segment != change.segment);
+            conn.execute(
+                "DELETE FROM segment_members WHERE segment = $1 AND profile_id = $2",
+                &[&change.segment, &profile],
+            )?;
+        }
+        conn.execute(
+            "INSERT INTO membership_changes (profile_id, at, id, body) VALUES ($1, $2, $3, $4)",
+            &[&profile, &nanos(change.at)?, &change.id, &encode(change)?],
+        )?;
+    }
+    state.memberships.sort_by(|a, b| a.segment.cmp(&b.segment));
+    let recheck_at = update.recheck_at.map(nanos).transpose()?;
+    conn.execute(
+        "INSERT INTO membership (profile_id, version, recheck_at, segments)
+         VALUES ($1, $2, $3, $4)
+         ON CONFLICT (profile_id) DO UPDATE
+         SET version = excluded.version, recheck_at = excluded.recheck_at,
+             segments = excluded.segments",
+        &[
+            &profile,
+            &((state.version + 1) as i64),
+            &recheck_at,
+            &encode(&state.memberships)?,
+        ],
+    )?;
+    Ok(())
+}
+
+/// Removes the membership of the erased profiles `members`.
+pub(super) fn erase(conn: &mut Conn, members: &[Uuid]) -> Result<(), StoreError> {
+    for sql in [
+        "DELETE FROM segment_members WHERE profile_id = ANY($1)",
+        "DELETE FROM membership WHERE profile_id = ANY($1)",
+        "DELETE FROM membership_changes WHERE profile_id = ANY($1)",
+    ] {
+        conn.execute(sql, &[&members])?;
+    }
+    Ok(())
+}

@@ -1,0 +1,206 @@
+//! Segment membership: each profile's state in one row, an index of each segment's
+//! members, and the changes, clustered by profile and time for the timeline.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::write::Fault;
+use super::{SqliteStore, customer, decode, encode, key, nanos, sqlite, time};
+use crate::model::{CustomerId, Membership, MembershipChange, MembershipState};
+use crate::store::{
+    CommitProblem, MAX_PAGE_SIZE, MembershipStore, MembershipUpdate, Page, PageRequest, StoreError,
+    TimelineCursor, clamped_nanos,
+};
+
+impl MembershipStore for SqliteStore {
+    fn membership(&self, id: CustomerId) -> Result<MembershipState, StoreError> {
+        self.read(|conn| state_of(conn, id).map_err(|fault| fault.at(0)))
+    }
+
+    fn segment_members(
+        &self,
+        segment: &str,
+        after: Option<CustomerId>,
+        limit: usize,
+    ) -> Result<Vec<CustomerId>, StoreError> {
+        let after = after.map_or([0; 16], |a| key(a.as_uuid()));
+        let limit = limit.clamp(1, MAX_PAGE_SIZE) as i64;
+        self.read(|conn| {
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT profile_id FROM segment_members
+                     WHERE segment = ?1 AND profile_id > ?2 ORDER BY profile_id LIMIT ?3",
+                )
+                .map_err(sqlite)?;
+            let rows = statement
+                .query_map(params![segment, after, limit], |row| row.get(0))
+                .map_err(sqlite)?;
+            rows.map(|id| id.map(customer).map_err(sqlite)).collect()
+        })
+    }
+
+    fn membership_changes(
+        &self,
+        id: CustomerId,
+        request: PageRequest,
+    ) -> Result<Page<MembershipChange>, StoreError> {
+        let (at, change_id) = request.cursor().map_or((i64::MAX, [0xff; 16]), |c| {
+            (clamped_nanos(c.at), key(&c.id))
+        });
+        self.read(|conn| {
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT body FROM membership_changes
+                     WHERE profile_id = ?1 AND (at < ?2 OR (at = ?2 AND id < ?3))
+                     ORDER BY at DESC, id DESC LIMIT ?4",
+                )
+                .map_err(sqlite)?;
+            let rows = statement
+                .query_map(
+                    params![key(id.as_uuid()), at, change_id, request.limit() as i64 + 1],
+                    |row| row.get::<_, String>(0),
+                )
+                .map_err(sqlite)?;
+            let mut items: Vec<MembershipChange> = rows
+                .map(|body| decode("membership change", &body.map_err(sqlite)?))
+                .collect::<Result<_, _>>()?;
+            let more = items.len() > request.limit();
+            items.truncate(request.limit());
+            let next = more
+                .then(|| items.last().map(|c| TimelineCursor { at: c.at, id: c.id }))
+                .flatten();
+            Ok(Page { items, next })
+        })
+    }
+
+    fn due_for_recheck(
+        &self,
+        as_of: DateTime<Utc>,
+        after: Option<CustomerId>,
+        limit: usize,
+    ) -> Result<Vec<CustomerId>, StoreError> {
+        let after = after.map_or([0; 16], |a| key(a.as_uuid()));
+        let limit = limit.clamp(1, MAX_PAGE_SIZE) as i64;
+        self.read(|conn| {
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT profile_id FROM membership
+                     WHERE recheck_at <= ?1 AND profile_id > ?2 ORDER BY profile_id LIMIT ?3",
+                )
+                .map_err(sqlite)?;
+            let rows = statement
+                .query_map(params![clamped_nanos(as_of), after, limit], |row| {
+                    row.get(0)
+                })
+                .map_err(sqlite)?;
+            rows.map(|id| id.map(customer).map_err(sqlite)).collect()
+        })
+    }
+}
+
+fn state_of(conn: &Connection, id: CustomerId) -> Result<MembershipState, Fault> {
+    let row: Option<(i64, Option<i64>, String)> = conn
+        .prepare_cached(
+            "SELECT version, recheck_at, segments FROM membership WHERE profile_id = ?1",
+        )?
+        .query_row([key(id.as_uuid())], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
+        .optional()?;
+    let Some((version, recheck_at, segments)) = row else {
+        return Ok(MembershipState::default());
+    };
+    Ok(MembershipState {
+        version: version as u64,
+        memberships: decode::<Vec<Membership>>("membership", &segments)?,
+        recheck_at: recheck_at.map(time),
+    })
+}
+
+/// Applies one [`MembershipUpdate`]; the profile must exist (the caller checks).
+pub(super) fn update(conn: &Connection, update: &MembershipUpdate) -> Result<(), Fault> {
+    let id = update.customer;
+    let profile = key(id.as_uuid());
+    let mut state = state_of(conn, id)?;
+    if state.version != update.version {
+        return Err(Fault::Conflict(CommitProblem::MembershipVersion {
+            customer: id,
+            expected: update.version,
+            found: state.version,
+        }));
+    }
+    for change in &update.changes {
+        if change.customer != id || state.is_member(&change.segment) == change.entered {
+            return Err(Fault::Invalid(CommitProblem::Membership {
+                customer: id,
+                segment: change.segment.clone(),
+                entered: change.entered,
+            }));
+        }
+        if change.entered {
+            state.memberships.push(Membership {
+                segment: change.segment.clone(),
+                since: change.at,
+                reasons: change.reasons.clone(),
+            });
+            conn.prepare_cached(
+                "INSERT INTO segment_members (segment, profile_id) VALUES (?1, ?2)",
+            )?
+            .execute(params![change.segment, profile])?;
+        } else {
+            state.memberships.retain(|m| m.segment != change.segment);
+            conn.prepare_cached(
+                "DELETE FROM segment_members WHERE segment = ?1 AND profile_id = ?2",
+            )?
+            .execute(params![change.segment, profile])?;
+        }
+        conn.prepare_cached(
+            "INSERT INTO membership_changes (profile_id, at, id, body) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![
+            profile,
+            nanos(change.at)?,
+            key(&change.id),
+            encode(change)?
+        ])?;
+    }
+    state.memberships.sort_by(|a, b| a.segment.cmp(&b.segment));
+    let recheck_at = update.recheck_at.map(nanos).transpose()?;
+    conn.prepare_cached(
+        "INSERT INTO membership (profile_id, version, recheck_at, segments)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (profile_id) DO UPDATE
+         SET version = excluded.version, recheck_at = excluded.recheck_at,
+             segments = excluded.segments",
+    )?
+    .execute(params![
+        profile,
+        (state.version + 1) as i64,
+        recheck_at,
+        encode(&state.memberships)?
+    ])?;
+    Ok(())
+}
+
+/// Removes the membership of an erased profile.
+pub(super) fn erase(conn: &Connection, profile: &super::Key) -> Result<(), Fault> {
+    let state: Option<String> = conn
+        .prepare_cached("SELECT segments FROM membership WHERE profile_id = ?1")?
+        .query_row([profile], |row| row.get(0))
+        .optional()?;
+    if let Some(segments) = state {
+        for membership in decode::<Vec<Membership>>("membership", &segments)? {
+            conn.prepare_cached(
+                "DELETE FROM segment_members WHERE segment = ?1 AND profile_id = ?2",
+            )?
+            .execute(params![membership.segment, profile])?;
+        }
+    }
+    for sql in [
+        "DELETE FROM membership WHERE profile_id = ?1",
+        "DELETE FROM membership_changes WHERE profile_id = ?1",
+    ] {
+        conn.prepare_cached(sql)?.execute([profile])?;
+    }
+    Ok(())
+}
