@@ -190,11 +190,17 @@ fn print_profile(profile: &Profile) {
                 call.outcome.as_deref().unwrap_or("open"),
                 call.owner.as_deref().unwrap_or("unassigned"),
             ),
+            TimelineEntry::Membership(change) => format!(
+                "{} segment {}: {}",
+                if change.entered { "entered" } else { "left" },
+                change.segment,
+                change.reasons.join("; ")
+            ),
         };
         println!(
             "    {}  {:<6} {what}",
             entry.at().format("%Y-%m-%d %H:%M"),
-            entry.channel().to_string()
+            entry.channel().map_or("-".to_owned(), ToString::to_string)
         );
     }
 }

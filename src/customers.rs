@@ -1,11 +1,11 @@
 //! [`Customers`]: the one entry point an application needs.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
-use crate::audience::ViewPersonas;
+use crate::audience::{LiveSegments, Touched, ViewPersonas};
 use crate::error::Error;
 use crate::identity::{Action, Explanation, Policy, Suspect, SuspectStatus};
 use crate::ingest::rebuild::{self, Component, LatePlan, Rebuilt};
@@ -73,9 +73,23 @@ pub struct Customers<S> {
     consent_defaults: ConsentDefaults,
     /// The personas profiles name.
     pub(crate) personas: ViewPersonas,
+    /// The segments kept live.
+    pub(crate) live: LiveSegments,
+    /// What time it is, for deciding membership.
+    clock: Clock,
     /// Writers share it while they plan and apply; one that has lost too many races
     /// takes it alone.
     writers: RwLock<()>,
+}
+
+/// A source of the time.
+#[derive(Clone)]
+struct Clock(Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>);
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
 }
 
 /// A batch planned on one snapshot.
@@ -112,6 +126,8 @@ impl<S: Store> Customers<S> {
             policy,
             consent_defaults: ConsentDefaults::default(),
             personas: ViewPersonas::default(),
+            live: LiveSegments::default(),
+            clock: Clock(Arc::new(Utc::now)),
             writers: RwLock::new(()),
         }
     }
@@ -121,6 +137,30 @@ impl<S: Store> Customers<S> {
     pub fn with_consent_defaults(mut self, defaults: ConsentDefaults) -> Self {
         self.consent_defaults = defaults;
         self
+    }
+
+    /// Reads the time from `clock` instead of the system clock where the time of a call
+    /// decides something: the time live segment membership is decided at
+    /// ([`with_live_segments`](Self::with_live_segments)). For replaying history as it
+    /// happened, and for tests.
+    ///
+    /// ```
+    /// use chrono::{TimeZone, Utc};
+    /// use oneview::{Customers, MemoryStore};
+    ///
+    /// let new_year = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    /// let customers = Customers::new(MemoryStore::new()).with_clock(move || new_year);
+    /// assert_eq!(customers.now(), new_year);
+    /// ```
+    pub fn with_clock(mut self, clock: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) -> Self {
+        self.clock = Clock(Arc::new(clock));
+        self
+    }
+
+    /// The time now, by the clock [`with_clock`](Self::with_clock) set (the system
+    /// clock unless set).
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.clock.0)()
     }
 
     /// The regimes that answer for purposes a customer never decided on.
@@ -261,6 +301,8 @@ impl<S: Store> Customers<S> {
         // The receipts of records an earlier attempt stored before the batch had to be
         // planned again: planned again, they look stored by someone else.
         let mut landed: Vec<Option<Receipt>> = vec![None; slots.len()];
+        // What the landed commits changed, for the segments kept live.
+        let mut touched = Touched::default();
         let (mut results, late, repeats) = self.write(|| {
             // Planned on one snapshot: the decisions rest on one state, and the backend
             // reads it without a transaction per read.
@@ -288,6 +330,11 @@ impl<S: Store> Customers<S> {
                 }
             }
             let applied = self.store.apply(&commits);
+            if let Ok(outcomes) = &applied
+                && self.keeps_segments_live()
+            {
+                touched.note(&commits, outcomes);
+            }
             for (commit, &index) in sources.iter().enumerate() {
                 if let Some(event) = commits[commit].event.take() {
                     slots[index] = Some(Record::Event(event.record));
@@ -320,7 +367,7 @@ impl<S: Store> Customers<S> {
             .collect();
         for index in late {
             let audit = audit.filter(|_| index == 0);
-            results[index] = Some(self.ingest_late(&records[index], audit));
+            results[index] = Some(self.ingest_late(&records[index], audit, &mut touched));
         }
         // The first of each repeated event, in the order the records were decided.
         let mut firsts: HashMap<EventId, usize> = HashMap::new();
@@ -342,6 +389,16 @@ impl<S: Store> Customers<S> {
                 _ => self.ingest(records[index].clone()),
             });
         }
+        if self.keeps_segments_live() {
+            for (result, record) in results.iter().zip(&records) {
+                if let Some(Ok(receipt)) = result
+                    && receipt.outcome == crate::Outcome::Duplicate
+                {
+                    touched.redelivered(receipt.customer, record);
+                }
+            }
+        }
+        self.maintain_now(touched)?;
         Ok(results
             .into_iter()
             .map(|r| r.expect("every record planned"))
@@ -395,7 +452,12 @@ impl<S: Store> Customers<S> {
         Ok(batch)
     }
 
-    fn ingest_late(&self, record: &Record, audit: Option<&AuditRecord>) -> Result<Receipt, Error> {
+    fn ingest_late(
+        &self,
+        record: &Record,
+        audit: Option<&AuditRecord>,
+        touched: &mut Touched,
+    ) -> Result<Receipt, Error> {
         let landed = self.write(|| {
             let planned = read_to_write(&self.store, |reads| -> Result<_, Error> {
                 match rebuild::plan_late(reads, &self.policy, record)? {
@@ -425,6 +487,9 @@ impl<S: Store> Customers<S> {
             commit.audit.extend(audit.cloned());
             match self.store.apply(std::slice::from_ref(&commit)) {
                 Ok(outcomes) if outcomes == [CommitOutcome::Applied] => {
+                    if self.keeps_segments_live() {
+                        touched.note(std::slice::from_ref(&commit), &outcomes);
+                    }
                     Ok(Attempt::Done(Some(receipt)))
                 }
                 // Another writer stored the same event first.
@@ -732,7 +797,8 @@ impl<S: Store> Customers<S> {
         apply: bool,
         audit: Option<AuditRecord>,
     ) -> Result<Rebuilt, Error> {
-        self.write(|| {
+        let mut touched = Touched::default();
+        let rebuilt = self.write(|| {
             let component = read_to_write(&self.store, |reads| {
                 Component::load_through(reads, seeds, through)
             })?;
@@ -753,11 +819,18 @@ impl<S: Store> Customers<S> {
                 ..commit
             };
             match self.store.apply(std::slice::from_ref(&commit)) {
-                Ok(_) => Ok(Attempt::Done(report)),
+                Ok(outcomes) => {
+                    if self.keeps_segments_live() {
+                        touched.note(std::slice::from_ref(&commit), &outcomes);
+                    }
+                    Ok(Attempt::Done(report))
+                }
                 Err(StoreError::Conflict { .. }) => Ok(Attempt::Conflict),
                 Err(err) => Err(err.into()),
             }
-        })
+        })?;
+        self.maintain_now(touched)?;
+        Ok(rebuilt)
     }
 
     /// How `a` and `b` came to share a profile — the chain of evidence, hop by hop — or
@@ -802,7 +875,8 @@ impl<S: Store> Customers<S> {
         page: PageRequest,
     ) -> Result<Page<TimelineEntry>, Error> {
         read_consistent(&self.store, |reads| {
-            Ok(view::timeline(reads, customer, page)?)
+            let live = reads.profile(customer)?.map_or(customer, |p| p.id);
+            Ok(view::timeline(reads, live, page)?)
         })
     }
 }

@@ -332,6 +332,9 @@ fn snapshot<S: Store>(customers: &Customers<S>) -> Snapshot {
                         interactions.push(format!("{}@{}", i.key, i.updated_at.to_rfc3339()));
                         timeline.push(i.key.clone());
                     }
+                    TimelineEntry::Membership(change) => {
+                        panic!("no segment is kept live here: {change:?}")
+                    }
                 }
             }
             interactions.sort();

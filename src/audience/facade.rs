@@ -36,37 +36,53 @@ pub struct MembersPage {
 }
 
 /// What one customer is, read on one snapshot.
-struct Snapshot {
+pub(super) struct Snapshot {
     identifiers: Vec<crate::model::Identifier>,
     traits: BTreeMap<String, serde_json::Value>,
-    events: Vec<Event>,
-    interactions: Vec<Interaction>,
+    pub(super) events: Vec<Event>,
+    pub(super) interactions: Vec<Interaction>,
     feedback: Vec<Feedback>,
     open_conversations: u64,
     consent: crate::privacy::ConsentState,
+    /// Whether `events` holds every event (it is empty when they were not needed).
+    pub(super) read_events: bool,
+    /// Whether `interactions` holds every interaction.
+    pub(super) read_interactions: bool,
 }
 
-/// What rules read beyond the profile, its traits and its events, which they always do:
-/// the rest is read only when a rule asks for it.
+/// What rules read beyond the profile and its traits, which they always do: the rest is
+/// read only when a rule asks for it.
 #[derive(Clone, Copy, Debug, Default)]
-struct Needs {
+pub(super) struct Needs {
+    /// Events: events performed, channels used, computed traits, feedback given.
+    pub(super) events: bool,
     /// Interactions: channels used, open conversations, feedback given in them.
-    interactions: bool,
+    pub(super) interactions: bool,
     /// Consent in force.
-    consent: bool,
+    pub(super) consent: bool,
 }
 
 impl Needs {
-    fn of<'a>(rules: impl IntoIterator<Item = &'a Rule>) -> Self {
+    /// What `rules` read, with `computed` defining the computed traits they may name.
+    pub(super) fn of<'a>(
+        rules: impl IntoIterator<Item = &'a Rule>,
+        computed: &[ComputedTrait],
+    ) -> Self {
         let mut needs = Self::default();
         let mut pending: Vec<&Rule> = rules.into_iter().collect();
         while let Some(rule) = pending.pop() {
             match rule {
                 Rule::All { rules } | Rule::Any { rules } => pending.extend(rules),
                 Rule::Not { of } => pending.push(of),
-                Rule::UsedChannel { .. }
-                | Rule::OpenConversations { .. }
-                | Rule::FeedbackScore { .. } => needs.interactions = true,
+                Rule::Trait { name, .. } => {
+                    needs.events |= computed.iter().any(|c| c.name == *name);
+                }
+                Rule::Performed { .. } => needs.events = true,
+                Rule::UsedChannel { .. } | Rule::FeedbackScore { .. } => {
+                    needs.events = true;
+                    needs.interactions = true;
+                }
+                Rule::OpenConversations { .. } => needs.interactions = true,
                 Rule::Consents { .. } => needs.consent = true,
                 _ => {}
             }
@@ -76,8 +92,18 @@ impl Needs {
 
     fn everything() -> Self {
         Self {
+            events: true,
             interactions: true,
             consent: true,
+        }
+    }
+
+    /// What either reads.
+    pub(super) fn and(self, other: Self) -> Self {
+        Self {
+            events: self.events || other.events,
+            interactions: self.interactions || other.interactions,
+            consent: self.consent || other.consent,
         }
     }
 }
@@ -89,9 +115,21 @@ fn snapshot(
     as_of: DateTime<Utc>,
     needs: Needs,
 ) -> Result<Option<Snapshot>, Error> {
-    let Some(profile) = reads.profile(customer)? else {
-        return Ok(None);
-    };
+    match reads.profile(customer)? {
+        Some(profile) => snapshot_of(reads, profile, computed, as_of, needs).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// What the live profile `profile` is, as `needs` asks, as of `as_of`.
+pub(super) fn snapshot_of(
+    reads: &dyn Reads,
+    profile: crate::store::ProfileRecord,
+    computed: &[ComputedTrait],
+    as_of: DateTime<Utc>,
+    needs: Needs,
+) -> Result<Snapshot, Error> {
+    let customer = profile.id;
     let operations = reads.trait_operations(customer)?;
     let mut traits: BTreeMap<String, serde_json::Value> = resolve_traits(&operations)
         .into_iter()
@@ -101,9 +139,17 @@ fn snapshot(
         events,
         interactions,
         feedback,
-    } = view::history(reads, customer, needs.interactions)?;
-    for (name, value) in compute_all(computed, &events, as_of) {
-        traits.insert(name, value.value);
+    } = if needs.events {
+        view::history(reads, customer, needs.interactions)?
+    } else if needs.interactions {
+        view::history_of_interactions(reads, customer)?
+    } else {
+        view::History::default()
+    };
+    if needs.events {
+        for (name, value) in compute_all(computed, &events, as_of) {
+            traits.insert(name, value.value);
+        }
     }
     let current: Vec<Interaction> = interactions
         .iter()
@@ -114,7 +160,7 @@ fn snapshot(
         .iter()
         .filter(|c| c.summary.is_open())
         .count() as u64;
-    Ok(Some(Snapshot {
+    Ok(Snapshot {
         traits,
         events,
         interactions,
@@ -126,7 +172,9 @@ fn snapshot(
             crate::privacy::ConsentState::default()
         },
         identifiers: profile.identifiers,
-    }))
+        read_events: needs.events,
+        read_interactions: needs.interactions,
+    })
 }
 
 fn compute_all(
@@ -212,7 +260,7 @@ impl<S: Store> Customers<S> {
         let lookup = lookup.into();
         read_consistent(self.store(), |reads| {
             let customer = view::find(reads, &lookup)?.ok_or(Error::UnknownCustomer)?;
-            let needs = Needs::of(segments.iter().map(|s| &s.rule));
+            let needs = Needs::of(segments.iter().map(|s| &s.rule), computed);
             let snapshot =
                 snapshot(reads, customer, computed, as_of, needs)?.ok_or(Error::UnknownCustomer)?;
             Ok(self.judge(&snapshot, segments, as_of))
@@ -290,7 +338,7 @@ impl<S: Store> Customers<S> {
             return Ok(None);
         }
         let segments = persona_segments(personas);
-        let needs = Needs::of(segments.iter().map(|s| &s.rule));
+        let needs = Needs::of(segments.iter().map(|s| &s.rule), computed);
         let Some(snapshot) = snapshot(reads, customer, computed, as_of, needs)? else {
             return Ok(None);
         };
@@ -369,7 +417,7 @@ impl<S: Store> Customers<S> {
         self.ingest(Record::Interaction(interaction))
     }
 
-    fn facts<'a>(&'a self, snapshot: &'a Snapshot, as_of: DateTime<Utc>) -> Facts<'a> {
+    pub(super) fn facts<'a>(&'a self, snapshot: &'a Snapshot, as_of: DateTime<Utc>) -> Facts<'a> {
         Facts {
             traits: &snapshot.traits,
             identifiers: &snapshot.identifiers,
@@ -410,7 +458,7 @@ impl<S: Store> Customers<S> {
     ) -> Result<MembersPage, Error> {
         check(std::slice::from_ref(segment), computed)?;
         let limit = limit.clamp(1, MAX_PAGE_SIZE);
-        let needs = Needs::of([&segment.rule]);
+        let needs = Needs::of([&segment.rule], computed);
         let mut members = Vec::new();
         let mut cursor = after;
         loop {

@@ -73,6 +73,7 @@
 mod action;
 mod computed;
 mod facade;
+mod live;
 mod rule;
 mod value;
 
@@ -86,6 +87,8 @@ pub use computed::{
 };
 pub use facade::MembersPage;
 pub(crate) use facade::ViewPersonas;
+pub use live::Maintained;
+pub(crate) use live::{LiveSegments, Touched};
 pub use rule::{Facts, Rule, Segment, Verdict};
 pub use value::{VALUE_SOURCE, VALUE_TRAITS, ValueReport};
 

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::audience::PersonaMatch;
 use crate::conversation::{self, ConversationSummary};
 use crate::model::{
-    Channel, CustomerId, Event, Identifier, Interaction, MergeRecord, ResolvedTrait, resolve_traits,
+    Channel, CustomerId, Event, Identifier, Interaction, Membership, MembershipChange, MergeRecord,
+    ResolvedTrait, resolve_traits,
 };
 use crate::store::{ChannelSummary, Page, PageRequest, Reads, StoreError, TimelineCursor};
 
@@ -51,6 +52,9 @@ pub enum TimelineEntry {
     Event(Event),
     /// A contact with the customer.
     Interaction(Interaction),
+    /// The customer entered or left a segment kept live
+    /// ([`Customers::with_live_segments`](crate::Customers::with_live_segments)).
+    Membership(MembershipChange),
 }
 
 impl TimelineEntry {
@@ -59,14 +63,16 @@ impl TimelineEntry {
         match self {
             Self::Event(event) => event.occurred_at,
             Self::Interaction(interaction) => interaction.occurred_at,
+            Self::Membership(change) => change.at,
         }
     }
 
-    /// Its channel.
-    pub fn channel(&self) -> &Channel {
+    /// Its channel; `None` for a membership change, which happens on none.
+    pub fn channel(&self) -> Option<&Channel> {
         match self {
-            Self::Event(event) => &event.channel,
-            Self::Interaction(interaction) => &interaction.channel,
+            Self::Event(event) => Some(&event.channel),
+            Self::Interaction(interaction) => Some(&interaction.channel),
+            Self::Membership(_) => None,
         }
     }
 
@@ -75,6 +81,7 @@ impl TimelineEntry {
         let id = match self {
             Self::Event(event) => *event.id.as_uuid(),
             Self::Interaction(interaction) => *interaction.id.as_uuid(),
+            Self::Membership(change) => change.id,
         };
         TimelineCursor { at: self.at(), id }
     }
@@ -126,7 +133,11 @@ pub struct Profile {
     /// holds or none is set.
     #[serde(default)]
     pub persona: Option<PersonaMatch>,
-    /// The most recent events and interactions, newest first.
+    /// The segments kept live the customer is in, by name, each with when they entered
+    /// and why.
+    #[serde(default)]
+    pub segments: Vec<Membership>,
+    /// The most recent events, interactions and membership changes, newest first.
     pub timeline: Page<TimelineEntry>,
 }
 
@@ -200,11 +211,13 @@ pub(crate) fn build<S: Reads + ?Sized>(
         merges: store.merges(record.id)?,
         open_conversations,
         persona: None,
+        segments: store.membership(record.id)?.memberships,
         timeline: timeline(store, record.id, PageRequest::first(entries))?,
     }))
 }
 
-/// One page of a profile's events and interactions, merged newest first.
+/// One page of the live profile `customer`'s events, interactions and membership
+/// changes, merged newest first.
 pub(crate) fn timeline<S: Reads + ?Sized>(
     store: &S,
     customer: CustomerId,
@@ -212,7 +225,9 @@ pub(crate) fn timeline<S: Reads + ?Sized>(
 ) -> Result<Page<TimelineEntry>, StoreError> {
     let events = store.events(customer, page)?;
     let interactions = store.interactions(customer, page)?;
-    let more_behind = events.next.is_some() || interactions.next.is_some();
+    let memberships = store.membership_changes(customer, page)?;
+    let more_behind =
+        events.next.is_some() || interactions.next.is_some() || memberships.next.is_some();
     let mut items: Vec<TimelineEntry> = events
         .items
         .into_iter()
@@ -223,6 +238,7 @@ pub(crate) fn timeline<S: Reads + ?Sized>(
                 .into_iter()
                 .map(TimelineEntry::Interaction),
         )
+        .chain(memberships.items.into_iter().map(TimelineEntry::Membership))
         .collect();
     items.sort_by_key(|entry| std::cmp::Reverse(entry.cursor()));
     let more = items.len() > page.limit() || more_behind;
@@ -269,10 +285,31 @@ fn activity(
 
 /// Everything a customer did and said, oldest first: every event, every interaction, and
 /// the feedback read from them (by time, then record).
+#[derive(Default)]
 pub(crate) struct History {
     pub(crate) events: Vec<Event>,
     pub(crate) interactions: Vec<Interaction>,
     pub(crate) feedback: Vec<crate::model::Feedback>,
+}
+
+/// The interactions of the live profile `customer` and the feedback given in them, as a
+/// [`History`] without events.
+pub(crate) fn history_of_interactions<S: Reads + ?Sized>(
+    reads: &S,
+    customer: CustomerId,
+) -> Result<History, StoreError> {
+    let mut interactions = crate::conversation::all_interactions(reads, customer)?;
+    interactions.reverse();
+    let mut feedback: Vec<crate::model::Feedback> = interactions
+        .iter()
+        .filter_map(|i| crate::model::Feedback::from_interaction(i).ok().flatten())
+        .collect();
+    feedback.sort_by_key(|f| (f.at, f.record));
+    Ok(History {
+        events: Vec::new(),
+        interactions,
+        feedback,
+    })
 }
 
 /// The [`History`] of the live profile `customer`; its interactions (and the feedback in

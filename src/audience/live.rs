@@ -1,0 +1,731 @@
+//! Segments kept live: membership stored per profile, re-decided after every write for
+//! the profiles it touched, and for the segments whose inputs it touched.
+//!
+//! Every write of [`Customers`] notes what its commits changed, per profile ([`Touched`]);
+//! once they have landed, each touched profile is read on one snapshot and the segments
+//! that read what changed are evaluated again. Entering and leaving are stored as
+//! [`MembershipChange`]s with the reasons, in one [`MembershipUpdate`] per profile that
+//! names the version of its membership it was decided on and expects the evidence it
+//! read, so a writer that decided on an older state loses and decides again: whatever
+//! order concurrent writers land in, the last decision rests on every record.
+//!
+//! Time moves membership too ("performed twice in the last 30 days"): each profile keeps
+//! the first time at which a window closes over one of its events or an event dated
+//! later comes into force, and [`Customers::refresh`] evaluates only the profiles whose
+//! time has come.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::RuleError;
+use super::computed::{ComputedTrait, EventFilter};
+use super::facade::{MembersPage, Needs, Snapshot, snapshot_of};
+use super::rule::{Rule, Segment};
+use crate::Customers;
+use crate::customers::Attempt;
+use crate::error::Error;
+use crate::model::{Channel, CustomerId, Membership, MembershipChange};
+use crate::store::{
+    Commit, CommitOutcome, Expectation, IdentityChange, MAX_PAGE_SIZE, MembershipUpdate, Reads,
+    Store, StoreError, read_to_write,
+};
+use crate::view::{self, Lookup};
+
+/// How many profiles one maintenance step reads on one snapshot and updates in one
+/// commit.
+const PROFILES_PER_STEP: usize = 64;
+
+/// The segments a [`Customers`] keeps live, with what each reads.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct LiveSegments {
+    segments: Vec<Segment>,
+    computed: Vec<ComputedTrait>,
+    /// Per segment, what it reads.
+    inputs: Vec<Inputs>,
+    /// Every condition whose verdict moves with time, over every segment.
+    windows: Vec<Window>,
+    /// What evaluating the windows reads.
+    window_needs: Needs,
+}
+
+impl LiveSegments {
+    fn new(segments: Vec<Segment>, computed: Vec<ComputedTrait>) -> Result<Self, Error> {
+        for (n, definition) in computed.iter().enumerate() {
+            definition.validate()?;
+            if computed[..n].iter().any(|c| c.name == definition.name) {
+                return Err(RuleError::new(
+                    &format!("computed[{n}]"),
+                    &format!("a second computed trait named {:?}", definition.name),
+                )
+                .into());
+            }
+        }
+        let mut windows = Vec::new();
+        let mut timed = Vec::new();
+        for (n, segment) in segments.iter().enumerate() {
+            segment.validate()?;
+            if segments[..n].iter().any(|s| s.name == segment.name) {
+                return Err(RuleError::new(
+                    &format!("segments[{n}]"),
+                    &format!("a second segment named {:?}", segment.name),
+                )
+                .into());
+            }
+            let before = windows.len();
+            collect_windows(&segment.rule, &computed, &mut windows);
+            if windows.len() > before {
+                timed.push(&segment.rule);
+            }
+        }
+        let inputs = segments
+            .iter()
+            .map(|s| Inputs::of(&s.rule, &computed))
+            .collect();
+        let window_needs = Needs::of(timed, &computed);
+        Ok(Self {
+            segments,
+            computed,
+            inputs,
+            windows,
+            window_needs,
+        })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.segments.is_empty()
+    }
+
+    fn defines(&self, segment: &str) -> bool {
+        self.segments.iter().any(|s| s.name == segment)
+    }
+
+    /// The first time after `as_of` at which a window closes over an event of
+    /// `snapshot`, or an event or interaction dated later comes into force.
+    fn next_recheck(&self, snapshot: &Snapshot, as_of: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let future = snapshot
+            .events
+            .iter()
+            .map(|e| e.occurred_at)
+            .chain(snapshot.interactions.iter().map(|i| i.occurred_at))
+            .filter(|&at| at > as_of);
+        let closing = self.windows.iter().flat_map(|window| {
+            let span = Duration::days(i64::from(window.days));
+            let events = snapshot
+                .events
+                .iter()
+                .filter(|e| window.counts_event(e))
+                .map(|e| e.occurred_at);
+            let interactions = snapshot
+                .interactions
+                .iter()
+                .filter(|i| window.counts_interaction(i))
+                .map(|i| i.occurred_at);
+            events
+                .chain(interactions)
+                .filter_map(move |at| at.checked_add_signed(span))
+                .filter(|&closes| closes > as_of)
+        });
+        future.chain(closing).min()
+    }
+}
+
+/// A condition over the last `days` days.
+#[derive(Clone, Debug)]
+struct Window {
+    what: Counted,
+    days: u32,
+}
+
+#[derive(Clone, Debug)]
+enum Counted {
+    /// Events a filter selects.
+    Events(EventFilter),
+    /// Events and interactions on a channel.
+    Channel(Channel),
+}
+
+impl Window {
+    fn counts_event(&self, event: &crate::model::Event) -> bool {
+        match &self.what {
+            Counted::Events(filter) => filter.matches(event),
+            Counted::Channel(channel) => event.channel == *channel,
+        }
+    }
+
+    fn counts_interaction(&self, interaction: &crate::model::Interaction) -> bool {
+        matches!(&self.what, Counted::Channel(channel) if interaction.channel == *channel)
+    }
+}
+
+fn collect_windows(rule: &Rule, computed: &[ComputedTrait], windows: &mut Vec<Window>) {
+    match rule {
+        Rule::All { rules } | Rule::Any { rules } => {
+            for rule in rules {
+                collect_windows(rule, computed, windows);
+            }
+        }
+        Rule::Not { of } => collect_windows(of, computed, windows),
+        Rule::Performed {
+            events,
+            within_days: Some(days),
+            ..
+        } => windows.push(Window {
+            what: Counted::Events(events.clone()),
+            days: *days,
+        }),
+        Rule::UsedChannel {
+            channel,
+            within_days: Some(days),
+        } => windows.push(Window {
+            what: Counted::Channel(channel.clone()),
+            days: *days,
+        }),
+        Rule::Trait { name, .. } => {
+            for definition in computed.iter().filter(|c| c.name == *name) {
+                if let Some(days) = definition.within_days {
+                    windows.push(Window {
+                        what: Counted::Events(definition.events.clone()),
+                        days,
+                    });
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// What a segment's rule reads: a write that changes none of it cannot change its
+/// verdict.
+#[derive(Clone, Debug, Default)]
+struct Inputs {
+    /// Events of any name.
+    any_event: bool,
+    /// Events of these names.
+    events: BTreeSet<String>,
+    /// Stored traits of these names.
+    traits: BTreeSet<String>,
+    identifiers: bool,
+    interactions: bool,
+    consent: bool,
+}
+
+impl Inputs {
+    fn of(rule: &Rule, computed: &[ComputedTrait]) -> Self {
+        let mut inputs = Self::default();
+        inputs.add(rule, computed);
+        inputs
+    }
+
+    fn add_events(&mut self, filter: &EventFilter) {
+        if filter.names.is_empty() {
+            self.any_event = true;
+        }
+        self.events.extend(filter.names.iter().cloned());
+    }
+
+    fn add(&mut self, rule: &Rule, computed: &[ComputedTrait]) {
+        match rule {
+            Rule::All { rules } | Rule::Any { rules } => {
+                for rule in rules {
+                    self.add(rule, computed);
+                }
+            }
+            Rule::Not { of } => self.add(of, computed),
+            Rule::Trait { name, .. } => {
+                self.traits.insert(name.clone());
+                for definition in computed.iter().filter(|c| c.name == *name) {
+                    self.add_events(&definition.events);
+                }
+            }
+            Rule::HasIdentifier { .. } => self.identifiers = true,
+            Rule::UsedChannel { .. } | Rule::FeedbackScore { .. } => {
+                self.any_event = true;
+                self.interactions = true;
+            }
+            Rule::Performed { events, .. } => self.add_events(events),
+            Rule::OpenConversations { .. } => self.interactions = true,
+            Rule::Consents { .. } => self.consent = true,
+        }
+    }
+}
+
+/// What a write changed about one profile.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Touch {
+    /// Anything: it was created, merged, or rebuilt.
+    all: bool,
+    /// Names of the events added.
+    events: BTreeSet<String>,
+    /// Names of the traits set.
+    traits: BTreeSet<String>,
+    identifiers: bool,
+    interactions: bool,
+    consent: bool,
+}
+
+impl Touch {
+    fn reaches(&self, inputs: &Inputs) -> bool {
+        self.all
+            || (inputs.any_event && !self.events.is_empty())
+            || self.events.iter().any(|e| inputs.events.contains(e))
+            || self.traits.iter().any(|t| inputs.traits.contains(t))
+            || (self.identifiers && inputs.identifiers)
+            || (self.interactions && inputs.interactions)
+            || (self.consent && inputs.consent)
+    }
+}
+
+/// What the writes of one call changed, per profile.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Touched(BTreeMap<CustomerId, Touch>);
+
+impl Touched {
+    /// Notes what the applied ones of `commits` changed.
+    pub(crate) fn note(&mut self, commits: &[Commit], outcomes: &[CommitOutcome]) {
+        for (commit, outcome) in commits.iter().zip(outcomes) {
+            if *outcome == CommitOutcome::Applied {
+                self.note_one(commit);
+            }
+        }
+    }
+
+    fn note_one(&mut self, commit: &Commit) {
+        for change in &commit.identity {
+            match change {
+                IdentityChange::CreateProfile { id, .. } => self.all(*id),
+                IdentityChange::Merge(merge) => {
+                    self.all(merge.survivor);
+                    self.all(merge.absorbed);
+                }
+                IdentityChange::Rewrite(rewrite) => {
+                    for profile in &rewrite.profiles {
+                        self.all(profile.id);
+                        self.all(profile.live);
+                    }
+                }
+                IdentityChange::Attach { customer, .. } => {
+                    self.0.entry(*customer).or_default().identifiers = true;
+                }
+                _ => {}
+            }
+        }
+        if let Some(event) = &commit.event {
+            let touch = self.0.entry(event.customer).or_default();
+            touch.events.insert(event.record.name.clone());
+        }
+        if let Some(interaction) = &commit.interaction {
+            self.0.entry(interaction.customer).or_default().interactions = true;
+        }
+        for operation in &commit.traits {
+            let touch = self.0.entry(operation.customer).or_default();
+            touch.traits.insert(operation.record.key.clone());
+        }
+        for decision in &commit.consent {
+            self.0.entry(decision.customer).or_default().consent = true;
+        }
+    }
+
+    /// Notes that `record`, stored before, was delivered again for `customer`: a write
+    /// that landed without its maintenance (the process stopped between the two) is
+    /// repaired by delivering its records again.
+    pub(crate) fn redelivered(&mut self, customer: CustomerId, record: &crate::ingest::Record) {
+        let touch = self.0.entry(customer).or_default();
+        touch.identifiers = true;
+        match record {
+            crate::ingest::Record::Event(event) => {
+                touch.events.insert(event.name.clone());
+                touch
+                    .traits
+                    .extend(event.traits.iter().map(|t| t.key.clone()));
+                touch.consent |= !event.consent.is_empty();
+            }
+            crate::ingest::Record::Interaction(_) => touch.interactions = true,
+        }
+    }
+
+    fn all(&mut self, customer: CustomerId) {
+        self.0.entry(customer).or_default().all = true;
+    }
+}
+
+/// What a maintenance pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Maintained {
+    /// Profiles evaluated.
+    pub profiles: u64,
+    /// Memberships entered.
+    pub entered: u64,
+    /// Memberships left.
+    pub left: u64,
+}
+
+impl<S: Store> Customers<S> {
+    /// Keeps `segments` live: from now on, every write re-evaluates, for the profiles it
+    /// touched, the segments whose inputs it touched, and stores entering and leaving as
+    /// changes with their reasons — on the profile's [timeline](Self::timeline), in
+    /// [`memberships`](Self::memberships) and in [`live_members`](Self::live_members).
+    /// A merge or an unmerge re-evaluates the profiles on both sides; a profile merged
+    /// away leaves its segments. `computed` defines the computed traits the rules may
+    /// name.
+    ///
+    /// Membership is decided as of the time of the write ([`now`](Self::now)). Conditions over a window of
+    /// days also change as time passes: call [`refresh`](Self::refresh) on a schedule
+    /// (hourly or daily, as fresh as the windows need; it evaluates only the profiles
+    /// whose windows can have moved). When the definitions change, or after records were
+    /// written without these segments set (another process, a crash between a write and
+    /// its maintenance, [`apply_retention`](Self::apply_retention)), call
+    /// [`rebuild_memberships`](Self::rebuild_memberships) once.
+    ///
+    /// ```
+    /// use oneview::audience::{Rule, Segment};
+    /// use oneview::{Channel, Customers, Event, Identifier, IdentifierKind, MemoryStore};
+    ///
+    /// let buyers = Segment::new(
+    ///     "buyers",
+    ///     Rule::Performed {
+    ///         events: oneview::audience::EventFilter::named("Order Completed"),
+    ///         at_least: Some(1),
+    ///         at_most: None,
+    ///         within_days: None,
+    ///     },
+    /// );
+    /// let customers =
+    ///     Customers::new(MemoryStore::new()).with_live_segments(vec![buyers], vec![])?;
+    /// customers.ingest(
+    ///     Event::builder("shop", Channel::Web, "Order Completed")
+    ///         .identifier(IdentifierKind::Email, "ana@example.com")
+    ///         .build()?,
+    /// )?;
+    /// let ana = Identifier::email("ana@example.com")?;
+    /// let memberships = customers.memberships(&ana)?;
+    /// assert_eq!(memberships[0].segment, "buyers");
+    /// assert_eq!(memberships[0].reasons, ["performed Order Completed 1 time(s) (at least 1)"]);
+    /// assert_eq!(customers.live_members("buyers", None, 10)?.members.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Rule`] naming the bad node (`segments[2]`, `rule.rules[1]`,
+    /// `computed[0]`) when a rule or a computed trait is invalid or a name repeats.
+    pub fn with_live_segments(
+        mut self,
+        segments: Vec<Segment>,
+        computed: Vec<ComputedTrait>,
+    ) -> Result<Self, Error> {
+        self.live = LiveSegments::new(segments, computed)?;
+        Ok(self)
+    }
+
+    /// The segments kept live.
+    pub fn live_segments(&self) -> &[Segment] {
+        &self.live.segments
+    }
+
+    /// The live segments the customer `lookup` finds is in, by name, each with when it
+    /// entered and why.
+    pub fn memberships(&self, lookup: impl Into<Lookup>) -> Result<Vec<Membership>, Error> {
+        let lookup = lookup.into();
+        crate::store::read_consistent(self.store(), |reads| {
+            let customer = view::find(reads, &lookup)?.ok_or(Error::UnknownCustomer)?;
+            Ok(reads.membership(customer)?.memberships)
+        })
+    }
+
+    /// Up to `limit` members of the live segment `segment` with ids greater than
+    /// `after`, in ascending id order, read from the stored membership: one indexed read,
+    /// however large the store.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Rule`] when no live segment has that name.
+    pub fn live_members(
+        &self,
+        segment: &str,
+        after: Option<CustomerId>,
+        limit: usize,
+    ) -> Result<MembersPage, Error> {
+        if !self.live.defines(segment) {
+            return Err(RuleError::new(
+                "segment",
+                &format!("no live segment is named {segment:?}"),
+            )
+            .into());
+        }
+        let limit = limit.clamp(1, MAX_PAGE_SIZE);
+        let members = self.store().segment_members(segment, after, limit)?;
+        let next = (members.len() == limit)
+            .then(|| members.last().copied())
+            .flatten();
+        Ok(MembersPage { members, next })
+    }
+
+    /// Evaluates, as of `as_of`, the profiles whose windows can have moved by then (a
+    /// window closed over one of their events, or an event dated later came into force),
+    /// and stores what changed. Run it on a schedule; a run touches only those profiles.
+    pub fn refresh(&self, as_of: DateTime<Utc>) -> Result<Maintained, Error> {
+        let mut done = Maintained::default();
+        if self.live.is_empty() {
+            return Ok(done);
+        }
+        // Each page continues after the last: a profile evaluated here is due later than
+        // `as_of`, or still listed when nothing it reads moves with time.
+        let mut after = None;
+        loop {
+            let due = self.store().due_for_recheck(as_of, after, MAX_PAGE_SIZE)?;
+            let Some(&last) = due.last() else {
+                return Ok(done);
+            };
+            let touched = Touched(
+                due.iter()
+                    .map(|&c| {
+                        (
+                            c,
+                            Touch {
+                                all: true,
+                                ..Touch::default()
+                            },
+                        )
+                    })
+                    .collect(),
+            );
+            add(&mut done, self.maintain(touched, as_of)?);
+            after = Some(last);
+        }
+    }
+
+    /// Evaluates every profile as of `as_of` and stores what changed: after the live
+    /// segments' definitions changed (a segment no longer defined is left), or to repair
+    /// membership after writes made without them.
+    pub fn rebuild_memberships(&self, as_of: DateTime<Utc>) -> Result<Maintained, Error> {
+        let mut done = Maintained::default();
+        let mut after = None;
+        loop {
+            let page = self.store().customers(after, MAX_PAGE_SIZE)?;
+            let Some(&last) = page.last() else {
+                return Ok(done);
+            };
+            let touched = Touched(
+                page.iter()
+                    .map(|&c| {
+                        (
+                            c,
+                            Touch {
+                                all: true,
+                                ..Touch::default()
+                            },
+                        )
+                    })
+                    .collect(),
+            );
+            add(&mut done, self.maintain(touched, as_of)?);
+            after = Some(last);
+        }
+    }
+
+    /// Re-decides the membership of every profile in `touched` as of `as_of`, for the
+    /// segments their changes reach, and stores what changed.
+    pub(crate) fn maintain(
+        &self,
+        touched: Touched,
+        as_of: DateTime<Utc>,
+    ) -> Result<Maintained, Error> {
+        let mut done = Maintained::default();
+        let work: Vec<(CustomerId, Touch)> = touched.0.into_iter().collect();
+        for step in work.chunks(PROFILES_PER_STEP) {
+            let updates = self.write(|| {
+                let updates: Vec<(MembershipUpdate, Vec<Expectation>)> =
+                    read_to_write(self.store(), |reads| {
+                        let mut updates = Vec::new();
+                        for (customer, touch) in step {
+                            if let Some(update) = self.decide(reads, *customer, touch, as_of)? {
+                                updates.push(update);
+                            }
+                        }
+                        Ok::<_, Error>(updates)
+                    })?;
+                if updates.is_empty() {
+                    return Ok(Attempt::Done(Vec::new()));
+                }
+                let commit = Commit {
+                    expect: updates
+                        .iter()
+                        .flat_map(|(_, e)| e.iter().cloned())
+                        .collect(),
+                    membership: updates.iter().map(|(u, _)| u.clone()).collect(),
+                    ..Commit::default()
+                };
+                match self.store().apply(std::slice::from_ref(&commit)) {
+                    Ok(_) => Ok(Attempt::Done(commit.membership)),
+                    Err(StoreError::Conflict { .. }) => Ok(Attempt::Conflict),
+                    Err(err) => Err(err.into()),
+                }
+            })?;
+            done.profiles += step.len() as u64;
+            for change in updates.iter().flat_map(|u| &u.changes) {
+                if change.entered {
+                    done.entered += 1;
+                } else {
+                    done.left += 1;
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// The membership update of `customer` after `touch`, as of `as_of`, with what it
+    /// rests on; `None` when nothing changes.
+    fn decide(
+        &self,
+        reads: &dyn Reads,
+        customer: CustomerId,
+        touch: &Touch,
+        as_of: DateTime<Utc>,
+    ) -> Result<Option<(MembershipUpdate, Vec<Expectation>)>, Error> {
+        let live = &self.live;
+        let state = reads.membership(customer)?;
+        let Some(profile) = reads.profile(customer)? else {
+            // Erased: nothing of it is left to decide on.
+            return Ok(None);
+        };
+        let change = |segment: &str, entered: bool, reasons: Vec<String>| MembershipChange {
+            id: Uuid::now_v7(),
+            customer,
+            segment: segment.to_owned(),
+            entered,
+            at: as_of,
+            reasons,
+        };
+        if profile.id != customer {
+            // Merged away: it leaves every segment, and the profile it joined is decided
+            // on its own.
+            if state.memberships.is_empty() && state.recheck_at.is_none() {
+                return Ok(None);
+            }
+            let reason = format!("merged into {}", profile.id);
+            let changes = state
+                .memberships
+                .iter()
+                .map(|m| change(&m.segment, false, vec![reason.clone()]))
+                .collect();
+            let update = MembershipUpdate {
+                customer,
+                version: state.version,
+                changes,
+                recheck_at: None,
+            };
+            return Ok(Some((update, Vec::new())));
+        }
+        let relevant: Vec<&Segment> = live
+            .segments
+            .iter()
+            .zip(&live.inputs)
+            .filter(|(_, inputs)| touch.reaches(inputs))
+            .map(|(segment, _)| segment)
+            .collect();
+        let undefined: Vec<&Membership> = state
+            .memberships
+            .iter()
+            .filter(|m| !live.defines(&m.segment))
+            .collect();
+        if relevant.is_empty() && undefined.is_empty() {
+            return Ok(None);
+        }
+        let mut needs = Needs::of(relevant.iter().map(|s| &s.rule), &live.computed);
+        if needs.events || touch.all {
+            // The events are read anyway: read what the time to recheck needs as well.
+            needs = needs.and(live.window_needs);
+        }
+        let snapshot = snapshot_of(reads, profile, &live.computed, as_of, needs)?;
+        let facts = self.facts(&snapshot, as_of);
+        let mut changes = Vec::new();
+        for segment in relevant {
+            let verdict = segment.rule.evaluate(&facts);
+            if verdict.holds != state.is_member(&segment.name) {
+                changes.push(change(&segment.name, verdict.holds, verdict.reasons));
+            }
+        }
+        for membership in undefined {
+            changes.push(change(
+                &membership.segment,
+                false,
+                vec!["the segment is no longer defined".to_owned()],
+            ));
+        }
+        // Read in full, the history gives the time to recheck; otherwise the stored one
+        // stands, brought forward by what was read.
+        let recheck_at = if snapshot.read_events || touch.all {
+            live.next_recheck(&snapshot, as_of)
+        } else {
+            let read = live.next_recheck(&snapshot, as_of);
+            match (state.recheck_at, read) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        };
+        if changes.is_empty() && recheck_at == state.recheck_at {
+            return Ok(None);
+        }
+        let evidence = evidence_count(reads, customer, &snapshot)?;
+        let expect = vec![
+            Expectation::Live { customer },
+            Expectation::Evidence {
+                customer,
+                count: evidence,
+            },
+        ];
+        let update = MembershipUpdate {
+            customer,
+            version: state.version,
+            changes,
+            recheck_at,
+        };
+        Ok(Some((update, expect)))
+    }
+
+    /// Maintains `touched` as of now when live segments are set.
+    pub(crate) fn maintain_now(&self, touched: Touched) -> Result<(), Error> {
+        if !self.live.is_empty() && !touched.0.is_empty() {
+            self.maintain(touched, self.now())?;
+        }
+        Ok(())
+    }
+
+    /// Whether writes should note what they touch.
+    pub(crate) fn keeps_segments_live(&self) -> bool {
+        !self.live.is_empty()
+    }
+}
+
+fn add(total: &mut Maintained, more: Maintained) {
+    total.profiles += more.profiles;
+    total.entered += more.entered;
+    total.left += more.left;
+}
+
+/// How many events and interactions the live profile `customer` holds, as the
+/// [`Expectation::Evidence`] of a decision read on `snapshot` states it.
+fn evidence_count(
+    reads: &dyn Reads,
+    customer: CustomerId,
+    snapshot: &Snapshot,
+) -> Result<u64, StoreError> {
+    let events = if snapshot.read_events {
+        snapshot.events.len() as u64
+    } else {
+        reads.event_summary(customer)?.iter().map(|s| s.count).sum()
+    };
+    let interactions = if snapshot.read_interactions {
+        snapshot.interactions.len() as u64
+    } else {
+        reads
+            .interaction_summary(customer)?
+            .iter()
+            .map(|s| s.count)
+            .sum()
+    };
+    Ok(events + interactions)
+}
