@@ -333,7 +333,7 @@ impl<S: Store> Customers<S> {
             if let Ok(outcomes) = &applied
                 && self.keeps_segments_live()
             {
-                touched.note(&commits, outcomes);
+                touched.note(&commits, outcomes, &self.live);
             }
             for (commit, &index) in sources.iter().enumerate() {
                 if let Some(event) = commits[commit].event.take() {
@@ -394,7 +394,7 @@ impl<S: Store> Customers<S> {
                 if let Some(Ok(receipt)) = result
                     && receipt.outcome == crate::Outcome::Duplicate
                 {
-                    touched.redelivered(receipt.customer, record);
+                    touched.redelivered(receipt.customer, record, &self.live);
                 }
             }
         }
@@ -488,7 +488,7 @@ impl<S: Store> Customers<S> {
             match self.store.apply(std::slice::from_ref(&commit)) {
                 Ok(outcomes) if outcomes == [CommitOutcome::Applied] => {
                     if self.keeps_segments_live() {
-                        touched.note(std::slice::from_ref(&commit), &outcomes);
+                        touched.note(std::slice::from_ref(&commit), &outcomes, &self.live);
                     }
                     Ok(Attempt::Done(Some(receipt)))
                 }
@@ -821,7 +821,7 @@ impl<S: Store> Customers<S> {
             match self.store.apply(std::slice::from_ref(&commit)) {
                 Ok(outcomes) => {
                     if self.keeps_segments_live() {
-                        touched.note(std::slice::from_ref(&commit), &outcomes);
+                        touched.note(std::slice::from_ref(&commit), &outcomes, &self.live);
                     }
                     Ok(Attempt::Done(report))
                 }

@@ -441,7 +441,7 @@ fn bad_definitions_and_unknown_segments_are_refused() {
 }
 
 #[test]
-fn an_erased_customer_leaves_no_membership() {
+fn membership_is_exported_and_erased_with_the_customer() {
     let hands = Hands::at(0);
     for customers in live(vec![no_phone()], vec![], &hands) {
         customers
@@ -455,6 +455,20 @@ fn an_erased_customer_leaves_no_membership() {
             .unwrap()
             .unwrap()
             .customer_id;
+        let export = customers
+            .export(ana, &Actor::new("dpo", "asked what is held"))
+            .unwrap();
+        assert_eq!(
+            export.segments,
+            ["no phone"],
+            "the export names the live segments"
+        );
+        let history: Vec<(&str, bool)> = export
+            .segment_history
+            .iter()
+            .map(|c| (c.segment.as_str(), c.entered))
+            .collect();
+        assert_eq!(history, [("no phone", true)], "and how they were entered");
         customers
             .erase(ana, &Actor::new("dpo", "asked to be forgotten"))
             .unwrap();

@@ -244,7 +244,7 @@ pub enum Aggregate {
 }
 
 impl Aggregate {
-    fn property(&self) -> Option<&str> {
+    pub(super) fn property(&self) -> Option<&str> {
         match self {
             Self::Count => None,
             Self::Sum { property }

@@ -44,16 +44,14 @@ pub(super) struct Snapshot {
     feedback: Vec<Feedback>,
     open_conversations: u64,
     consent: crate::privacy::ConsentState,
-    /// Whether `events` holds every event (it is empty when they were not needed).
-    pub(super) read_events: bool,
-    /// Whether `interactions` holds every interaction.
-    pub(super) read_interactions: bool,
 }
 
 /// What rules read beyond the profile and its traits, which they always do: the rest is
 /// read only when a rule asks for it.
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Needs {
+    /// Stored traits.
+    pub(super) traits: bool,
     /// Events: events performed, channels used, computed traits, feedback given.
     pub(super) events: bool,
     /// Interactions: channels used, open conversations, feedback given in them.
@@ -75,7 +73,9 @@ impl Needs {
                 Rule::All { rules } | Rule::Any { rules } => pending.extend(rules),
                 Rule::Not { of } => pending.push(of),
                 Rule::Trait { name, .. } => {
-                    needs.events |= computed.iter().any(|c| c.name == *name);
+                    let computed = computed.iter().any(|c| c.name == *name);
+                    needs.events |= computed;
+                    needs.traits |= !computed;
                 }
                 Rule::Performed { .. } => needs.events = true,
                 Rule::UsedChannel { .. } | Rule::FeedbackScore { .. } => {
@@ -92,6 +92,7 @@ impl Needs {
 
     fn everything() -> Self {
         Self {
+            traits: true,
             events: true,
             interactions: true,
             consent: true,
@@ -101,6 +102,7 @@ impl Needs {
     /// What either reads.
     pub(super) fn and(self, other: Self) -> Self {
         Self {
+            traits: self.traits || other.traits,
             events: self.events || other.events,
             interactions: self.interactions || other.interactions,
             consent: self.consent || other.consent,
@@ -116,37 +118,62 @@ fn snapshot(
     needs: Needs,
 ) -> Result<Option<Snapshot>, Error> {
     match reads.profile(customer)? {
-        Some(profile) => snapshot_of(reads, profile, computed, as_of, needs).map(Some),
+        Some(profile) => snapshot_of(reads, profile, computed, as_of, needs, None).map(Some),
         None => Ok(None),
     }
 }
 
-/// What the live profile `profile` is, as `needs` asks, as of `as_of`.
+/// What the live profile `profile` is, as `needs` asks, as of `as_of`; with `known`, its
+/// events are those instead of the ones read.
 pub(super) fn snapshot_of(
     reads: &dyn Reads,
     profile: crate::store::ProfileRecord,
     computed: &[ComputedTrait],
     as_of: DateTime<Utc>,
     needs: Needs,
+    known: Option<Vec<Event>>,
 ) -> Result<Snapshot, Error> {
     let customer = profile.id;
-    let operations = reads.trait_operations(customer)?;
-    let mut traits: BTreeMap<String, serde_json::Value> = resolve_traits(&operations)
-        .into_iter()
-        .map(|(name, resolved)| (name, resolved.value))
-        .collect();
+    let given = known.is_some();
+    let mut traits: BTreeMap<String, serde_json::Value> = if needs.traits {
+        resolve_traits(&reads.trait_operations(customer)?)
+            .into_iter()
+            .map(|(name, resolved)| (name, resolved.value))
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
     let view::History {
         events,
         interactions,
         feedback,
-    } = if needs.events {
+    } = if let Some(events) = known {
+        let mut history = if needs.interactions {
+            view::history_of_interactions(reads, customer)?
+        } else {
+            view::History::default()
+        };
+        history.feedback.extend(
+            events
+                .iter()
+                .filter_map(|e| Feedback::from_event(e).ok().flatten()),
+        );
+        history.feedback.sort_by_key(|f| (f.at, f.record));
+        history.events = events;
+        history
+    } else if needs.events {
         view::history(reads, customer, needs.interactions)?
     } else if needs.interactions {
         view::history_of_interactions(reads, customer)?
     } else {
         view::History::default()
     };
-    if needs.events {
+    let read_events = needs.events || given;
+    if read_events {
+        // A computed trait hides a stored one of its name, even where it has no value.
+        for definition in computed {
+            traits.remove(&definition.name);
+        }
         for (name, value) in compute_all(computed, &events, as_of) {
             traits.insert(name, value.value);
         }
@@ -172,8 +199,6 @@ pub(super) fn snapshot_of(
             crate::privacy::ConsentState::default()
         },
         identifiers: profile.identifiers,
-        read_events: needs.events,
-        read_interactions: needs.interactions,
     })
 }
 

@@ -14,7 +14,7 @@
 //! later comes into force, and [`Customers::refresh`] evaluates only the profiles whose
 //! time has come.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -27,16 +27,19 @@ use super::rule::{Rule, Segment};
 use crate::Customers;
 use crate::customers::Attempt;
 use crate::error::Error;
-use crate::model::{Channel, CustomerId, Membership, MembershipChange};
+use crate::model::{
+    Channel, CustomerId, DigestedEvent, Event, EventDigest, EventId, Feedback, Membership,
+    MembershipChange, MembershipState,
+};
 use crate::store::{
-    Commit, CommitOutcome, Expectation, IdentityChange, MAX_PAGE_SIZE, MembershipUpdate, Reads,
-    Store, StoreError, read_to_write,
+    Commit, CommitOutcome, IdentityChange, MAX_PAGE_SIZE, MembershipUpdate, Reads, Store,
+    StoreError, read_to_write,
 };
 use crate::view::{self, Lookup};
 
 /// How many profiles one maintenance step reads on one snapshot and updates in one
 /// commit.
-const PROFILES_PER_STEP: usize = 64;
+const PROFILES_PER_STEP: usize = 1000;
 
 /// The segments a [`Customers`] keeps live, with what each reads.
 #[derive(Clone, Debug, Default)]
@@ -49,6 +52,8 @@ pub(crate) struct LiveSegments {
     windows: Vec<Window>,
     /// What evaluating the windows reads.
     window_needs: Needs,
+    /// What of each event the segments read.
+    projection: Projection,
 }
 
 impl LiveSegments {
@@ -85,12 +90,14 @@ impl LiveSegments {
             .map(|s| Inputs::of(&s.rule, &computed))
             .collect();
         let window_needs = Needs::of(timed, &computed);
+        let projection = Projection::of(&segments, &computed);
         Ok(Self {
             segments,
             computed,
             inputs,
             windows,
             window_needs,
+            projection,
         })
     }
 
@@ -130,6 +137,126 @@ impl LiveSegments {
         });
         future.chain(closing).min()
     }
+}
+
+/// What of an event the live segments read: which events (by name, by channel, and
+/// feedback) and which of their properties (by top-level name).
+#[derive(Clone, Debug, Default)]
+struct Projection {
+    any_name: bool,
+    names: BTreeSet<String>,
+    channels: BTreeSet<Channel>,
+    properties: BTreeSet<String>,
+    /// Feedback events, kept whole: their score is read by the rules of feedback.
+    feedback: bool,
+    /// What a digest made by this projection is made for.
+    spec: String,
+}
+
+impl Projection {
+    fn of(segments: &[Segment], computed: &[ComputedTrait]) -> Self {
+        let mut projection = Self::default();
+        for segment in segments {
+            projection.add(&segment.rule, computed);
+        }
+        // Any change to the definitions makes digests again: FNV-1a of their JSON.
+        let definitions = serde_json::to_string(&(segments, computed)).unwrap_or_default();
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in definitions.bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        projection.spec = format!("{hash:016x}");
+        projection
+    }
+
+    fn add_filter(&mut self, filter: &EventFilter) {
+        self.any_name |= filter.names.is_empty();
+        self.names.extend(filter.names.iter().cloned());
+        for condition in &filter.conditions {
+            self.add_property(&condition.property);
+        }
+    }
+
+    fn add_property(&mut self, path: &str) {
+        let top = path.split('.').next().unwrap_or(path);
+        self.properties.insert(top.to_owned());
+    }
+
+    fn add(&mut self, rule: &Rule, computed: &[ComputedTrait]) {
+        match rule {
+            Rule::All { rules } | Rule::Any { rules } => {
+                for rule in rules {
+                    self.add(rule, computed);
+                }
+            }
+            Rule::Not { of } => self.add(of, computed),
+            Rule::Performed { events, .. } => self.add_filter(events),
+            Rule::UsedChannel { channel, .. } => {
+                self.channels.insert(channel.clone());
+            }
+            Rule::Trait { name, .. } => {
+                for definition in computed.iter().filter(|c| c.name == *name) {
+                    self.add_filter(&definition.events);
+                    if let Some(property) = definition.aggregate.property() {
+                        self.add_property(property);
+                    }
+                }
+            }
+            Rule::FeedbackScore { .. } => self.feedback = true,
+            _ => {}
+        }
+    }
+
+    /// What the segments read of `event`; `None` when they read none of it.
+    fn digest(&self, event: &Event) -> Option<DigestedEvent> {
+        let feedback = self.feedback && Feedback::from_event(event).ok().flatten().is_some();
+        let read = feedback
+            || self.any_name
+            || self.names.contains(&event.name)
+            || self.channels.contains(&event.channel);
+        if !read {
+            return None;
+        }
+        let properties = if feedback {
+            event.properties.clone()
+        } else {
+            event
+                .properties
+                .iter()
+                .filter(|(key, _)| self.properties.contains(*key))
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect()
+        };
+        Some(DigestedEvent {
+            id: event.id,
+            name: event.name.clone(),
+            channel: event.channel.clone(),
+            at: event.occurred_at,
+            properties,
+        })
+    }
+}
+
+/// The events of `digest`, as the rules read them.
+fn events_of(digest: &EventDigest) -> Vec<Event> {
+    digest
+        .events
+        .iter()
+        .map(|d| Event {
+            id: d.id,
+            message_id: String::new(),
+            name: d.name.clone(),
+            channel: d.channel.clone(),
+            source: String::new(),
+            occurred_at: d.at,
+            received_at: d.at,
+            identifiers: Vec::new(),
+            properties: d.properties.clone(),
+            traits: Vec::new(),
+            consent: Vec::new(),
+        })
+        .collect()
 }
 
 /// A condition over the last `days` days.
@@ -255,8 +382,12 @@ impl Inputs {
 /// What a write changed about one profile.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Touch {
-    /// Anything: it was created, merged, or rebuilt.
+    /// Anything: it was merged or rebuilt.
     all: bool,
+    /// It was created, by the records of this touch.
+    created: bool,
+    /// The events added, as the segments read them.
+    added: Vec<DigestedEvent>,
     /// Names of the events added.
     events: BTreeSet<String>,
     /// Names of the traits set.
@@ -269,6 +400,7 @@ pub(crate) struct Touch {
 impl Touch {
     fn reaches(&self, inputs: &Inputs) -> bool {
         self.all
+            || self.created
             || (inputs.any_event && !self.events.is_empty())
             || self.events.iter().any(|e| inputs.events.contains(e))
             || self.traits.iter().any(|t| inputs.traits.contains(t))
@@ -284,18 +416,25 @@ pub(crate) struct Touched(BTreeMap<CustomerId, Touch>);
 
 impl Touched {
     /// Notes what the applied ones of `commits` changed.
-    pub(crate) fn note(&mut self, commits: &[Commit], outcomes: &[CommitOutcome]) {
+    pub(crate) fn note(
+        &mut self,
+        commits: &[Commit],
+        outcomes: &[CommitOutcome],
+        live: &LiveSegments,
+    ) {
         for (commit, outcome) in commits.iter().zip(outcomes) {
             if *outcome == CommitOutcome::Applied {
-                self.note_one(commit);
+                self.note_one(commit, live);
             }
         }
     }
 
-    fn note_one(&mut self, commit: &Commit) {
+    fn note_one(&mut self, commit: &Commit, live: &LiveSegments) {
         for change in &commit.identity {
             match change {
-                IdentityChange::CreateProfile { id, .. } => self.all(*id),
+                IdentityChange::CreateProfile { id, .. } => {
+                    self.0.entry(*id).or_default().created = true;
+                }
                 IdentityChange::Merge(merge) => {
                     self.all(merge.survivor);
                     self.all(merge.absorbed);
@@ -315,6 +454,7 @@ impl Touched {
         if let Some(event) = &commit.event {
             let touch = self.0.entry(event.customer).or_default();
             touch.events.insert(event.record.name.clone());
+            touch.added.extend(live.projection.digest(&event.record));
         }
         if let Some(interaction) = &commit.interaction {
             self.0.entry(interaction.customer).or_default().interactions = true;
@@ -331,12 +471,18 @@ impl Touched {
     /// Notes that `record`, stored before, was delivered again for `customer`: a write
     /// that landed without its maintenance (the process stopped between the two) is
     /// repaired by delivering its records again.
-    pub(crate) fn redelivered(&mut self, customer: CustomerId, record: &crate::ingest::Record) {
+    pub(crate) fn redelivered(
+        &mut self,
+        customer: CustomerId,
+        record: &crate::ingest::Record,
+        live: &LiveSegments,
+    ) {
         let touch = self.0.entry(customer).or_default();
         touch.identifiers = true;
         match record {
             crate::ingest::Record::Event(event) => {
                 touch.events.insert(event.name.clone());
+                touch.added.extend(live.projection.digest(event));
                 touch
                     .traits
                     .extend(event.traits.iter().map(|t| t.key.clone()));
@@ -537,25 +683,20 @@ impl<S: Store> Customers<S> {
         let work: Vec<(CustomerId, Touch)> = touched.0.into_iter().collect();
         for step in work.chunks(PROFILES_PER_STEP) {
             let updates = self.write(|| {
-                let updates: Vec<(MembershipUpdate, Vec<Expectation>)> =
-                    read_to_write(self.store(), |reads| {
-                        let mut updates = Vec::new();
-                        for (customer, touch) in step {
-                            if let Some(update) = self.decide(reads, *customer, touch, as_of)? {
-                                updates.push(update);
-                            }
+                let updates: Vec<MembershipUpdate> = read_to_write(self.store(), |reads| {
+                    let mut updates = Vec::new();
+                    for (customer, touch) in step {
+                        if let Some(update) = self.decide(reads, *customer, touch, as_of)? {
+                            updates.push(update);
                         }
-                        Ok::<_, Error>(updates)
-                    })?;
+                    }
+                    Ok::<_, Error>(updates)
+                })?;
                 if updates.is_empty() {
                     return Ok(Attempt::Done(Vec::new()));
                 }
                 let commit = Commit {
-                    expect: updates
-                        .iter()
-                        .flat_map(|(_, e)| e.iter().cloned())
-                        .collect(),
-                    membership: updates.iter().map(|(u, _)| u.clone()).collect(),
+                    membership: updates,
                     ..Commit::default()
                 };
                 match self.store().apply(std::slice::from_ref(&commit)) {
@@ -576,15 +717,19 @@ impl<S: Store> Customers<S> {
         Ok(done)
     }
 
-    /// The membership update of `customer` after `touch`, as of `as_of`, with what it
-    /// rests on; `None` when nothing changes.
+    /// The membership update of `customer` after `touch`, as of `as_of`; `None` when
+    /// nothing is to be decided.
+    ///
+    /// Every profile it evaluates gets an update, changed or not: the update's version
+    /// check then orders the writers deciding on one profile, and one that decided on an
+    /// older state than the last to write loses and decides again.
     fn decide(
         &self,
         reads: &dyn Reads,
         customer: CustomerId,
         touch: &Touch,
         as_of: DateTime<Utc>,
-    ) -> Result<Option<(MembershipUpdate, Vec<Expectation>)>, Error> {
+    ) -> Result<Option<MembershipUpdate>, Error> {
         let live = &self.live;
         let state = reads.membership(customer)?;
         let Some(profile) = reads.profile(customer)? else {
@@ -602,22 +747,21 @@ impl<S: Store> Customers<S> {
         if profile.id != customer {
             // Merged away: it leaves every segment, and the profile it joined is decided
             // on its own.
-            if state.memberships.is_empty() && state.recheck_at.is_none() {
+            if state == MembershipState::default() {
                 return Ok(None);
             }
             let reason = format!("merged into {}", profile.id);
-            let changes = state
-                .memberships
-                .iter()
-                .map(|m| change(&m.segment, false, vec![reason.clone()]))
-                .collect();
-            let update = MembershipUpdate {
+            return Ok(Some(MembershipUpdate {
                 customer,
                 version: state.version,
-                changes,
+                changes: state
+                    .memberships
+                    .iter()
+                    .map(|m| change(&m.segment, false, vec![reason.clone()]))
+                    .collect(),
                 recheck_at: None,
-            };
-            return Ok(Some((update, Vec::new())));
+                digest: None,
+            }));
         }
         let relevant: Vec<&Segment> = live
             .segments
@@ -631,15 +775,53 @@ impl<S: Store> Customers<S> {
             .iter()
             .filter(|m| !live.defines(&m.segment))
             .collect();
-        if relevant.is_empty() && undefined.is_empty() {
+        if relevant.is_empty() && undefined.is_empty() && touch.added.is_empty() {
             return Ok(None);
         }
-        let mut needs = Needs::of(relevant.iter().map(|s| &s.rule), &live.computed);
-        if needs.events || touch.all {
-            // The events are read anyway: read what the time to recheck needs as well.
-            needs = needs.and(live.window_needs);
-        }
-        let snapshot = snapshot_of(reads, profile, &live.computed, as_of, needs)?;
+        // The digest stands for the history when it was made for these segments and
+        // nothing but additions happened since; a new profile's is what was added.
+        let kept = state
+            .digest
+            .as_ref()
+            .filter(|d| d.spec == live.projection.spec)
+            .cloned()
+            .or_else(|| {
+                (touch.created && state.version == 0).then(|| EventDigest {
+                    spec: live.projection.spec.clone(),
+                    events: Vec::new(),
+                })
+            })
+            .filter(|_| !touch.all);
+        let digest = match kept {
+            Some(mut digest) => {
+                let known: HashSet<EventId> = digest.events.iter().map(|e| e.id).collect();
+                digest.events.extend(
+                    touch
+                        .added
+                        .iter()
+                        .filter(|e| !known.contains(&e.id))
+                        .cloned(),
+                );
+                digest
+            }
+            None => EventDigest {
+                spec: live.projection.spec.clone(),
+                events: crate::conversation::all_events(reads, customer)?
+                    .iter()
+                    .filter_map(|e| live.projection.digest(e))
+                    .collect(),
+            },
+        };
+        let needs =
+            Needs::of(relevant.iter().map(|s| &s.rule), &live.computed).and(live.window_needs);
+        let snapshot = snapshot_of(
+            reads,
+            profile,
+            &live.computed,
+            as_of,
+            needs,
+            Some(events_of(&digest)),
+        )?;
         let facts = self.facts(&snapshot, as_of);
         let mut changes = Vec::new();
         for segment in relevant {
@@ -655,35 +837,13 @@ impl<S: Store> Customers<S> {
                 vec!["the segment is no longer defined".to_owned()],
             ));
         }
-        // Read in full, the history gives the time to recheck; otherwise the stored one
-        // stands, brought forward by what was read.
-        let recheck_at = if snapshot.read_events || touch.all {
-            live.next_recheck(&snapshot, as_of)
-        } else {
-            let read = live.next_recheck(&snapshot, as_of);
-            match (state.recheck_at, read) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            }
-        };
-        if changes.is_empty() && recheck_at == state.recheck_at {
-            return Ok(None);
-        }
-        let evidence = evidence_count(reads, customer, &snapshot)?;
-        let expect = vec![
-            Expectation::Live { customer },
-            Expectation::Evidence {
-                customer,
-                count: evidence,
-            },
-        ];
-        let update = MembershipUpdate {
+        Ok(Some(MembershipUpdate {
             customer,
             version: state.version,
             changes,
-            recheck_at,
-        };
-        Ok(Some((update, expect)))
+            recheck_at: live.next_recheck(&snapshot, as_of),
+            digest: Some(digest),
+        }))
     }
 
     /// Maintains `touched` as of now when live segments are set.
@@ -704,28 +864,4 @@ fn add(total: &mut Maintained, more: Maintained) {
     total.profiles += more.profiles;
     total.entered += more.entered;
     total.left += more.left;
-}
-
-/// How many events and interactions the live profile `customer` holds, as the
-/// [`Expectation::Evidence`] of a decision read on `snapshot` states it.
-fn evidence_count(
-    reads: &dyn Reads,
-    customer: CustomerId,
-    snapshot: &Snapshot,
-) -> Result<u64, StoreError> {
-    let events = if snapshot.read_events {
-        snapshot.events.len() as u64
-    } else {
-        reads.event_summary(customer)?.iter().map(|s| s.count).sum()
-    };
-    let interactions = if snapshot.read_interactions {
-        snapshot.interactions.len() as u64
-    } else {
-        reads
-            .interaction_summary(customer)?
-            .iter()
-            .map(|s| s.count)
-            .sum()
-    };
-    Ok(events + interactions)
 }

@@ -117,8 +117,8 @@ pub enum Rule {
 /// What one customer is, for evaluating rules: read once, tested many times.
 #[derive(Clone, Debug)]
 pub struct Facts<'a> {
-    /// Stored and computed traits, by name (a computed trait wins over a stored one of
-    /// the same name).
+    /// Stored and computed traits, by name (a computed trait hides a stored one of the
+    /// same name, even where it has no value).
     pub traits: &'a std::collections::BTreeMap<String, Value>,
     /// Identifiers.
     pub identifiers: &'a [Identifier],

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::CustomerId;
+use super::{Channel, CustomerId, EventId};
 
 /// A customer's membership of one segment.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +48,37 @@ pub struct MembershipState {
     /// closes over an event, or an event dated later comes into force); `None` when no
     /// verdict depends on the time.
     pub recheck_at: Option<DateTime<Utc>>,
+    /// What the segments read of the profile's events, kept up to date with them, so a
+    /// write re-decides membership without reading the profile's history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<EventDigest>,
+}
+
+/// The part of a profile's events that a set of live segments reads: the events they
+/// can count, each with only the properties they look at.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventDigest {
+    /// Names what was kept (the segments and computed traits it was made for): a digest
+    /// made for other definitions is made again from the events.
+    pub spec: String,
+    /// The events, in the order they were added.
+    pub events: Vec<DigestedEvent>,
+}
+
+/// One event of an [`EventDigest`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestedEvent {
+    /// The event's id.
+    pub id: EventId,
+    /// Its name.
+    pub name: String,
+    /// Its channel.
+    pub channel: Channel,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// The properties read, by top-level name.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub properties: serde_json::Map<String, serde_json::Value>,
 }
 
 impl MembershipState {

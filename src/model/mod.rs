@@ -33,7 +33,7 @@ pub use ids::{CustomerId, EventId, InteractionId, MergeId, OverrideId};
 pub use interaction::{
     Direction, Interaction, InteractionBuilder, InteractionKind, InteractionStatus,
 };
-pub use membership::{Membership, MembershipChange, MembershipState};
+pub use membership::{DigestedEvent, EventDigest, Membership, MembershipChange, MembershipState};
 pub use merge::{
     EvidenceKey, MergeRecord, MergeRule, Override, OverrideRecord, Refusal, RefusalRule,
 };

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::consent::EffectiveConsent;
 use crate::model::{
-    ConsentRecord, CustomerId, Event, Feedback, Identifier, Interaction, MergeRecord,
-    OverrideRecord, Refusal, ResolvedTrait, TraitOperation,
+    ConsentRecord, CustomerId, Event, Feedback, Identifier, Interaction, MembershipChange,
+    MergeRecord, OverrideRecord, Refusal, ResolvedTrait, TraitOperation,
 };
 
 /// The `format` of every [`CustomerExport`].
@@ -70,8 +70,14 @@ pub struct CustomerExport {
     pub refused_links: Vec<Refusal>,
     /// Operator corrections naming its identifiers.
     pub corrections: Vec<OverrideRecord>,
-    /// The segments the customer belongs to.
+    /// The segments the customer belongs to: those kept live
+    /// ([`Customers::with_live_segments`](crate::Customers::with_live_segments)), or
+    /// those [`export_with_segments`](crate::Customers::export_with_segments) evaluated.
     pub segments: Vec<String>,
+    /// Every time the profile (or one merged into it) entered or left a segment kept
+    /// live, oldest first, with the reasons.
+    #[serde(default)]
+    pub segment_history: Vec<MembershipChange>,
 }
 
 /// The consent part of a [`CustomerExport`].

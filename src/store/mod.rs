@@ -404,7 +404,7 @@ pub struct Commit {
 /// order — entering adds a [`Membership`](crate::model::Membership) since the change's
 /// time with its reasons, leaving removes it; entering a segment the profile is in or
 /// leaving one it is not in is [`CommitProblem::Membership`] — keeps every change for the
-/// profile's timeline, sets `recheck_at` and bumps the version by one.
+/// profile's timeline, sets `recheck_at` and `digest` and bumps the version by one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MembershipUpdate {
     /// The profile; must exist.
@@ -416,6 +416,9 @@ pub struct MembershipUpdate {
     /// When to evaluate the profile again with no new evidence; `None`: not until
     /// evidence arrives.
     pub recheck_at: Option<DateTime<Utc>>,
+    /// The profile's [`EventDigest`](crate::model::EventDigest) from now on (`None`: none).
+    #[serde(default)]
+    pub digest: Option<crate::model::EventDigest>,
 }
 
 /// What became of one commit.

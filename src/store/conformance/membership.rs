@@ -5,7 +5,9 @@
 use uuid::Uuid;
 
 use super::{at, create, identity, merge, new_profile};
-use crate::model::{CustomerId, MembershipChange};
+use serde_json::json;
+
+use crate::model::{Channel, CustomerId, DigestedEvent, EventDigest, EventId, MembershipChange};
 use crate::store::{
     Commit, CommitProblem, Erasure, IdentityChange, MembershipUpdate, PageRequest, Store,
     StoreError,
@@ -34,6 +36,7 @@ fn update(
             version,
             changes,
             recheck_at: recheck_minute.map(at),
+            digest: None,
         }],
         ..Commit::default()
     }
@@ -76,9 +79,32 @@ pub fn membership_enters_and_leaves(store: &dyn Store) {
     assert_eq!(state.memberships[1].since, at(1));
     assert_eq!(state.memberships[1].reasons, vip.reasons);
 
+    // An update stores the digest it carries, and one without clears it.
+    let digest = EventDigest {
+        spec: "spec-1".into(),
+        events: vec![DigestedEvent {
+            id: EventId::from_uuid(Uuid::now_v7()),
+            name: "Order Completed".into(),
+            channel: Channel::Web,
+            at: at(2),
+            properties: json!({"revenue": 12.5})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        }],
+    };
+    let mut with_digest = update(b, 0, vec![change(b, "vip", true, 2)], None);
+    with_digest.membership[0].digest = Some(digest.clone());
+    store.apply(&[with_digest]).expect("b enters");
+    assert_eq!(
+        store.membership(b).unwrap().digest,
+        Some(digest),
+        "the digest reads back as stored"
+    );
     store
-        .apply(&[update(b, 0, vec![change(b, "vip", true, 2)], None)])
-        .expect("b enters");
+        .apply(&[update(b, 1, Vec::new(), None)])
+        .expect("an update without a digest");
+    assert_eq!(store.membership(b).unwrap().digest, None);
     let mut both = vec![a, b];
     both.sort();
     assert_eq!(members(store, "vip"), both, "members in id order");

@@ -186,6 +186,7 @@ impl State {
         state.memberships.sort_by(|a, b| a.segment.cmp(&b.segment));
         state.version += 1;
         state.recheck_at = update.recheck_at;
+        state.digest.clone_from(&update.digest);
         let mut positions = Vec::with_capacity(update.changes.len());
         let log = self.membership_changes.entry(customer).or_default();
         for change in &update.changes {

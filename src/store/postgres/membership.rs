@@ -87,7 +87,7 @@ impl MembershipStore for PostgresStore {
 
 fn state_of(conn: &mut Conn, id: Uuid) -> Result<MembershipState, StoreError> {
     let Some(row) = conn.query_opt(
-        "SELECT version, recheck_at, segments FROM membership WHERE profile_id = $1",
+        "SELECT version, recheck_at, segments, digest FROM membership WHERE profile_id = $1",
         &[&id],
     )?
     else {
@@ -97,6 +97,10 @@ fn state_of(conn: &mut Conn, id: Uuid) -> Result<MembershipState, StoreError> {
         version: row.get::<_, i64>(0) as u64,
         recheck_at: row.get::<_, Option<i64>>(1).map(time),
         memberships: decode("membership", row.get::<_, &str>(2))?,
+        digest: row
+            .get::<_, Option<&str>>(3)
+            .map(|d| decode("event digest", d))
+            .transpose()?,
     })
 }
 
@@ -145,16 +149,17 @@ pub(super) fn update(conn: &mut Conn, update: &MembershipUpdate) -> Result<(), F
     state.memberships.sort_by(|a, b| a.segment.cmp(&b.segment));
     let recheck_at = update.recheck_at.map(nanos).transpose()?;
     conn.execute(
-        "INSERT INTO membership (profile_id, version, recheck_at, segments)
-         VALUES ($1, $2, $3, $4)
+        "INSERT INTO membership (profile_id, version, recheck_at, segments, digest)
+         VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (profile_id) DO UPDATE
          SET version = excluded.version, recheck_at = excluded.recheck_at,
-             segments = excluded.segments",
+             segments = excluded.segments, digest = excluded.digest",
         &[
             &profile,
             &((state.version + 1) as i64),
             &recheck_at,
             &encode(&state.memberships)?,
+            &update.digest.as_ref().map(encode).transpose()?,
         ],
     )?;
     Ok(())

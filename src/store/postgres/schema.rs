@@ -142,7 +142,8 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_by_time ON audit (at, id);
     ",
     // Version 2: segment membership kept live. Each profile's segments in one row with
-    // the version writers check and the time it must be evaluated again; each segment's
+    // the version writers check, the time it must be evaluated again and the digest of
+    // its events the segments read; each segment's
     // members, for paging through them; and the changes, by profile and time like its
     // timeline.
     "
@@ -150,7 +151,8 @@ const MIGRATIONS: &[&str] = &[
         profile_id uuid PRIMARY KEY,
         version    bigint NOT NULL,
         recheck_at bigint,
-        segments   text NOT NULL
+        segments   text NOT NULL,
+        digest     text
     );
     CREATE INDEX membership_by_recheck ON membership (recheck_at)
         WHERE recheck_at IS NOT NULL;

@@ -99,29 +99,52 @@ impl MembershipStore for SqliteStore {
 }
 
 fn state_of(conn: &Connection, id: CustomerId) -> Result<MembershipState, Fault> {
-    let row: Option<(i64, Option<i64>, String)> = conn
+    type Row = (i64, Option<i64>, String, Option<String>);
+    let row: Option<Row> = conn
         .prepare_cached(
-            "SELECT version, recheck_at, segments FROM membership WHERE profile_id = ?1",
+            "SELECT version, recheck_at, segments, digest FROM membership WHERE profile_id = ?1",
         )?
         .query_row([key(id.as_uuid())], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
         })
         .optional()?;
-    let Some((version, recheck_at, segments)) = row else {
+    let Some((version, recheck_at, segments, digest)) = row else {
         return Ok(MembershipState::default());
     };
     Ok(MembershipState {
         version: version as u64,
         memberships: decode::<Vec<Membership>>("membership", &segments)?,
         recheck_at: recheck_at.map(time),
+        digest: digest.map(|d| decode("event digest", &d)).transpose()?,
     })
+}
+
+/// The version and memberships of profile `id`, if any are stored: what an update is
+/// checked against, read without its digest.
+fn segments_of(conn: &Connection, id: CustomerId) -> Result<Option<(u64, Vec<Membership>)>, Fault> {
+    let row: Option<(i64, String)> = conn
+        .prepare_cached("SELECT version, segments FROM membership WHERE profile_id = ?1")?
+        .query_row([key(id.as_uuid())], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    row.map(|(version, segments)| {
+        Ok((
+            version as u64,
+            decode::<Vec<Membership>>("membership", &segments)?,
+        ))
+    })
+    .transpose()
 }
 
 /// Applies one [`MembershipUpdate`]; the profile must exist (the caller checks).
 pub(super) fn update(conn: &Connection, update: &MembershipUpdate) -> Result<(), Fault> {
     let id = update.customer;
     let profile = key(id.as_uuid());
-    let mut state = state_of(conn, id)?;
+    let (version, memberships) = segments_of(conn, id)?.unwrap_or_default();
+    let mut state = MembershipState {
+        version,
+        memberships,
+        ..MembershipState::default()
+    };
     if state.version != update.version {
         return Err(Fault::Conflict(CommitProblem::MembershipVersion {
             customer: id,
@@ -167,17 +190,18 @@ pub(super) fn update(conn: &Connection, update: &MembershipUpdate) -> Result<(),
     state.memberships.sort_by(|a, b| a.segment.cmp(&b.segment));
     let recheck_at = update.recheck_at.map(nanos).transpose()?;
     conn.prepare_cached(
-        "INSERT INTO membership (profile_id, version, recheck_at, segments)
-         VALUES (?1, ?2, ?3, ?4)
+        "INSERT INTO membership (profile_id, version, recheck_at, segments, digest)
+         VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (profile_id) DO UPDATE
          SET version = excluded.version, recheck_at = excluded.recheck_at,
-             segments = excluded.segments",
+             segments = excluded.segments, digest = excluded.digest",
     )?
     .execute(params![
         profile,
         (state.version + 1) as i64,
         recheck_at,
-        encode(&state.memberships)?
+        encode(&state.memberships)?,
+        update.digest.as_ref().map(encode).transpose()?
     ])?;
     Ok(())
 }

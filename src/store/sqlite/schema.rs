@@ -166,7 +166,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_by_time ON audit (at, id);
     ",
     // Version 6: segment membership kept live. Each profile's segments in one row with
-    // the version writers check and the time it must be evaluated again; each segment's
+    // the version writers check, the time it must be evaluated again and the digest of
+    // its events the segments read (a table with row ids: its rows run to kilobytes,
+    // which a table without them would spill to overflow pages); each segment's
     // members, for paging through them; and the changes, clustered by profile and time
     // like its timeline.
     "
@@ -174,8 +176,9 @@ const MIGRATIONS: &[&str] = &[
         profile_id BLOB PRIMARY KEY REFERENCES profiles (id),
         version    INTEGER NOT NULL,
         recheck_at INTEGER,
-        segments   TEXT NOT NULL   -- a JSON array of memberships
-    ) WITHOUT ROWID;
+        segments   TEXT NOT NULL,  -- a JSON array of memberships
+        digest     TEXT            -- the event digest as JSON
+    );
     CREATE INDEX membership_by_recheck ON membership (recheck_at)
         WHERE recheck_at IS NOT NULL;
 
