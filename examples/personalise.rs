@@ -11,6 +11,9 @@
 //! valuable customer at risk their persona, segments with the reasons, value traits and
 //! next best action.
 //!
+//! The segments are also kept live (`Customers::with_live_segments`): the sizes are
+//! printed as evaluated and as the live membership holds them, which agree.
+//!
 //! `--segments FILE.json` evaluates the segments in the file (a JSON array of
 //! `{"name": .., "rule": ..}` in the rule language's JSON form) instead of the built-in
 //! ones; `--json` prints `{"profiles":..,"segments":{"name":size,..},"eval_ms":..}` as one
@@ -35,6 +38,20 @@ use oneview::{
 use serde_json::json;
 
 const USAGE: &str = "usage: personalise [--json] [--segments FILE.json] [--svg FILE]";
+
+/// How many customers the live membership holds in `segment`.
+fn live_size(customers: &Customers<SqliteStore>, segment: &str) -> Result<usize, Box<dyn Error>> {
+    let mut total = 0;
+    let mut after = None;
+    loop {
+        let page = customers.live_members(segment, after, 1000)?;
+        total += page.members.len();
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(total),
+        }
+    }
+}
 
 fn main() -> ExitCode {
     match run() {
@@ -69,11 +86,15 @@ fn run() -> Result<(), Box<dyn Error>> {
             .map_err(|err| format!("segment {:?}: {err}", segment.name))?;
     }
 
-    let scratch = tempfile::tempdir()?;
-    let customers = Customers::new(SqliteStore::open(scratch.path().join("customers.db"))?);
-    customers.ingest_batch(records()?)?;
     let end = NaiveDate::from_ymd_opt(1998, 6, 30).ok_or("a date")?;
     let as_of = Utc.from_utc_datetime(&end.and_hms_opt(23, 59, 59).ok_or("a time")?);
+    let scratch = tempfile::tempdir()?;
+    // The segments are also kept live, decided as each record lands; the history is
+    // replayed as of its last day, so the live membership is that day's.
+    let customers = Customers::new(SqliteStore::open(scratch.path().join("customers.db"))?)
+        .with_clock(move || as_of)
+        .with_live_segments(segments.clone(), Vec::new())?;
+    customers.ingest_batch(records()?)?;
 
     // Customer value onto every profile, from the models fitted to the whole log.
     let summary = rfm_summary(customers.store(), &RfmOptions::new(end))?;
@@ -86,6 +107,10 @@ fn run() -> Result<(), Box<dyn Error>> {
     let started = Instant::now();
     let sizes = sizes_at(&customers, &ids, &segments, as_of)?;
     let eval_ms = started.elapsed().as_secs_f64() * 1e3;
+    let live_sizes = segments
+        .iter()
+        .map(|s| live_size(&customers, &s.name))
+        .collect::<Result<Vec<usize>, _>>()?;
 
     if let Some(path) = &svg {
         let mut months = Vec::new();
@@ -104,18 +129,33 @@ fn run() -> Result<(), Box<dyn Error>> {
             .zip(&sizes)
             .map(|(s, n)| (s.name.as_str(), *n))
             .collect();
+        let live: BTreeMap<&str, usize> = segments
+            .iter()
+            .zip(&live_sizes)
+            .map(|(s, n)| (s.name.as_str(), *n))
+            .collect();
         println!(
             "{}",
-            json!({ "profiles": ids.len(), "segments": named, "eval_ms": (eval_ms * 10.0).round() / 10.0 })
+            json!({
+                "profiles": ids.len(),
+                "segments": named,
+                "live_segments": live,
+                "eval_ms": (eval_ms * 10.0).round() / 10.0,
+            })
         );
         return Ok(());
     }
 
-    println!("{} customers, as of {end}\n\nSegments:", ids.len());
-    for (segment, size) in segments.iter().zip(&sizes) {
-        println!("  {:<28} {size:>5}", segment.name);
+    println!(
+        "{} customers, as of {end}\n\nSegments:{:>25}{:>7}",
+        ids.len(),
+        "evaluated",
+        "live"
+    );
+    for ((segment, size), live) in segments.iter().zip(&sizes).zip(&live_sizes) {
+        println!("  {:<28} {size:>5} {live:>6}", segment.name);
     }
-    println!("  (evaluated in {eval_ms:.0} ms)");
+    println!("  (evaluated in {eval_ms:.0} ms; live: kept up to date as records landed)");
 
     // The most valuable customer who is slipping away.
     let mut chosen = None;

@@ -58,7 +58,7 @@
 //! - [`io`]: the whole store as JSON Lines, to back it up, move it to another backend,
 //!   or carry it across releases.
 //! - [`audience`]: traits computed from the event log, and segments — rules over the
-//!   whole profile — evaluated with their reasons.
+//!   whole profile — evaluated with their reasons, on read or kept live on every write.
 //! - [`analytics`]: RFM summaries, scores and segments, and customer lifetime value
 //!   from the BG/NBD, Pareto/NBD and Gamma-Gamma models.
 //! - [`Customers`]: the facade over all of it, including the operator's corrections

@@ -16,6 +16,10 @@
 //!   snapshot, as of any time. They evaluate when asked: membership is as fresh as the
 //!   store, with no batch to wait for. To reach members, pass them through
 //!   [`Customers::to_contact`] with the purpose of the contact.
+//! - Segments kept live ([`Customers::with_live_segments`]): every write re-decides
+//!   the segments it can have changed for the profiles it touched and stores entering
+//!   and leaving with the reasons, on the timeline and by segment
+//!   ([`Customers::live_members`]); [`Customers::refresh`] moves windows with time.
 //! - [`Persona`]s ([`Customers::persona_of`]; set them with
 //!   [`Customers::with_personas`] and every [`Profile`](crate::Profile) names its own)
 //!   and the next best action from a
@@ -64,6 +68,9 @@
 //! [`Customers::segments_of`]: crate::Customers::segments_of
 //! [`Customers::members`]: crate::Customers::members
 //! [`Customers::to_contact`]: crate::Customers::to_contact
+//! [`Customers::with_live_segments`]: crate::Customers::with_live_segments
+//! [`Customers::live_members`]: crate::Customers::live_members
+//! [`Customers::refresh`]: crate::Customers::refresh
 //! [`Customers::persona_of`]: crate::Customers::persona_of
 //! [`Customers::with_personas`]: crate::Customers::with_personas
 //! [`Customers::next_best_action`]: crate::Customers::next_best_action
