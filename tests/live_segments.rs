@@ -489,6 +489,82 @@ fn membership_is_exported_and_erased_with_the_customer() {
     }
 }
 
+/// Four threads write overlapping customers at once (shared identifiers merge them, the
+/// same order reaches two threads), each re-deciding membership after its writes: what
+/// is stored at the end is what a full evaluation of the log finds. The work is bounded
+/// and a watchdog ends the process if it outlives its time, so a deadlock fails fast.
+#[test]
+fn concurrent_writers_leave_membership_equal_to_a_full_evaluation() {
+    let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watched = Arc::clone(&finished);
+    std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        while !watched.load(std::sync::atomic::Ordering::SeqCst) {
+            if started.elapsed() > std::time::Duration::from_secs(120) {
+                eprintln!("concurrent live segments outlived 120 s: ending the process");
+                std::process::exit(1);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    });
+    let (segments, computed) = mixed_segments();
+    let dir = tempfile::tempdir().unwrap();
+    let stores: Vec<Dyn> = vec![
+        Customers::new(Box::new(MemoryStore::new())),
+        Customers::new(Box::new(
+            oneview::SqliteStore::open(dir.path().join("live.db")).unwrap(),
+        )),
+    ];
+    let hands = Hands::at(12 * DAY);
+    for customers in stores {
+        let customers = customers
+            .with_clock(hands.clock())
+            .with_live_segments(segments.clone(), computed.clone())
+            .unwrap();
+        std::thread::scope(|scope| {
+            for writer in 0..4u8 {
+                let customers = &customers;
+                scope.spawn(move || {
+                    for n in 0..40usize {
+                        // Each writer's own event, and every third one also sent by the
+                        // next writer: the same order from two places.
+                        let who = [writer.wrapping_add(n as u8), (n % 6) as u8];
+                        let mine = generated(
+                            usize::from(writer) * 1000 + n,
+                            &who,
+                            (n % 3) as u8,
+                            (n % 24) as i64,
+                            (n * 7 % 60) as u8,
+                        );
+                        let shared = (n % 3 == 0).then(|| {
+                            let from = (writer + 1) % 4;
+                            let n2 = n;
+                            generated(
+                                usize::from(from) * 1000 + n2,
+                                &[from.wrapping_add(n2 as u8), (n2 % 6) as u8],
+                                (n2 % 3) as u8,
+                                (n2 % 24) as i64,
+                                (n2 * 7 % 60) as u8,
+                            )
+                        });
+                        for result in customers
+                            .ingest_batch(std::iter::once(mine).chain(shared))
+                            .unwrap()
+                        {
+                            result.unwrap();
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(
+            stored_membership(&customers),
+            evaluated_membership(&customers, &segments, &computed, at(12 * DAY)),
+        );
+    }
+    finished.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
 /// The segments of the property test: all-time and windowed, over events, traits,
 /// identifiers and computed traits.
 fn mixed_segments() -> (Vec<Segment>, Vec<ComputedTrait>) {
