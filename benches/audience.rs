@@ -15,7 +15,8 @@
 //!   (`Customers::live_members`), median of three each.
 //!
 //! It prints the figures as one JSON line. `ONEVIEW_BENCH_EVENTS` sets a smaller count
-//! for a quick run (customers scale).
+//! for a quick run (customers scale); `ONEVIEW_BENCH_TRACE` prints both stores' running
+//! ingest times every ten batches.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -257,6 +258,9 @@ fn main() {
             result.expect("ingested");
         }
         live_s += began.elapsed().as_secs_f64();
+        if std::env::var("ONEVIEW_BENCH_TRACE").is_ok() && (first / BATCH) % 10 == 0 {
+            eprintln!("batch {} plain {plain_s:.1} live {live_s:.1}", first / BATCH);
+        }
     }
     let ingest_s = plain_s;
     let live_maintenance = plain_s / live_s;

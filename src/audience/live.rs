@@ -4,10 +4,15 @@
 //! Every write of [`Customers`] notes what its commits changed, per profile ([`Touched`]);
 //! once they have landed, each touched profile is read on one snapshot and the segments
 //! that read what changed are evaluated again. Entering and leaving are stored as
-//! [`MembershipChange`]s with the reasons, in one [`MembershipUpdate`] per profile that
-//! names the version of its membership it was decided on and expects the evidence it
-//! read, so a writer that decided on an older state loses and decides again: whatever
+//! [`MembershipChange`]s with the reasons, in one [`MembershipUpdate`] per profile
+//! evaluated, changed or not, that names the version of its membership it was decided
+//! on, so a writer that decided on an older state loses and decides again: whatever
 //! order concurrent writers land in, the last decision rests on every record.
+//!
+//! The events are not read again for that: each profile's state keeps a digest of the
+//! events the segments can count, with only the properties they read, which a write
+//! extends with its own events. A merge, a rebuild or new definitions make it again from
+//! the events.
 //!
 //! Time moves membership too ("performed twice in the last 30 days"): each profile keeps
 //! the first time at which a window closes over one of its events or an event dated
@@ -386,6 +391,8 @@ pub(crate) struct Touch {
     all: bool,
     /// It was created, by the records of this touch.
     created: bool,
+    /// Time moved: every segment is evaluated again, on the events as they were.
+    time: bool,
     /// The events added, as the segments read them.
     added: Vec<DigestedEvent>,
     /// Names of the events added.
@@ -401,6 +408,7 @@ impl Touch {
     fn reaches(&self, inputs: &Inputs) -> bool {
         self.all
             || self.created
+            || self.time
             || (inputs.any_event && !self.events.is_empty())
             || self.events.iter().any(|e| inputs.events.contains(e))
             || self.traits.iter().any(|t| inputs.traits.contains(t))
@@ -631,7 +639,7 @@ impl<S: Store> Customers<S> {
                         (
                             c,
                             Touch {
-                                all: true,
+                                time: true,
                                 ..Touch::default()
                             },
                         )

@@ -187,6 +187,9 @@ const MIGRATIONS: &[&str] = &[
         profile_id BLOB NOT NULL REFERENCES profiles (id),
         PRIMARY KEY (segment, profile_id)
     ) WITHOUT ROWID;
+    -- The foreign key's index: without it, every change to a profile's row scans the
+    -- whole table for rows naming it.
+    CREATE INDEX segment_members_by_profile ON segment_members (profile_id);
 
     CREATE TABLE membership_changes (
         profile_id BLOB NOT NULL REFERENCES profiles (id),
