@@ -258,8 +258,11 @@ fn main() {
             result.expect("ingested");
         }
         live_s += began.elapsed().as_secs_f64();
-        if std::env::var("ONEVIEW_BENCH_TRACE").is_ok() && (first / BATCH) % 10 == 0 {
-            eprintln!("batch {} plain {plain_s:.1} live {live_s:.1}", first / BATCH);
+        if std::env::var("ONEVIEW_BENCH_TRACE").is_ok() && (first / BATCH).is_multiple_of(10) {
+            eprintln!(
+                "batch {} plain {plain_s:.1} live {live_s:.1}",
+                first / BATCH
+            );
         }
     }
     let ingest_s = plain_s;

@@ -423,6 +423,11 @@ impl Touch {
 pub(crate) struct Touched(BTreeMap<CustomerId, Touch>);
 
 impl Touched {
+    /// `touch` for each of `customers`.
+    fn each(customers: &[CustomerId], touch: &Touch) -> Self {
+        Self(customers.iter().map(|&c| (c, touch.clone())).collect())
+    }
+
     /// Notes what the applied ones of `commits` changed.
     pub(crate) fn note(
         &mut self,
@@ -633,18 +638,12 @@ impl<S: Store> Customers<S> {
             let Some(&last) = due.last() else {
                 return Ok(done);
             };
-            let touched = Touched(
-                due.iter()
-                    .map(|&c| {
-                        (
-                            c,
-                            Touch {
-                                time: true,
-                                ..Touch::default()
-                            },
-                        )
-                    })
-                    .collect(),
+            let touched = Touched::each(
+                &due,
+                &Touch {
+                    time: true,
+                    ..Touch::default()
+                },
             );
             add(&mut done, self.maintain(touched, as_of)?);
             after = Some(last);
@@ -662,18 +661,12 @@ impl<S: Store> Customers<S> {
             let Some(&last) = page.last() else {
                 return Ok(done);
             };
-            let touched = Touched(
-                page.iter()
-                    .map(|&c| {
-                        (
-                            c,
-                            Touch {
-                                all: true,
-                                ..Touch::default()
-                            },
-                        )
-                    })
-                    .collect(),
+            let touched = Touched::each(
+                &page,
+                &Touch {
+                    all: true,
+                    ..Touch::default()
+                },
             );
             add(&mut done, self.maintain(touched, as_of)?);
             after = Some(last);
