@@ -63,27 +63,25 @@ pub(crate) struct LiveSegments {
 
 impl LiveSegments {
     fn new(segments: Vec<Segment>, computed: Vec<ComputedTrait>) -> Result<Self, Error> {
-        for (n, definition) in computed.iter().enumerate() {
+        for definition in &computed {
             definition.validate()?;
-            if computed[..n].iter().any(|c| c.name == definition.name) {
-                return Err(RuleError::new(
-                    &format!("computed[{n}]"),
-                    &format!("a second computed trait named {:?}", definition.name),
-                )
-                .into());
-            }
         }
+        unique(
+            computed.iter().map(|c| c.name.as_str()),
+            "computed",
+            "computed trait",
+        )?;
+        for segment in &segments {
+            segment.validate()?;
+        }
+        unique(
+            segments.iter().map(|s| s.name.as_str()),
+            "segments",
+            "segment",
+        )?;
         let mut windows = Vec::new();
         let mut timed = Vec::new();
-        for (n, segment) in segments.iter().enumerate() {
-            segment.validate()?;
-            if segments[..n].iter().any(|s| s.name == segment.name) {
-                return Err(RuleError::new(
-                    &format!("segments[{n}]"),
-                    &format!("a second segment named {:?}", segment.name),
-                )
-                .into());
-            }
+        for segment in &segments {
             let before = windows.len();
             collect_windows(&segment.rule, &computed, &mut windows);
             if windows.len() > before {
@@ -142,6 +140,21 @@ impl LiveSegments {
         });
         future.chain(closing).min()
     }
+}
+
+/// Refuses a name that repeats in `names`, with the path (`{list}[n]`) of the second.
+fn unique<'a>(names: impl Iterator<Item = &'a str>, list: &str, what: &str) -> Result<(), Error> {
+    let mut seen = BTreeSet::new();
+    for (n, name) in names.enumerate() {
+        if !seen.insert(name) {
+            return Err(RuleError::new(
+                &format!("{list}[{n}]"),
+                &format!("a second {what} named {name:?}"),
+            )
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// What of an event the live segments read: which events (by name, by channel, and
@@ -626,49 +639,52 @@ impl<S: Store> Customers<S> {
     /// window closed over one of their events, or an event dated later came into force),
     /// and stores what changed. Run it on a schedule; a run touches only those profiles.
     pub fn refresh(&self, as_of: DateTime<Utc>) -> Result<Maintained, Error> {
-        let mut done = Maintained::default();
         if self.live.is_empty() {
-            return Ok(done);
+            return Ok(Maintained::default());
         }
-        // Each page continues after the last: a profile evaluated here is due later than
-        // `as_of`, or still listed when nothing it reads moves with time.
-        let mut after = None;
-        loop {
-            let due = self.store().due_for_recheck(as_of, after, MAX_PAGE_SIZE)?;
-            let Some(&last) = due.last() else {
-                return Ok(done);
-            };
-            let touched = Touched::each(
-                &due,
-                &Touch {
-                    time: true,
-                    ..Touch::default()
-                },
-            );
-            add(&mut done, self.maintain(touched, as_of)?);
-            after = Some(last);
-        }
+        let time = Touch {
+            time: true,
+            ..Touch::default()
+        };
+        // A profile evaluated here is due later than `as_of`, or still listed when nothing
+        // it reads moves with time: each page continues after the last.
+        self.maintain_pages(&time, as_of, |after| {
+            self.store().due_for_recheck(as_of, after, MAX_PAGE_SIZE)
+        })
     }
 
     /// Evaluates every profile as of `as_of` and stores what changed: after the live
     /// segments' definitions changed (a segment no longer defined is left), or to repair
     /// membership after writes made without them.
     pub fn rebuild_memberships(&self, as_of: DateTime<Utc>) -> Result<Maintained, Error> {
+        let all = Touch {
+            all: true,
+            ..Touch::default()
+        };
+        self.maintain_pages(&all, as_of, |after| {
+            self.store().customers(after, MAX_PAGE_SIZE)
+        })
+    }
+
+    /// Maintains, with `touch`, each page of profiles `page` gives after the last one of
+    /// the page before, until one is empty.
+    fn maintain_pages(
+        &self,
+        touch: &Touch,
+        as_of: DateTime<Utc>,
+        mut page: impl FnMut(Option<CustomerId>) -> Result<Vec<CustomerId>, StoreError>,
+    ) -> Result<Maintained, Error> {
         let mut done = Maintained::default();
         let mut after = None;
         loop {
-            let page = self.store().customers(after, MAX_PAGE_SIZE)?;
-            let Some(&last) = page.last() else {
+            let customers = page(after)?;
+            let Some(&last) = customers.last() else {
                 return Ok(done);
             };
-            let touched = Touched::each(
-                &page,
-                &Touch {
-                    all: true,
-                    ..Touch::default()
-                },
+            add(
+                &mut done,
+                self.maintain(Touched::each(&customers, touch), as_of)?,
             );
-            add(&mut done, self.maintain(touched, as_of)?);
             after = Some(last);
         }
     }

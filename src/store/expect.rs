@@ -1,14 +1,15 @@
 //! Checking a commit's [`Expectation`]s, shared by the in-tree backends: each reads the
 //! facts an expectation rests on in its own way ([`Facts`]); [`unmet`] compares them
 //! with what the planner saw and names what changed; [`dead_target`] checks a rewrite's
-//! targets the same way.
+//! targets the same way; [`membership_after`] checks a membership update against the
+//! stored state.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use super::{CommitProblem, Expectation, Rewrite};
-use crate::model::{CustomerId, Identifier, InteractionId};
+use super::{CommitProblem, Expectation, MembershipUpdate, Rewrite};
+use crate::model::{CustomerId, Identifier, InteractionId, Membership};
 
 /// What a backend reads to check expectations, inside the transaction that applies
 /// them.
@@ -110,4 +111,50 @@ pub(crate) fn dead_target<F: Facts + ?Sized>(
         }
     }
     Ok(None)
+}
+
+/// Why a membership update cannot apply.
+pub(crate) enum Refused {
+    /// It was decided on another version: a conflict.
+    Stale(CommitProblem),
+    /// It enters a segment held, leaves one not held, or names another profile.
+    Invalid(CommitProblem),
+}
+
+/// The memberships of `update.customer` once `update` applies to the stored `version`
+/// and `memberships` (in segment order); or why it cannot.
+pub(crate) fn membership_after(
+    update: &MembershipUpdate,
+    version: u64,
+    mut memberships: Vec<Membership>,
+) -> Result<Vec<Membership>, Refused> {
+    let customer = update.customer;
+    if version != update.version {
+        return Err(Refused::Stale(CommitProblem::MembershipVersion {
+            customer,
+            expected: update.version,
+            found: version,
+        }));
+    }
+    for change in &update.changes {
+        let held = memberships.iter().any(|m| m.segment == change.segment);
+        if change.customer != customer || held == change.entered {
+            return Err(Refused::Invalid(CommitProblem::Membership {
+                customer,
+                segment: change.segment.clone(),
+                entered: change.entered,
+            }));
+        }
+        if change.entered {
+            memberships.push(Membership {
+                segment: change.segment.clone(),
+                since: change.at,
+                reasons: change.reasons.clone(),
+            });
+        } else {
+            memberships.retain(|m| m.segment != change.segment);
+        }
+    }
+    memberships.sort_by(|a, b| a.segment.cmp(&b.segment));
+    Ok(memberships)
 }

@@ -128,6 +128,25 @@ pub struct Page<T> {
     pub next: Option<TimelineCursor>,
 }
 
+impl<T> Page<T> {
+    /// The page of `items`, read newest first up to one more than `limit`: the one more,
+    /// when there is one, says a next page follows the last item kept.
+    pub(crate) fn from_one_more(
+        mut items: Vec<T>,
+        limit: usize,
+        position: impl Fn(&T) -> TimelineCursor,
+    ) -> Self {
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next = if more {
+            items.last().map(position)
+        } else {
+            None
+        };
+        Self { items, next }
+    }
+}
+
 /// A record together with the profile it is attributed to.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Attributed<T> {
@@ -608,6 +627,16 @@ pub(crate) enum Fault {
     /// The backend failed; a conflict it detected itself (a serialization failure)
     /// takes the commit's position too.
     Store(StoreError),
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl From<expect::Refused> for Fault {
+    fn from(refused: expect::Refused) -> Self {
+        match refused {
+            expect::Refused::Stale(problem) => Self::Conflict(problem),
+            expect::Refused::Invalid(problem) => Self::Invalid(problem),
+        }
+    }
 }
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]

@@ -495,18 +495,15 @@ impl MembershipStore for Frozen<'_> {
             });
         };
         let upper = page.cursor().map_or(Bound::Unbounded, Bound::Excluded);
-        let mut items: Vec<MembershipChange> = changes
+        let items: Vec<MembershipChange> = changes
             .range((Bound::Unbounded, upper))
             .rev()
             .take(page.limit() + 1)
             .map(|(_, change)| change.clone())
             .collect();
-        let more = items.len() > page.limit();
-        items.truncate(page.limit());
-        let next = more
-            .then(|| items.last().map(|c| TimelineCursor { at: c.at, id: c.id }))
-            .flatten();
-        Ok(Page { items, next })
+        Ok(Page::from_one_more(items, page.limit(), |c| {
+            TimelineCursor { at: c.at, id: c.id }
+        }))
     }
 
     fn due_for_recheck(

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 
 use super::{Fault, ProfileRow, State, Timeline};
 use crate::model::{
-    ConsentRecord, CustomerId, EventId, Identifier, Interaction, InteractionId, Membership,
-    MembershipState, MergeRecord, OverrideId, Refusal, TraitOperation,
+    ConsentRecord, CustomerId, EventId, Identifier, Interaction, InteractionId, MembershipState,
+    MergeRecord, OverrideId, Refusal, TraitOperation,
 };
 use crate::store::{
     Attributed, Commit, CommitOutcome, CommitProblem, Erasure, IdentityChange, MembershipUpdate,
@@ -156,37 +156,18 @@ impl State {
         let customer = update.customer;
         self.require_profile(customer)?;
         let previous = self.membership.get(&customer).cloned();
-        let mut state = previous.clone().unwrap_or_default();
-        if state.version != update.version {
-            return Err(Fault::Conflict(CommitProblem::MembershipVersion {
-                customer,
-                expected: update.version,
-                found: state.version,
-            }));
-        }
-        for change in &update.changes {
-            let held = state.is_member(&change.segment);
-            if change.customer != customer || held == change.entered {
-                return Err(Fault::Invalid(CommitProblem::Membership {
-                    customer,
-                    segment: change.segment.clone(),
-                    entered: change.entered,
-                }));
-            }
-            if change.entered {
-                state.memberships.push(Membership {
-                    segment: change.segment.clone(),
-                    since: change.at,
-                    reasons: change.reasons.clone(),
-                });
-            } else {
-                state.memberships.retain(|m| m.segment != change.segment);
-            }
-        }
-        state.memberships.sort_by(|a, b| a.segment.cmp(&b.segment));
-        state.version += 1;
-        state.recheck_at = update.recheck_at;
-        state.digest.clone_from(&update.digest);
+        let stored = previous.clone().unwrap_or_default();
+        let memberships = expect::membership_after(update, stored.version, stored.memberships)
+            .map_err(|refused| match refused {
+                expect::Refused::Stale(problem) => Fault::Conflict(problem),
+                expect::Refused::Invalid(problem) => Fault::Invalid(problem),
+            })?;
+        let state = MembershipState {
+            version: stored.version + 1,
+            memberships,
+            recheck_at: update.recheck_at,
+            digest: update.digest.clone(),
+        };
         let mut positions = Vec::with_capacity(update.changes.len());
         let log = self.membership_changes.entry(customer).or_default();
         for change in &update.changes {

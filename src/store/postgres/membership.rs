@@ -6,9 +6,10 @@ use uuid::Uuid;
 
 use super::write::Fault;
 use super::{Conn, PostgresStore, customer, decode, encode, nanos, time};
-use crate::model::{CustomerId, Membership, MembershipChange, MembershipState};
+use crate::model::{CustomerId, MembershipChange, MembershipState};
+use crate::store::expect;
 use crate::store::{
-    CommitProblem, MAX_PAGE_SIZE, MembershipStore, MembershipUpdate, Page, PageRequest, StoreError,
+    MAX_PAGE_SIZE, MembershipStore, MembershipUpdate, Page, PageRequest, StoreError,
     TimelineCursor, clamped_nanos,
 };
 
@@ -52,16 +53,13 @@ impl MembershipStore for PostgresStore {
                  ORDER BY at DESC, id DESC LIMIT $4",
                 &[id.as_uuid(), &at, &change_id, &limit],
             )?;
-            let mut items: Vec<MembershipChange> = rows
+            let items: Vec<MembershipChange> = rows
                 .iter()
                 .map(|row| decode("membership change", row.get::<_, &str>(0)))
                 .collect::<Result<_, _>>()?;
-            let more = items.len() > request.limit();
-            items.truncate(request.limit());
-            let next = more
-                .then(|| items.last().map(|c| TimelineCursor { at: c.at, id: c.id }))
-                .flatten();
-            Ok(Page { items, next })
+            Ok(Page::from_one_more(items, request.limit(), |c| {
+                TimelineCursor { at: c.at, id: c.id }
+            }))
         })
     }
 
@@ -108,45 +106,30 @@ fn state_of(conn: &mut Conn, id: Uuid) -> Result<MembershipState, StoreError> {
 pub(super) fn update(conn: &mut Conn, update: &MembershipUpdate) -> Result<(), Fault> {
     let id = update.customer;
     let profile = *id.as_uuid();
-    let mut state = state_of(conn, profile)?;
-    if state.version != update.version {
-        return Err(Fault::Conflict(CommitProblem::MembershipVersion {
-            customer: id,
-            expected: update.version,
-            found: state.version,
-        }));
-    }
+    let stored = conn.query_opt(
+        "SELECT version, segments FROM membership WHERE profile_id = $1",
+        &[&profile],
+    )?;
+    let (version, memberships) = match stored {
+        Some(row) => (
+            row.get::<_, i64>(0) as u64,
+            decode("membership", row.get::<_, &str>(1))?,
+        ),
+        None => (0, Vec::new()),
+    };
+    let memberships = expect::membership_after(update, version, memberships)?;
     for change in &update.changes {
-        if change.customer != id || state.is_member(&change.segment) == change.entered {
-            return Err(Fault::Invalid(CommitProblem::Membership {
-                customer: id,
-                segment: change.segment.clone(),
-                entered: change.entered,
-            }));
-        }
-        if change.entered {
-            state.memberships.push(Membership {
-                segment: change.segment.clone(),
-                since: change.at,
-                reasons: change.reasons.clone(),
-            });
-            conn.execute(
-                "INSERT INTO segment_members (segment, profile_id) VALUES ($1, $2)",
-                &[&change.segment, &profile],
-            )?;
+        let sql = if change.entered {
+            "INSERT INTO segment_members (segment, profile_id) VALUES ($1, $2)"
         } else {
-            state.memberships.retain(|m| m.segment != change.segment);
-            conn.execute(
-                "DELETE FROM segment_members WHERE segment = $1 AND profile_id = $2",
-                &[&change.segment, &profile],
-            )?;
-        }
+            "DELETE FROM segment_members WHERE segment = $1 AND profile_id = $2"
+        };
+        conn.execute(sql, &[&change.segment, &profile])?;
         conn.execute(
             "INSERT INTO membership_changes (profile_id, at, id, body) VALUES ($1, $2, $3, $4)",
             &[&profile, &nanos(change.at)?, &change.id, &encode(change)?],
         )?;
     }
-    state.memberships.sort_by(|a, b| a.segment.cmp(&b.segment));
     let recheck_at = update.recheck_at.map(nanos).transpose()?;
     conn.execute(
         "INSERT INTO membership (profile_id, version, recheck_at, segments, digest)
@@ -156,9 +139,9 @@ pub(super) fn update(conn: &mut Conn, update: &MembershipUpdate) -> Result<(), F
              segments = excluded.segments, digest = excluded.digest",
         &[
             &profile,
-            &((state.version + 1) as i64),
+            &((version + 1) as i64),
             &recheck_at,
-            &encode(&state.memberships)?,
+            &encode(&memberships)?,
             &update.digest.as_ref().map(encode).transpose()?,
         ],
     )?;

@@ -7,8 +7,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::write::Fault;
 use super::{SqliteStore, customer, decode, encode, key, nanos, sqlite, time};
 use crate::model::{CustomerId, Membership, MembershipChange, MembershipState};
+use crate::store::expect;
 use crate::store::{
-    CommitProblem, MAX_PAGE_SIZE, MembershipStore, MembershipUpdate, Page, PageRequest, StoreError,
+    MAX_PAGE_SIZE, MembershipStore, MembershipUpdate, Page, PageRequest, StoreError,
     TimelineCursor, clamped_nanos,
 };
 
@@ -61,15 +62,12 @@ impl MembershipStore for SqliteStore {
                     |row| row.get::<_, String>(0),
                 )
                 .map_err(sqlite)?;
-            let mut items: Vec<MembershipChange> = rows
+            let items: Vec<MembershipChange> = rows
                 .map(|body| decode("membership change", &body.map_err(sqlite)?))
                 .collect::<Result<_, _>>()?;
-            let more = items.len() > request.limit();
-            items.truncate(request.limit());
-            let next = more
-                .then(|| items.last().map(|c| TimelineCursor { at: c.at, id: c.id }))
-                .flatten();
-            Ok(Page { items, next })
+            Ok(Page::from_one_more(items, request.limit(), |c| {
+                TimelineCursor { at: c.at, id: c.id }
+            }))
         })
     }
 
@@ -140,43 +138,15 @@ pub(super) fn update(conn: &Connection, update: &MembershipUpdate) -> Result<(),
     let id = update.customer;
     let profile = key(id.as_uuid());
     let (version, memberships) = segments_of(conn, id)?.unwrap_or_default();
-    let mut state = MembershipState {
-        version,
-        memberships,
-        ..MembershipState::default()
-    };
-    if state.version != update.version {
-        return Err(Fault::Conflict(CommitProblem::MembershipVersion {
-            customer: id,
-            expected: update.version,
-            found: state.version,
-        }));
-    }
+    let memberships = expect::membership_after(update, version, memberships)?;
     for change in &update.changes {
-        if change.customer != id || state.is_member(&change.segment) == change.entered {
-            return Err(Fault::Invalid(CommitProblem::Membership {
-                customer: id,
-                segment: change.segment.clone(),
-                entered: change.entered,
-            }));
-        }
-        if change.entered {
-            state.memberships.push(Membership {
-                segment: change.segment.clone(),
-                since: change.at,
-                reasons: change.reasons.clone(),
-            });
-            conn.prepare_cached(
-                "INSERT INTO segment_members (segment, profile_id) VALUES (?1, ?2)",
-            )?
-            .execute(params![change.segment, profile])?;
+        let sql = if change.entered {
+            "INSERT INTO segment_members (segment, profile_id) VALUES (?1, ?2)"
         } else {
-            state.memberships.retain(|m| m.segment != change.segment);
-            conn.prepare_cached(
-                "DELETE FROM segment_members WHERE segment = ?1 AND profile_id = ?2",
-            )?
+            "DELETE FROM segment_members WHERE segment = ?1 AND profile_id = ?2"
+        };
+        conn.prepare_cached(sql)?
             .execute(params![change.segment, profile])?;
-        }
         conn.prepare_cached(
             "INSERT INTO membership_changes (profile_id, at, id, body) VALUES (?1, ?2, ?3, ?4)",
         )?
@@ -187,7 +157,6 @@ pub(super) fn update(conn: &Connection, update: &MembershipUpdate) -> Result<(),
             encode(change)?
         ])?;
     }
-    state.memberships.sort_by(|a, b| a.segment.cmp(&b.segment));
     let recheck_at = update.recheck_at.map(nanos).transpose()?;
     conn.prepare_cached(
         "INSERT INTO membership (profile_id, version, recheck_at, segments, digest)
@@ -198,9 +167,9 @@ pub(super) fn update(conn: &Connection, update: &MembershipUpdate) -> Result<(),
     )?
     .execute(params![
         profile,
-        (state.version + 1) as i64,
+        (version + 1) as i64,
         recheck_at,
-        encode(&state.memberships)?,
+        encode(&memberships)?,
         update.digest.as_ref().map(encode).transpose()?
     ])?;
     Ok(())
