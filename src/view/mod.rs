@@ -196,6 +196,7 @@ pub(crate) fn build<S: Reads + ?Sized>(
         .collect()
     };
     let channels = activity(store.event_summary(record.id)?, contacts);
+    let membership = store.membership(record.id)?;
     Ok(Some(Profile {
         customer_id: record.id,
         merged_ids: record
@@ -211,8 +212,13 @@ pub(crate) fn build<S: Reads + ?Sized>(
         merges: store.merges(record.id)?,
         open_conversations,
         persona: None,
-        segments: store.membership(record.id)?.memberships,
-        timeline: timeline(store, record.id, PageRequest::first(entries))?,
+        timeline: timeline_of(
+            store,
+            record.id,
+            PageRequest::first(entries),
+            membership.version > 0,
+        )?,
+        segments: membership.memberships,
     }))
 }
 
@@ -223,9 +229,28 @@ pub(crate) fn timeline<S: Reads + ?Sized>(
     customer: CustomerId,
     page: PageRequest,
 ) -> Result<Page<TimelineEntry>, StoreError> {
+    timeline_of(store, customer, page, true)
+}
+
+/// [`timeline`], reading membership changes only when `memberships` says the profile
+/// may have some (its membership was ever updated): a read less where no segment is
+/// kept live.
+fn timeline_of<S: Reads + ?Sized>(
+    store: &S,
+    customer: CustomerId,
+    page: PageRequest,
+    memberships: bool,
+) -> Result<Page<TimelineEntry>, StoreError> {
     let events = store.events(customer, page)?;
     let interactions = store.interactions(customer, page)?;
-    let memberships = store.membership_changes(customer, page)?;
+    let memberships = if memberships {
+        store.membership_changes(customer, page)?
+    } else {
+        Page {
+            items: Vec::new(),
+            next: None,
+        }
+    };
     let more_behind =
         events.next.is_some() || interactions.next.is_some() || memberships.next.is_some();
     let mut items: Vec<TimelineEntry> = events
