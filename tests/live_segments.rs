@@ -515,13 +515,14 @@ fn concurrent_writers_leave_membership_equal_to_a_full_evaluation() {
         }
     });
     let (segments, computed) = mixed_segments();
+    #[cfg(feature = "sqlite")]
     let dir = tempfile::tempdir().unwrap();
-    let stores: Vec<Dyn> = vec![
-        Customers::new(Box::new(MemoryStore::new())),
-        Customers::new(Box::new(
-            oneview::SqliteStore::open(dir.path().join("live.db")).unwrap(),
-        )),
-    ];
+    #[cfg_attr(not(feature = "sqlite"), allow(unused_mut))]
+    let mut stores: Vec<Dyn> = vec![Customers::new(Box::new(MemoryStore::new()))];
+    #[cfg(feature = "sqlite")]
+    stores.push(Customers::new(Box::new(
+        oneview::SqliteStore::open(dir.path().join("live.db")).unwrap(),
+    )));
     let hands = Hands::at(12 * DAY);
     for customers in stores {
         let customers = customers
