@@ -163,6 +163,21 @@ impl<S: Store> Customers<S> {
         (self.clock.0)()
     }
 
+    /// These customers, over the same store, keeping no segment live: for writes whose
+    /// membership is settled afterwards (an import restores it from the file). Its
+    /// writers do not take turns with this one's, so nothing else should write meanwhile.
+    pub(crate) fn without_live_segments(&self) -> Customers<&S> {
+        Customers {
+            store: &self.store,
+            policy: self.policy.clone(),
+            consent_defaults: self.consent_defaults.clone(),
+            personas: self.personas.clone(),
+            live: LiveSegments::default(),
+            clock: self.clock.clone(),
+            writers: RwLock::new(()),
+        }
+    }
+
     /// The regimes that answer for purposes a customer never decided on.
     pub fn consent_defaults(&self) -> &ConsentDefaults {
         &self.consent_defaults

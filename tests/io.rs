@@ -7,9 +7,10 @@ use std::io::Cursor;
 
 use chrono::Utc;
 use common::{at, id};
+use oneview::audience::{EventFilter, Rule, Segment};
 use oneview::identity::Policy;
-use oneview::io::{IoError, LineProblem, read_store, write_store};
-use oneview::store::{IdentityStore, Store};
+use oneview::io::{IoError, LineProblem, STORE_VERSION, read_store, write_store};
+use oneview::store::{IdentityStore, MembershipStore, Store};
 use oneview::{
     Actor, Channel, ConsentChoice, ConsentStatus, Customers, Direction, Event, Identifier,
     Interaction, InteractionStatus, MemoryStore, Purpose, Record, SqliteStore,
@@ -130,7 +131,15 @@ fn views<S: Store>(customers: &Customers<S>) -> String {
     out += &format!("{:?}\n", customers.audit(..).unwrap());
     out += &format!("{:?}\n", customers.suppressions().unwrap());
     out += &format!("{:?}\n", customers.store().customers(None, 1000).unwrap());
-    out
+    out + &membership_views(customers)
+}
+
+/// Customers in `store` keeping [`segments`] live at minute 100.
+fn live<S: Store>(store: S) -> Customers<S> {
+    Customers::new(store)
+        .with_clock(|| at(100))
+        .with_live_segments(segments(), vec![])
+        .unwrap()
 }
 
 fn round_trip<A: Store, B: Store>(from: &Customers<A>, to: &Customers<B>) -> Vec<u8> {
@@ -143,7 +152,8 @@ fn round_trip<A: Store, B: Store>(from: &Customers<A>, to: &Customers<B>) -> Vec
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
-    /// memory → SQLite → memory: the same customers, ids included, at every step.
+    /// memory → SQLite → memory: the same customers, ids included, and the same live
+    /// membership and its history, at every step.
     #[test]
     fn a_store_survives_export_and_import_on_any_backend(
         specs in prop::collection::vec(
@@ -152,7 +162,7 @@ proptest! {
         ),
         actions in prop::collection::vec((0..6u8, 0..4usize), 0..3),
     ) {
-        let source = Customers::new(MemoryStore::new());
+        let source = live(MemoryStore::new());
         let records: Vec<Record> = specs.into_iter().enumerate().map(|(n, s)| record(n, s)).collect();
         source.ingest_batch(records).unwrap();
         for (action, target) in actions {
@@ -160,11 +170,11 @@ proptest! {
         }
         let expected = views(&source);
 
-        let sqlite = Customers::new(SqliteStore::open_in_memory().unwrap());
+        let sqlite = live(SqliteStore::open_in_memory().unwrap());
         let file = round_trip(&source, &sqlite);
         prop_assert_eq!(&views(&sqlite), &expected);
 
-        let back = Customers::new(MemoryStore::new());
+        let back = live(MemoryStore::new());
         let again = round_trip(&sqlite, &back);
         prop_assert_eq!(&views(&back), &expected);
         // The second file differs from the first only in when it was written.
@@ -290,7 +300,7 @@ fn only_an_empty_store_under_the_same_policy_is_imported_into() {
         read_store(&strict, Cursor::new(text.as_bytes()), &mut |_| {}),
         Err(IoError::PolicyMismatch { .. })
     ));
-    let newer = text.replacen("\"version\":1", "\"version\":99", 1);
+    let newer = text.replacen(&format!("\"version\":{STORE_VERSION}"), "\"version\":99", 1);
     let (_, result) = import(&newer);
     assert!(matches!(
         result,
@@ -322,4 +332,214 @@ fn an_erased_customer_stays_erased_after_a_move() {
         target.store().all_overrides().unwrap(),
         source.store().all_overrides().unwrap()
     );
+}
+
+/// The segments kept live in the membership tests: acting twice within a day, and
+/// holding no device id.
+fn segments() -> Vec<Segment> {
+    vec![
+        Segment::new(
+            "active",
+            Rule::Performed {
+                events: EventFilter::named("Acted"),
+                at_least: Some(2),
+                at_most: None,
+                within_days: Some(1),
+            },
+        ),
+        Segment::new(
+            "no device",
+            Rule::Not {
+                of: Box::new(Rule::HasIdentifier {
+                    kind: oneview::IdentifierKind::AnonymousId,
+                }),
+            },
+        ),
+    ]
+}
+
+/// A store keeping [`segments`] live at minute 100, where customers entered and left
+/// them, and one whose profile was merged into another left them.
+fn with_membership() -> Customers<MemoryStore> {
+    let source = live(MemoryStore::new());
+    for (n, spec) in [
+        (3, (None, Some(2), 0, 2)),
+        (0, (Some(0), None, 1, 2)),
+        (1, (Some(0), None, 2, 2)),
+        (2, (Some(1), None, 3, 2)),
+        (4, (Some(0), Some(0), 5, 2)),
+        (5, (Some(1), Some(2), 6, 2)),
+    ] {
+        source.ingest(record(n, spec)).unwrap();
+    }
+    source
+}
+
+/// Everything about membership the store holds: each pooled identifier's memberships,
+/// and the members of each segment.
+fn membership_views<S: Store>(customers: &Customers<S>) -> String {
+    let mut out = String::new();
+    for text in EMAILS.iter().map(|e| format!("email:{e}")) {
+        out += &format!("{text}: {:?}\n", customers.memberships(id(&text)).ok());
+    }
+    for segment in segments() {
+        let members = customers
+            .store()
+            .segment_members(&segment.name, None, 100)
+            .unwrap();
+        out += &format!("{}: {members:?}\n", segment.name);
+    }
+    out
+}
+
+fn body(file: &[u8]) -> String {
+    let text = String::from_utf8(file.to_vec()).unwrap();
+    text.lines().skip(1).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn live_membership_and_its_history_survive_a_move() {
+    let source = with_membership();
+    let mut file = Vec::new();
+    let counts = write_store(&source, &mut file, &mut |_| {}).unwrap();
+    let history = String::from_utf8(file.clone()).unwrap();
+    assert!(counts.membership_changes >= 4, "{counts:?}");
+    assert!(
+        history.contains("merged into"),
+        "a merged profile's leaving is part of the history"
+    );
+    let expected = membership_views(&source);
+    assert!(expected.contains("active: [CustomerId"), "{expected}");
+
+    // Into a store keeping the same segments live, and into one keeping none: the same
+    // membership and history either way, and nothing new decided at the same time.
+    let live = live(SqliteStore::open_in_memory().unwrap());
+    let plain = Customers::new(SqliteStore::open_in_memory().unwrap());
+    for target in [&live, &plain] {
+        let report = read_store(target, Cursor::new(&file), &mut |_| {}).unwrap();
+        assert_eq!(report, counts);
+        assert_eq!(membership_views(target), expected);
+        let mut again = Vec::new();
+        write_store(target, &mut again, &mut |_| {}).unwrap();
+        assert_eq!(body(&again), body(&file));
+    }
+    assert_eq!(views(&live), views(&source));
+
+    // The restored store keeps membership live as the source does: the windows close
+    // for both alike.
+    let later = at(100 + 2 * 24 * 60);
+    assert_eq!(live.refresh(later).unwrap(), source.refresh(later).unwrap());
+    assert!(membership_views(&live).contains("active: []"));
+    assert_eq!(membership_views(&live), membership_views(&source));
+}
+
+#[test]
+fn membership_that_moved_since_the_file_was_written_is_decided_on_import() {
+    let source = with_membership();
+    let mut file = Vec::new();
+    write_store(&source, &mut file, &mut |_| {}).unwrap();
+    let days_later = Customers::new(MemoryStore::new())
+        .with_clock(|| at(100 + 2 * 24 * 60))
+        .with_live_segments(segments(), vec![])
+        .unwrap();
+    read_store(&days_later, Cursor::new(&file), &mut |_| {}).unwrap();
+    let a = id("email:a@x.io");
+    assert!(
+        source
+            .memberships(&a)
+            .unwrap()
+            .iter()
+            .any(|m| m.segment == "active")
+    );
+    assert!(
+        !days_later
+            .memberships(&a)
+            .unwrap()
+            .iter()
+            .any(|m| m.segment == "active"),
+        "the window closed before the import"
+    );
+    let mut again = Vec::new();
+    write_store(&days_later, &mut again, &mut |_| {}).unwrap();
+    let left = |file: &[u8]| {
+        body(file)
+            .lines()
+            .filter(|l| l.contains("\"record\":\"membership\"") && l.contains("\"entered\":false"))
+            .count()
+    };
+    let active = source
+        .store()
+        .segment_members("active", None, 100)
+        .unwrap()
+        .len();
+    assert!(active > 0);
+    assert_eq!(
+        left(&again),
+        left(&file) + active,
+        "the import recorded each member leaving the closed window"
+    );
+}
+
+#[test]
+fn a_membership_change_that_does_not_follow_is_named_and_nothing_is_imported() {
+    let text = dump(&with_membership());
+    let lines: Vec<&str> = text.lines().collect();
+    let entered = lines
+        .iter()
+        .position(|l| l.contains("\"record\":\"membership\"") && l.contains("\"entered\":true"))
+        .unwrap();
+    // The same change twice: the second enters a segment the profile is in.
+    let mut doubled: Vec<&str> = lines.clone();
+    doubled.insert(entered + 1, lines[entered]);
+    let said = format!("{{\"record\":\"end\",\"records\":{}}}", doubled.len() - 2);
+    *doubled.last_mut().unwrap() = &said;
+    let (target, result) = import(&(doubled.join("\n") + "\n"));
+    assert!(
+        matches!(
+            &result,
+            Err(IoError::Line { line, problem: LineProblem::Membership { entered: true, .. } })
+                if *line == entered as u64 + 2
+        ),
+        "{result:?}"
+    );
+    assert!(is_untouched(&target));
+
+    // A profile the evidence does not give is found once the evidence is in.
+    let start = lines[entered].find("\"customer\":\"").unwrap() + "\"customer\":\"".len();
+    let customer = &lines[entered][start..start + 36];
+    let edited: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            if l.contains("\"record\":\"membership\"") {
+                l.replace(customer, "01900000-0000-7000-8000-000000000000")
+            } else {
+                (*l).to_owned()
+            }
+        })
+        .collect();
+    let first = edited
+        .iter()
+        .position(|l| l.contains("01900000-0000-7000-8000-000000000000"))
+        .unwrap();
+    let (_, result) = import(&(edited.join("\n") + "\n"));
+    assert!(
+        matches!(
+            &result,
+            Err(IoError::Line { line, problem: LineProblem::UnknownProfile(_) })
+                if *line == first as u64 + 1
+        ),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn a_version_1_file_without_membership_is_read() {
+    let source = sample();
+    let text = dump(&source);
+    assert!(!text.contains("\"record\":\"membership\""));
+    let old = text.replacen(&format!("\"version\":{STORE_VERSION}"), "\"version\":1", 1);
+    assert_ne!(old, text);
+    let (target, result) = import(&old);
+    result.unwrap();
+    assert_eq!(views(&target), views(&source));
 }

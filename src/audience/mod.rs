@@ -86,6 +86,9 @@ mod value;
 
 use thiserror::Error;
 
+use crate::model::{CustomerId, MembershipChange};
+use crate::store::{MAX_PAGE_SIZE, PageRequest, Reads, StoreError};
+
 pub use action::{
     ACTION_PROPERTY, Action, FrequencyCap, Persona, PersonaMatch, Playbook, Recommendation,
 };
@@ -116,4 +119,25 @@ impl RuleError {
             problem: problem.to_owned(),
         }
     }
+}
+
+/// Every membership change recorded on `profiles`, oldest first.
+pub(crate) fn membership_history(
+    reads: &dyn Reads,
+    profiles: &[CustomerId],
+) -> Result<Vec<MembershipChange>, StoreError> {
+    let mut changes = Vec::new();
+    for &profile in profiles {
+        let mut request = PageRequest::first(MAX_PAGE_SIZE);
+        loop {
+            let page = reads.membership_changes(profile, request)?;
+            changes.extend(page.items);
+            match page.next {
+                Some(cursor) => request = PageRequest::after(cursor, MAX_PAGE_SIZE),
+                None => break,
+            }
+        }
+    }
+    changes.sort_by_key(|c| (c.at, c.id));
+    Ok(changes)
 }

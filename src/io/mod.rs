@@ -1,7 +1,7 @@
 //! Whole-store export and import: the entire store as JSON Lines, to back it up, to move
 //! it to another backend, or to carry it across releases whose storage is incompatible.
 //!
-//! # Format (version 1)
+//! # Format (version 2)
 //! One JSON object per line, each tagged by its `record` field:
 //!
 //! | `record` | holds |
@@ -13,6 +13,7 @@
 //! | `override` | an operator's correction ([`OverrideRecord`]) |
 //! | `suppression` | an entry of the suppression list |
 //! | `audit` | an entry of the audit trail |
+//! | `membership` | a [`MembershipChange`]: a profile entering or leaving a segment kept live |
 //! | `end` | last line: `records`, how many lines lie between the header and it |
 //!
 //! Events, interactions and overrides come in one stream in evidence order (time, then
@@ -20,17 +21,29 @@
 //! identifiers, merges, refusals, traits and consent — everything derived from that
 //! evidence — come out as they were, customer and merge ids included. Suspicions
 //! (`Override::Suspect`) are derived too, and are written only so the file is complete.
+//! Membership changes come last, each profile's oldest first: they are the history of
+//! segments kept live, which the evidence alone cannot give back (each was decided at the
+//! time it was made, under the definitions then in force). An import replays the evidence
+//! without deciding membership, then restores the changes as they were, and with them each
+//! profile's membership; when the importing [`Customers`] keeps segments live, it then
+//! decides every profile once as of now ([`Customers::rebuild_memberships`]), which
+//! records a change only where membership moved since the file was written. Version 1
+//! files, which hold no membership, are read too.
+//!
 //! The file holds personal data and the privacy key: keep it as carefully as the store.
 //!
 //! # Import: all or nothing, as far as the file goes
 //! [`read_store`] reads the whole file once before writing anything: a line that is not
 //! JSON, not a known record, or not a valid event or interaction is an [`IoError::Line`]
 //! naming the line, a file cut short (no `end` line, or a count that does not match) is
-//! [`IoError::Truncated`], and the store is left untouched. It imports only into an
-//! empty store ([`IoError::NotEmpty`]) resolved under the same policy
-//! ([`IoError::PolicyMismatch`]). Writing then goes in batches: if the store itself fails
+//! [`IoError::Truncated`], a membership change that does not follow from the ones
+//! before it (entering a segment the profile is in) is [`LineProblem::Membership`], and
+//! the store is left untouched. It imports only into an empty store
+//! ([`IoError::NotEmpty`]) resolved under the same policy ([`IoError::PolicyMismatch`]). Writing then goes in batches: if the store itself fails
 //! midway (a full disk), the store holds part of the file — delete it and import again
-//! into a fresh one; an import is not resumable.
+//! into a fresh one; an import is not resumable. The same holds for membership changes
+//! of a profile the evidence does not give (a file edited by hand):
+//! [`LineProblem::UnknownProfile`] names the line once the evidence is in.
 //!
 //! ```
 //! use oneview::{Channel, Customers, Event, IdentifierKind, MemoryStore};
@@ -53,6 +66,7 @@
 //! ```
 
 use std::cell::Cell;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, Seek, SeekFrom, Write};
 
 use chrono::{DateTime, Utc};
@@ -60,24 +74,30 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::Customers;
+use crate::audience::membership_history;
 use crate::conversation::{all_interactions, each_customer_of};
 use crate::identity::Policy;
 use crate::ingest::{Record, event_key, interaction_key};
 use crate::model::{
-    AuditRecord, Event, EvidenceKey, Interaction, Override, OverrideRecord, ValidationError,
+    AuditRecord, CustomerId, Event, EvidenceKey, Interaction, MembershipChange, Override,
+    OverrideRecord, ValidationError,
 };
 use crate::store::{
-    Commit, IdentityChange, PrivacyKey, Reads, Store, StoreError, Suppression, read_consistent,
+    Commit, IdentityChange, MembershipUpdate, PrivacyKey, Reads, Store, StoreError, Suppression,
+    read_consistent,
 };
 
 /// The `format` of a store file's header.
 pub const STORE_FORMAT: &str = "oneview.store";
 
 /// The version of the store file this build writes, and the newest it reads.
-pub const STORE_VERSION: u32 = 1;
+pub const STORE_VERSION: u32 = 2;
 
 /// How many records an import hands to one [`Customers::ingest_batch`].
 const IMPORT_BATCH: usize = 2000;
+
+/// How many profiles' membership an import restores in one commit.
+const MEMBERSHIP_BATCH: usize = 1000;
 
 /// One line of a store file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -101,6 +121,8 @@ pub enum Line {
     Suppression(Suppression),
     /// An entry of the audit trail.
     Audit(AuditRecord),
+    /// A profile entering or leaving a segment kept live.
+    Membership(MembershipChange),
     /// The last line.
     End {
         /// How many lines lie between the header and this one.
@@ -134,6 +156,9 @@ pub struct Counts {
     pub suppressions: u64,
     /// Audit records.
     pub audit: u64,
+    /// Membership changes.
+    #[serde(default)]
+    pub membership_changes: u64,
 }
 
 /// What a long export or import has done so far, for a progress display.
@@ -221,6 +246,24 @@ pub enum LineProblem {
     /// A privacy key that is not 64 hex digits, or a second one.
     #[error("the privacy key must be 64 hex digits, and given once")]
     Key,
+    /// A membership change that does not follow from the profile's changes before it:
+    /// entering a segment it is in, or leaving one it is not in.
+    #[error(
+        "profile {customer} cannot {} segment {segment:?}: it is {} in it",
+        if *entered { "enter" } else { "leave" },
+        if *entered { "already" } else { "not" }
+    )]
+    Membership {
+        /// The profile.
+        customer: CustomerId,
+        /// The segment.
+        segment: String,
+        /// Whether the change enters it.
+        entered: bool,
+    },
+    /// A membership change of a profile that the file's evidence does not give.
+    #[error("profile {0} is not among the profiles the file's evidence gives")]
+    UnknownProfile(CustomerId),
 }
 
 /// What [`read_store`] imported.
@@ -304,6 +347,16 @@ pub fn write_store<S: Store>(
             counts.audit += 1;
             put(&mut out, &Line::Audit(record))?;
         }
+        each_customer_of(reads, |customer| -> Result<(), IoError> {
+            let Some(profile) = reads.profile(customer)? else {
+                return Ok(());
+            };
+            for change in membership_history(reads, &profile.members)? {
+                counts.membership_changes += 1;
+                put(&mut out, &Line::Membership(change))?;
+            }
+            Ok(())
+        })?;
         Ok(())
     })?;
     let records = lines.get() - 1;
@@ -366,6 +419,9 @@ pub fn read_store<S: Store>(
         return Err(IoError::NotEmpty);
     }
     input.seek(SeekFrom::Start(start))?;
+    // Membership is restored from the file, not decided while the evidence goes in.
+    let replay = customers.without_live_segments();
+    let mut memberships: Vec<(u64, MembershipChange)> = Vec::new();
     let mut counts = Counts::default();
     let mut batch: Vec<Record> = Vec::new();
     let mut tail: Vec<IdentityChange> = Vec::new();
@@ -399,8 +455,8 @@ pub fn read_store<S: Store>(
             }
             Line::Override(record) => {
                 counts.overrides += 1;
-                customers.ingest_all(std::mem::take(&mut batch))?;
-                correct(customers, record)?;
+                replay.ingest_all(std::mem::take(&mut batch))?;
+                correct(&replay, record)?;
             }
             Line::Suppression(suppression) => {
                 counts.suppressions += 1;
@@ -410,12 +466,16 @@ pub fn read_store<S: Store>(
                 counts.audit += 1;
                 audit.push(record);
             }
+            Line::Membership(change) => {
+                counts.membership_changes += 1;
+                memberships.push((number, change));
+            }
         }
         if batch.len() >= IMPORT_BATCH {
-            customers.ingest_all(std::mem::take(&mut batch))?;
+            replay.ingest_all(std::mem::take(&mut batch))?;
         }
     }
-    customers.ingest_all(batch)?;
+    replay.ingest_all(batch)?;
     // Suppressions go in last: the evidence of other customers may carry an erased
     // identifier in a link it refused, and must not be refused itself.
     store.apply(&[Commit {
@@ -423,11 +483,60 @@ pub fn read_store<S: Store>(
         audit,
         ..Commit::default()
     }])?;
+    restore_memberships(store, memberships)?;
+    if customers.keeps_segments_live() {
+        customers.rebuild_memberships(customers.now())?;
+    }
     debug_assert_eq!(
-        counts.events + counts.interactions + counts.overrides + counts.suppressions + counts.audit,
+        counts.events
+            + counts.interactions
+            + counts.overrides
+            + counts.suppressions
+            + counts.audit
+            + counts.membership_changes,
         expected
     );
     Ok(counts)
+}
+
+/// Stores `changes` (each with its line), each profile's in the order given, as the
+/// first membership updates of their profiles.
+fn restore_memberships<S: Store>(
+    store: &S,
+    changes: Vec<(u64, MembershipChange)>,
+) -> Result<(), IoError> {
+    let mut updates: Vec<MembershipUpdate> = Vec::new();
+    let mut index: HashMap<CustomerId, usize> = HashMap::new();
+    for (line, change) in changes {
+        let at = match index.get(&change.customer) {
+            Some(&at) => at,
+            None => {
+                if store.profile(change.customer)?.is_none() {
+                    return Err(IoError::Line {
+                        line,
+                        problem: LineProblem::UnknownProfile(change.customer),
+                    });
+                }
+                index.insert(change.customer, updates.len());
+                updates.push(MembershipUpdate {
+                    customer: change.customer,
+                    version: 0,
+                    changes: Vec::new(),
+                    recheck_at: None,
+                    digest: None,
+                });
+                updates.len() - 1
+            }
+        };
+        updates[at].changes.push(change);
+    }
+    for chunk in updates.chunks(MEMBERSHIP_BATCH) {
+        store.apply(&[Commit {
+            membership: chunk.to_vec(),
+            ..Commit::default()
+        }])?;
+    }
+    Ok(())
 }
 
 /// Reads the next line into `text` and counts it, reporting progress every few thousand
@@ -480,6 +589,7 @@ fn check(
     let mut records = 0u64;
     let mut end: Option<u64> = None;
     let mut key_seen = false;
+    let mut held: HashMap<CustomerId, HashSet<String>> = HashMap::new();
     while next_line(input, &mut text, &mut number, "checking", progress)? {
         let fail = |problem: LineProblem| IoError::Line {
             line: number,
@@ -521,6 +631,21 @@ fn check(
             (Line::Event(event), _) => event.validate().map_err(|e| fail(e.into()))?,
             (Line::Interaction(interaction), _) => {
                 interaction.validate().map_err(|e| fail(e.into()))?;
+            }
+            (Line::Membership(change), _) => {
+                let segments = held.entry(change.customer).or_default();
+                let follows = if change.entered {
+                    segments.insert(change.segment.clone())
+                } else {
+                    segments.remove(&change.segment)
+                };
+                if !follows {
+                    return Err(fail(LineProblem::Membership {
+                        customer: change.customer,
+                        segment: change.segment.clone(),
+                        entered: change.entered,
+                    }));
+                }
             }
             _ => {}
         }

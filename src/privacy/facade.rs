@@ -22,8 +22,8 @@ use crate::model::{
     resolve_traits,
 };
 use crate::store::{
-    Commit, Erasure, Expectation, IdentityChange, MAX_PAGE_SIZE, PageRequest, PrivacyKey,
-    ProfileRecord, Reads, Redacted, Store, StoreError, Suppression, read_consistent, read_to_write,
+    Commit, Erasure, Expectation, IdentityChange, PrivacyKey, ProfileRecord, Reads, Redacted,
+    Store, StoreError, Suppression, read_consistent, read_to_write,
 };
 use crate::view::{self, Lookup};
 
@@ -689,27 +689,6 @@ fn export_of(reads: &dyn Reads, customer: CustomerId) -> Result<CustomerExport, 
             .into_iter()
             .map(|m| m.segment)
             .collect(),
-        segment_history: membership_history(reads, &profile.members)?,
+        segment_history: crate::audience::membership_history(reads, &profile.members)?,
     })
-}
-
-/// Every membership change recorded on `profiles`, oldest first.
-fn membership_history(
-    reads: &dyn Reads,
-    profiles: &[CustomerId],
-) -> Result<Vec<crate::model::MembershipChange>, StoreError> {
-    let mut changes = Vec::new();
-    for &profile in profiles {
-        let mut request = PageRequest::first(MAX_PAGE_SIZE);
-        loop {
-            let page = reads.membership_changes(profile, request)?;
-            changes.extend(page.items);
-            match page.next {
-                Some(cursor) => request = PageRequest::after(cursor, MAX_PAGE_SIZE),
-                None => break,
-            }
-        }
-    }
-    changes.sort_by_key(|c| (c.at, c.id));
-    Ok(changes)
 }
