@@ -763,3 +763,78 @@ proptest! {
         }
     }
 }
+
+/// Retention removes event content; the membership decided from it follows, and no copy
+/// of it stays in the digest kept with the membership.
+#[test]
+fn retention_redecides_membership_and_keeps_no_copy_of_what_it_removed() {
+    let hands = Hands::at(0);
+    for customers in live(vec![big_spenders()], vec![spent()], &hands) {
+        let ana = id("email:ana@example.com");
+        hands.set(2 * DAY);
+        customers
+            .ingest(order("o1", DAY, &["email:ana@example.com"], 80.0))
+            .unwrap();
+        assert_eq!(names(&customers, &ana), ["big spenders"]);
+        let customer = customers.profile(&ana).unwrap().unwrap().customer_id;
+        let digest = |customers: &Dyn| customers.store().membership(customer).unwrap().digest;
+        assert!(
+            digest(&customers).unwrap().events[0]
+                .properties
+                .contains_key("revenue"),
+            "the digest holds what the segment reads"
+        );
+
+        hands.set(100 * DAY);
+        let policy = oneview::privacy::RetentionPolicy::new().events(30);
+        let ops = Actor::new("dpo", "retention");
+        customers
+            .apply_retention(&policy, at(100 * DAY), &ops)
+            .unwrap();
+        assert!(
+            names(&customers, &ana).is_empty(),
+            "nothing was spent any more"
+        );
+        let (segment, entered, _) = changes(&customers, &ana).remove(0);
+        assert_eq!((segment.as_str(), entered), ("big spenders", false));
+        let digest = digest(&customers).expect("made again");
+        assert_eq!(digest.events.len(), 1);
+        assert!(digest.events[0].properties.is_empty());
+    }
+}
+
+/// Where the customers applying retention keep no segment live, the digest another
+/// process keeps is dropped, and made again from the stripped events by the next
+/// decision.
+#[test]
+fn retention_without_live_segments_drops_the_digest() {
+    let hands = Hands::at(0);
+    for customers in live(vec![big_spenders()], vec![spent()], &hands) {
+        let ana = id("email:ana@example.com");
+        hands.set(2 * DAY);
+        customers
+            .ingest(order("o1", DAY, &["email:ana@example.com"], 80.0))
+            .unwrap();
+        let customer = customers.profile(&ana).unwrap().unwrap().customer_id;
+        let plain = Customers::new(customers.store());
+        let ops = Actor::new("dpo", "retention");
+        plain
+            .apply_retention(
+                &oneview::privacy::RetentionPolicy::new().events(30),
+                at(100 * DAY),
+                &ops,
+            )
+            .unwrap();
+        let state = customers.store().membership(customer).unwrap();
+        assert_eq!(state.digest, None);
+        assert_eq!(names(&customers, &ana), ["big spenders"], "left as it was");
+        hands.set(100 * DAY);
+        customers
+            .ingest(order("o2", 99 * DAY, &["email:ana@example.com"], 10.0))
+            .unwrap();
+        assert!(
+            names(&customers, &ana).is_empty(),
+            "decided from the stripped events"
+        );
+    }
+}

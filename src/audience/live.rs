@@ -441,6 +441,16 @@ impl Touched {
         Self(customers.iter().map(|&c| (c, touch.clone())).collect())
     }
 
+    /// Everything, for each of `customers`: every segment decided afresh, the digest of
+    /// their events made again from the store.
+    pub(crate) fn everything(customers: &[CustomerId]) -> Self {
+        let all = Touch {
+            all: true,
+            ..Touch::default()
+        };
+        Self::each(customers, &all)
+    }
+
     /// Notes what the applied ones of `commits` changed.
     pub(crate) fn note(
         &mut self,

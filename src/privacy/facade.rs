@@ -1,7 +1,7 @@
 //! The privacy calls of [`Customers`]: consent, export, erasure, suppressions, the audit
 //! trail.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::ops::{Bound, RangeBounds};
 
 use chrono::{DateTime, Duration, Utc};
@@ -12,6 +12,7 @@ use super::export::{CustomerExport, EXPORT_FORMAT, EXPORT_VERSION, ExportedConse
 use super::retention::{RetentionPolicy, RetentionReport, strip_event, strip_interaction};
 use super::{ErasureReport, suppression_hash};
 use crate::Customers;
+use crate::audience::Touched;
 use crate::conversation::{all_interactions, each_customer_of};
 use crate::customers::Attempt;
 use crate::error::Error;
@@ -22,8 +23,8 @@ use crate::model::{
     resolve_traits,
 };
 use crate::store::{
-    Commit, Erasure, Expectation, IdentityChange, PrivacyKey, ProfileRecord, Reads, Redacted,
-    Store, StoreError, Suppression, read_consistent, read_to_write,
+    Commit, Erasure, Expectation, IdentityChange, MembershipUpdate, PrivacyKey, ProfileRecord,
+    Reads, Redacted, Store, StoreError, Suppression, read_consistent, read_to_write,
 };
 use crate::view::{self, Lookup};
 
@@ -377,6 +378,12 @@ impl<S: Store> Customers<S> {
     ///
     /// It works in batches of a thousand records, each applied on its own: an
     /// interrupted run leaves the records it reached stripped, and the next run finishes.
+    ///
+    /// Live segment membership follows: where these customers keep segments live, the
+    /// profiles whose records lost content are decided again as of [`now`](Self::now)
+    /// (a segment that read the removed properties can be left); elsewhere, their digests
+    /// of events, which copy the properties segments read, are dropped and made again
+    /// from the stripped events by the next decision.
     pub fn apply_retention(
         &self,
         policy: &RetentionPolicy,
@@ -386,14 +393,17 @@ impl<S: Store> Customers<S> {
         by.validate()?;
         policy.validate()?;
         let mut report = RetentionReport::default();
+        let mut stripped_on = BTreeSet::new();
         if !policy.events.is_empty() {
             let mut batch = Vec::new();
             for stored in self.store().scan_events() {
-                let event = stored?.record;
+                let stored = stored?;
+                let event = stored.record;
                 if !policy.expires_event(&event, now) {
                     continue;
                 }
                 if let Some(stripped) = strip_event(&event) {
+                    stripped_on.insert(stored.customer);
                     batch.push(Redacted::Event(stripped));
                 }
                 if batch.len() == RETENTION_BATCH {
@@ -409,6 +419,7 @@ impl<S: Store> Customers<S> {
                     if policy.expires_interaction(&interaction, now)
                         && let Some(stripped) = strip_interaction(&interaction)
                     {
+                        stripped_on.insert(customer);
                         batch.push(Redacted::Interaction(stripped));
                     }
                 }
@@ -419,6 +430,7 @@ impl<S: Store> Customers<S> {
             })?;
             report.interactions += self.redact(batch)?;
         }
+        self.settle_membership_after_retention(&stripped_on.into_iter().collect::<Vec<_>>())?;
         let audit = AuditRecord::now(
             by,
             AuditAction::Retention {
@@ -432,6 +444,51 @@ impl<S: Store> Customers<S> {
         }])?;
         self.purge()?;
         Ok(report)
+    }
+
+    /// After retention removed the content of records of the live profiles `stripped_on`:
+    /// where segments are kept live, their membership is decided again from what is
+    /// left; elsewhere, the digest of their events kept with their membership (which
+    /// holds copies of event properties) is dropped, to be made again from the stripped
+    /// events by the next decision. Either way no copy of removed content outlives it.
+    fn settle_membership_after_retention(&self, stripped_on: &[CustomerId]) -> Result<(), Error> {
+        if self.keeps_segments_live() {
+            self.maintain(Touched::everything(stripped_on), self.now())?;
+            return Ok(());
+        }
+        for chunk in stripped_on.chunks(RETENTION_BATCH) {
+            self.write(|| {
+                let updates = read_to_write(self.store(), |reads| {
+                    let mut updates = Vec::new();
+                    for &customer in chunk {
+                        let state = reads.membership(customer)?;
+                        if state.digest.is_some() {
+                            updates.push(MembershipUpdate {
+                                customer,
+                                version: state.version,
+                                changes: Vec::new(),
+                                recheck_at: state.recheck_at,
+                                digest: None,
+                            });
+                        }
+                    }
+                    Ok::<_, StoreError>(updates)
+                })?;
+                if updates.is_empty() {
+                    return Ok(Attempt::Done(()));
+                }
+                let commit = Commit {
+                    membership: updates,
+                    ..Commit::default()
+                };
+                match self.store().apply(std::slice::from_ref(&commit)) {
+                    Ok(_) => Ok(Attempt::Done(())),
+                    Err(StoreError::Conflict { .. }) => Ok(Attempt::Conflict),
+                    Err(err) => Err(err.into()),
+                }
+            })?;
+        }
+        Ok(())
     }
 
     /// Applies `batch`, rewritten records; an interaction updated meanwhile is left for
