@@ -67,11 +67,8 @@ impl Needs {
         computed: &[ComputedTrait],
     ) -> Self {
         let mut needs = Self::default();
-        let mut pending: Vec<&Rule> = rules.into_iter().collect();
-        while let Some(rule) = pending.pop() {
-            match rule {
-                Rule::All { rules } | Rule::Any { rules } => pending.extend(rules),
-                Rule::Not { of } => pending.push(of),
+        for leaf in rules.into_iter().flat_map(Rule::leaves) {
+            match leaf {
                 Rule::Trait { name, .. } => {
                     let computed = computed.iter().any(|c| c.name == *name);
                     needs.events |= computed;

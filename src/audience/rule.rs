@@ -166,6 +166,22 @@ fn days_text(days: Option<u32>) -> String {
 }
 
 impl Rule {
+    /// The conditions of the rule, left to right, with every `all`, `any` and `not`
+    /// opened: what it reads, whatever it makes of it.
+    pub(crate) fn leaves(&self) -> impl Iterator<Item = &Rule> {
+        let mut pending = vec![self];
+        std::iter::from_fn(move || {
+            while let Some(rule) = pending.pop() {
+                match rule {
+                    Rule::All { rules } | Rule::Any { rules } => pending.extend(rules.iter().rev()),
+                    Rule::Not { of } => pending.push(of),
+                    leaf => return Some(leaf),
+                }
+            }
+            None
+        })
+    }
+
     /// Checks the rule; an error names the path of the bad node (`rule.rules[2].of`).
     pub fn validate(&self) -> Result<(), RuleError> {
         self.validate_at("rule")
@@ -394,5 +410,39 @@ impl Segment {
             return Err(RuleError::new("segment", "a segment needs a name"));
         }
         self.rule.validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaves_open_every_combinator_left_to_right() {
+        let has = |kind: IdentifierKind| Rule::HasIdentifier { kind };
+        let rule = Rule::All {
+            rules: vec![
+                has(IdentifierKind::Email),
+                Rule::Not {
+                    of: Box::new(Rule::Any {
+                        rules: vec![has(IdentifierKind::Phone), has(IdentifierKind::UserId)],
+                    }),
+                },
+                Rule::Any { rules: vec![] },
+                has(IdentifierKind::AnonymousId),
+            ],
+        };
+        let leaves: Vec<&Rule> = rule.leaves().collect();
+        assert_eq!(
+            leaves,
+            [
+                &has(IdentifierKind::Email),
+                &has(IdentifierKind::Phone),
+                &has(IdentifierKind::UserId),
+                &has(IdentifierKind::AnonymousId),
+            ]
+        );
+        let single = has(IdentifierKind::Email);
+        assert_eq!(single.leaves().collect::<Vec<_>>(), [&single]);
     }
 }
