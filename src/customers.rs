@@ -234,7 +234,9 @@ impl<S: Store> Customers<S> {
     /// Ingesting the same event again changes nothing and reports [`Outcome::Duplicate`];
     /// an older version of a stored interaction reports [`Outcome::Outdated`]. A record
     /// older than evidence already applied to the profiles it touches rebuilds them
-    /// ([`Action::Rebuild`]), so that the outcome does not depend on arrival order.
+    /// ([`Action::Rebuild`]), so that the outcome does not depend on arrival order. So
+    /// does a newer version of an interaction that names other people than the stored
+    /// one: only the latest version of an interaction is evidence of who it is about.
     ///
     /// [`Outcome::Duplicate`]: crate::Outcome::Duplicate
     /// [`Outcome::Outdated`]: crate::Outcome::Outdated

@@ -504,3 +504,86 @@ fn an_older_version_of_a_late_contact_in_the_same_batch_does_not_replace_the_new
         assert_eq!(statuses, [oneview::InteractionStatus::Closed]);
     });
 }
+
+/// Everything the profiles say, for comparing two stores: each identifier's profile
+/// (identifiers and timeline), or that it has none.
+fn profiles_of(customers: &Dyn, identifiers: &[&str]) -> Vec<String> {
+    identifiers
+        .iter()
+        .map(
+            |identifier| match customers.profile(id(identifier)).unwrap() {
+                Some(profile) => {
+                    let mut held: Vec<String> =
+                        profile.identifiers.iter().map(|i| i.to_string()).collect();
+                    held.sort();
+                    let items: Vec<String> = profile
+                        .timeline
+                        .items
+                        .iter()
+                        .map(|entry| match entry {
+                            oneview::TimelineEntry::Event(e) => e.message_id.clone(),
+                            oneview::TimelineEntry::Interaction(i) => {
+                                format!("{}@{}", i.key, i.updated_at)
+                            }
+                            other => format!("{other:?}"),
+                        })
+                        .collect();
+                    format!("{identifier}: {held:?} {items:?}")
+                }
+                None => format!("{identifier}: none"),
+            },
+        )
+        .collect()
+}
+
+#[test]
+fn an_update_that_no_longer_names_someone_gives_the_same_profiles_in_either_order() {
+    let version = |minute: i64, ids: &[&str]| {
+        ids.iter()
+            .fold(
+                oneview::Interaction::builder("desk", Channel::Chat, oneview::Direction::Inbound)
+                    .key("T-7")
+                    .occurred_at(at(10))
+                    .updated_at(at(minute)),
+                |b, i| b.with_identifier(id(i)),
+            )
+            .build()
+            .unwrap()
+    };
+    // The first version joins Ana's email to a phone typed by mistake; the update, its
+    // latest word, names the email alone. The phone has evidence of its own too.
+    let first = version(10, &["email:ana@x.io", "phone:+14155550123"]);
+    let update = version(20, &["email:ana@x.io"]);
+    let mut results = Vec::new();
+    for update_first in [false, true] {
+        for customers in backends() {
+            customers
+                .ingest(event("p", 5, &["phone:+14155550123"]))
+                .unwrap();
+            let order = if update_first {
+                [update.clone(), first.clone()]
+            } else {
+                [first.clone(), update.clone()]
+            };
+            for version in order {
+                customers.ingest(version).unwrap();
+            }
+            let profiles = profiles_of(&customers, &["email:ana@x.io", "phone:+14155550123"]);
+            assert_ne!(
+                customers
+                    .profile(id("email:ana@x.io"))
+                    .unwrap()
+                    .unwrap()
+                    .customer_id,
+                customers
+                    .profile(id("phone:+14155550123"))
+                    .unwrap()
+                    .unwrap()
+                    .customer_id,
+                "nothing the store holds links them: {profiles:?}"
+            );
+            results.push(profiles);
+        }
+    }
+    assert!(results.windows(2).all(|w| w[0] == w[1]), "{results:#?}");
+}

@@ -199,12 +199,14 @@ enum Spec {
         value: u8,
     },
     /// A contact delivered in `versions` versions (open, pending, closed, …), each later
-    /// one carrying one more identifier from `extra`.
+    /// one carrying one more identifier from `extra`; with `drops`, the last of several
+    /// no longer names the first of `ids` (a correction).
     Interaction {
         ids: Vec<Identifier>,
         extra: Vec<Identifier>,
         minute: i64,
         versions: usize,
+        drops: bool,
     },
 }
 
@@ -219,14 +221,20 @@ fn records() -> impl Strategy<Value = Vec<Record>> {
             op,
             value,
         });
-    let interaction = (pooled_ids(), pooled_ids(), 0..60i64, 1..=3usize).prop_map(
-        |(ids, extra, minute, versions)| Spec::Interaction {
+    let interaction = (
+        pooled_ids(),
+        pooled_ids(),
+        0..60i64,
+        1..=3usize,
+        any::<bool>(),
+    )
+        .prop_map(|(ids, extra, minute, versions, drops)| Spec::Interaction {
             ids,
             extra,
             minute,
             versions,
-        },
-    );
+            drops,
+        });
     let spec = prop_oneof![3 => event, 1 => interaction];
     (
         prop::collection::vec(spec, 1..40),
@@ -269,6 +277,7 @@ fn build((n, spec): (usize, &Spec)) -> Vec<Record> {
             extra,
             minute,
             versions,
+            drops,
         } => (0..*versions)
             .map(|version| {
                 let status = [
@@ -276,7 +285,11 @@ fn build((n, spec): (usize, &Spec)) -> Vec<Record> {
                     InteractionStatus::Pending,
                     InteractionStatus::Closed,
                 ][version % 3];
-                let carried = ids.iter().chain(extra.iter().take(version));
+                let corrected = *drops && version > 0 && version + 1 == *versions;
+                let carried = ids
+                    .iter()
+                    .skip(usize::from(corrected))
+                    .chain(extra.iter().take(version));
                 let builder = carried.fold(
                     Interaction::builder("prop", Channel::Chat, Direction::Inbound)
                         .key(&format!("t{n}"))

@@ -367,15 +367,26 @@ impl<'a, S: Reads + ?Sized> Planner<'a, S> {
             id: interaction.id,
             updated_at: stored.as_ref().map(|s| s.record.updated_at),
         };
-        // An update that names nobody new stays with the customer it was about: it is no
-        // new evidence of who that is.
+        // An update that names the same people stays with the customer it was about: it
+        // is no new evidence of who that is. One that names someone new, or no longer
+        // names someone the stored version did (whose link may rest on it alone), changes
+        // the evidence the profiles were resolved by: a rebuild places it, as if the
+        // stored version had never been. Where no rebuild can (too large a component, or
+        // nobody named at all), a narrower update stays too.
+        let stays = stored.as_ref().is_some_and(|stored| {
+            let policy = self.graph.policy();
+            let now: HashSet<Identifier> = policy
+                .usable(&interaction.identifiers)
+                .into_iter()
+                .collect();
+            let before: HashSet<Identifier> = policy
+                .usable(&stored.record.identifiers)
+                .into_iter()
+                .collect();
+            now.is_subset(&before) && (now == before || self.tolerate_late || now.is_empty())
+        });
         let (commit, receipt) = match &stored {
-            Some(stored)
-                if interaction
-                    .identifiers
-                    .iter()
-                    .all(|i| stored.record.identifiers.contains(i)) =>
-            {
+            Some(stored) if stays => {
                 let customer = self.graph.live(stored.customer);
                 let commit = Commit {
                     expect: vec![Expectation::Live { customer }],
