@@ -503,9 +503,11 @@ impl<S: Reads + ?Sized> Planner<'_, S> {
     /// Whether evidence with `usable` identifiers could make one of them suspect.
     ///
     /// Exact counting needs every piece of evidence carrying the value; here an upper
-    /// bound will do, read from what the graph and the refusals hold: a value of a unique
-    /// kind seen beside `X` either belongs to `X`'s profile, was refused on it, or belongs
-    /// to a profile `X` itself was refused on.
+    /// bound will do, read from what the graph and the refusals hold. Evidence joins one
+    /// profile, and each of its values either joins it too or is refused on it; so a
+    /// value of a unique kind seen beside `X` either belongs to `X`'s profile, was
+    /// refused on it, belongs to a profile `X` itself was refused on, or was refused on
+    /// that profile beside `X`.
     fn might_tip_a_suspect(&mut self, usable: &[Identifier]) -> Result<bool, StoreError> {
         let Some(threshold) = self.graph.policy().suspect_threshold() else {
             return Ok(false);
@@ -528,7 +530,10 @@ impl<S: Reads + ?Sized> Planner<'_, S> {
                 seen.extend(self.refused_on(owner)?.into_iter().filter(|i| witness(&i)));
             }
             for customer in self.refused_of(candidate)? {
-                match self.graph.cluster(self.graph.live(customer)) {
+                // Refused beside `X` on the same profile.
+                let live = self.graph.live(customer);
+                seen.extend(self.refused_on(live)?.into_iter().filter(|i| witness(&i)));
+                match self.graph.cluster(live) {
                     Some(cluster) => {
                         seen.extend(cluster.identifiers.iter().filter(witness).cloned())
                     }
