@@ -144,27 +144,13 @@ pub(super) fn snapshot_of(
         events,
         interactions,
         feedback,
-    } = if let Some(events) = known {
-        let mut history = if needs.interactions {
-            view::history_of_interactions(reads, customer)?
-        } else {
-            view::History::default()
-        };
-        history.feedback.extend(
-            events
-                .iter()
-                .filter_map(|e| Feedback::from_event(e).ok().flatten()),
-        );
-        history.feedback.sort_by_key(|f| (f.at, f.record));
-        history.events = events;
-        history
-    } else if needs.events {
-        view::history(reads, customer, needs.interactions)?
-    } else if needs.interactions {
-        view::history_of_interactions(reads, customer)?
-    } else {
-        view::History::default()
-    };
+    } = view::History::of(
+        match known {
+            Some(events) => events,
+            None => view::events_oldest_first(reads, customer, needs.events)?,
+        },
+        view::interactions_oldest_first(reads, customer, needs.interactions)?,
+    );
     let read_events = needs.events || given;
     if read_events {
         // A computed trait hides a stored one of its name, even where it has no value.

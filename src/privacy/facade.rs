@@ -709,7 +709,10 @@ fn export_of(reads: &dyn Reads, customer: CustomerId) -> Result<CustomerExport, 
         events,
         interactions,
         feedback,
-    } = view::history(reads, customer, true)?;
+    } = view::History::of(
+        view::events_oldest_first(reads, customer, true)?,
+        view::interactions_oldest_first(reads, customer, true)?,
+    );
     let merges = reads.merges(customer)?;
     let decisions = reads.consent(customer)?;
     let in_force = resolve_consent(&profile.members, &merges, &decisions, now);

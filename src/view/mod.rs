@@ -317,54 +317,51 @@ pub(crate) struct History {
     pub(crate) feedback: Vec<crate::model::Feedback>,
 }
 
-/// The interactions of the live profile `customer` and the feedback given in them, as a
-/// [`History`] without events.
-pub(crate) fn history_of_interactions<S: Reads + ?Sized>(
-    reads: &S,
-    customer: CustomerId,
-) -> Result<History, StoreError> {
-    let mut interactions = crate::conversation::all_interactions(reads, customer)?;
-    interactions.reverse();
-    let mut feedback: Vec<crate::model::Feedback> = interactions
-        .iter()
-        .filter_map(|i| crate::model::Feedback::from_interaction(i).ok().flatten())
-        .collect();
-    feedback.sort_by_key(|f| (f.at, f.record));
-    Ok(History {
-        events: Vec::new(),
-        interactions,
-        feedback,
-    })
+impl History {
+    /// `events` and `interactions`, with the feedback given in them.
+    pub(crate) fn of(events: Vec<Event>, interactions: Vec<Interaction>) -> Self {
+        let mut feedback: Vec<crate::model::Feedback> = events
+            .iter()
+            .filter_map(|e| crate::model::Feedback::from_event(e).ok().flatten())
+            .chain(
+                interactions
+                    .iter()
+                    .filter_map(|i| crate::model::Feedback::from_interaction(i).ok().flatten()),
+            )
+            .collect();
+        feedback.sort_by_key(|f| (f.at, f.record));
+        Self {
+            events,
+            interactions,
+            feedback,
+        }
+    }
 }
 
-/// The [`History`] of the live profile `customer`; its interactions (and the feedback in
-/// them) only `with_interactions`.
-pub(crate) fn history<S: Reads + ?Sized>(
+/// The events of the live profile `customer`, oldest first; none unless `read`.
+pub(crate) fn events_oldest_first<S: Reads + ?Sized>(
     reads: &S,
     customer: CustomerId,
-    with_interactions: bool,
-) -> Result<History, StoreError> {
+    read: bool,
+) -> Result<Vec<Event>, StoreError> {
+    if !read {
+        return Ok(Vec::new());
+    }
     let mut events = crate::conversation::all_events(reads, customer)?;
     events.reverse();
-    let mut interactions = if with_interactions {
-        crate::conversation::all_interactions(reads, customer)?
-    } else {
-        Vec::new()
-    };
+    Ok(events)
+}
+
+/// The interactions of the live profile `customer`, oldest first; none unless `read`.
+pub(crate) fn interactions_oldest_first<S: Reads + ?Sized>(
+    reads: &S,
+    customer: CustomerId,
+    read: bool,
+) -> Result<Vec<Interaction>, StoreError> {
+    if !read {
+        return Ok(Vec::new());
+    }
+    let mut interactions = crate::conversation::all_interactions(reads, customer)?;
     interactions.reverse();
-    let mut feedback: Vec<crate::model::Feedback> = events
-        .iter()
-        .filter_map(|e| crate::model::Feedback::from_event(e).ok().flatten())
-        .chain(
-            interactions
-                .iter()
-                .filter_map(|i| crate::model::Feedback::from_interaction(i).ok().flatten()),
-        )
-        .collect();
-    feedback.sort_by_key(|f| (f.at, f.record));
-    Ok(History {
-        events,
-        interactions,
-        feedback,
-    })
+    Ok(interactions)
 }
