@@ -838,3 +838,48 @@ fn retention_without_live_segments_drops_the_digest() {
         );
     }
 }
+
+/// Segments over conversations and the channels they use follow the interactions, the
+/// first one a store holds included.
+#[test]
+fn conversations_move_membership() {
+    let open = Segment::new("open case", Rule::OpenConversations { at_least: 1 });
+    let on_chat = Segment::new(
+        "on chat this week",
+        Rule::UsedChannel {
+            channel: Channel::Chat,
+            within_days: Some(7),
+        },
+    );
+    let hands = Hands::at(0);
+    for customers in live(vec![open.clone(), on_chat.clone()], vec![], &hands) {
+        let ana = id("email:ana@example.com");
+        hands.set(DAY);
+        customers
+            .ingest(order("o1", DAY - 10, &["email:ana@example.com"], 10.0))
+            .unwrap();
+        assert!(names(&customers, &ana).is_empty());
+        let chat = |updated: i64, status| {
+            oneview::Interaction::builder("desk", Channel::Chat, oneview::Direction::Inbound)
+                .key("C-1")
+                .occurred_at(at(DAY))
+                .updated_at(at(updated))
+                .status(status)
+                .with_identifier(id("email:ana@example.com"))
+                .build()
+                .unwrap()
+        };
+        hands.set(DAY + 1);
+        customers
+            .ingest(chat(DAY, oneview::InteractionStatus::Open))
+            .unwrap();
+        assert_eq!(names(&customers, &ana), ["on chat this week", "open case"]);
+        hands.set(DAY + 60);
+        customers
+            .ingest(chat(DAY + 60, oneview::InteractionStatus::Closed))
+            .unwrap();
+        assert_eq!(names(&customers, &ana), ["on chat this week"]);
+        customers.refresh(at(9 * DAY)).unwrap();
+        assert!(names(&customers, &ana).is_empty(), "the week is over");
+    }
+}

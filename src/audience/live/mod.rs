@@ -338,9 +338,12 @@ impl<S: Store> Customers<S> {
         for step in work.chunks(PROFILES_PER_STEP) {
             let updates = self.write(|| {
                 let updates: Vec<MembershipUpdate> = read_to_write(self.store(), |reads| {
+                    // Where the store holds no interaction, no profile's need reading.
+                    let interactions = reads.has_interactions()?;
                     let mut updates = Vec::new();
                     for (customer, touch) in step {
-                        if let Some(update) = self.decide(reads, *customer, touch, as_of)? {
+                        let decided = self.decide(reads, *customer, touch, as_of, interactions)?;
+                        if let Some(update) = decided {
                             updates.push(update);
                         }
                     }
@@ -372,7 +375,7 @@ impl<S: Store> Customers<S> {
     }
 
     /// The membership update of `customer` after `touch`, as of `as_of`; `None` when
-    /// nothing is to be decided.
+    /// nothing is to be decided. Interactions are read only if `interactions_exist`.
     ///
     /// Every profile it evaluates gets an update, changed or not: the update's version
     /// check then orders the writers deciding on one profile, and one that decided on an
@@ -383,9 +386,10 @@ impl<S: Store> Customers<S> {
         customer: CustomerId,
         touch: &Touch,
         as_of: DateTime<Utc>,
+        interactions_exist: bool,
     ) -> Result<Option<MembershipUpdate>, Error> {
         let live = &self.live;
-        let state = reads.membership(customer)?;
+        let mut state = reads.membership(customer)?;
         let Some(profile) = reads.profile(customer)? else {
             // Erased: nothing of it is left to decide on.
             return Ok(None);
@@ -436,9 +440,8 @@ impl<S: Store> Customers<S> {
         // nothing but additions happened since; a new profile's is what was added.
         let kept = state
             .digest
-            .as_ref()
+            .take()
             .filter(|d| d.spec == live.projection.spec)
-            .cloned()
             .or_else(|| {
                 (touch.created && state.version == 0).then(|| EventDigest {
                     spec: live.projection.spec.clone(),
@@ -466,8 +469,9 @@ impl<S: Store> Customers<S> {
                     .collect(),
             },
         };
-        let needs =
+        let mut needs =
             Needs::of(relevant.iter().map(|s| &s.rule), &live.computed).and(live.window_needs);
+        needs.interactions &= interactions_exist;
         let snapshot = snapshot_of(
             reads,
             profile,
