@@ -764,6 +764,27 @@ proptest! {
     }
 }
 
+/// Ana, who spent 80 on day 1, as of day 2; her profile id.
+fn a_big_spender(customers: &Dyn, hands: &Hands) -> CustomerId {
+    hands.set(2 * DAY);
+    customers
+        .ingest(order("o1", DAY, &["email:ana@example.com"], 80.0))
+        .unwrap();
+    customers
+        .profile(id("email:ana@example.com"))
+        .unwrap()
+        .unwrap()
+        .customer_id
+}
+
+/// Applies a retention of 30 days to events as of day 100.
+fn expire_orders<S: oneview::store::Store>(customers: &Customers<S>) {
+    let policy = oneview::privacy::RetentionPolicy::new().events(30);
+    customers
+        .apply_retention(&policy, at(100 * DAY), &Actor::new("dpo", "retention"))
+        .unwrap();
+}
+
 /// Retention removes event content; the membership decided from it follows, and no copy
 /// of it stays in the digest kept with the membership.
 #[test]
@@ -771,12 +792,8 @@ fn retention_redecides_membership_and_keeps_no_copy_of_what_it_removed() {
     let hands = Hands::at(0);
     for customers in live(vec![big_spenders()], vec![spent()], &hands) {
         let ana = id("email:ana@example.com");
-        hands.set(2 * DAY);
-        customers
-            .ingest(order("o1", DAY, &["email:ana@example.com"], 80.0))
-            .unwrap();
+        let customer = a_big_spender(&customers, &hands);
         assert_eq!(names(&customers, &ana), ["big spenders"]);
-        let customer = customers.profile(&ana).unwrap().unwrap().customer_id;
         let digest = |customers: &Dyn| customers.store().membership(customer).unwrap().digest;
         assert!(
             digest(&customers).unwrap().events[0]
@@ -786,11 +803,7 @@ fn retention_redecides_membership_and_keeps_no_copy_of_what_it_removed() {
         );
 
         hands.set(100 * DAY);
-        let policy = oneview::privacy::RetentionPolicy::new().events(30);
-        let ops = Actor::new("dpo", "retention");
-        customers
-            .apply_retention(&policy, at(100 * DAY), &ops)
-            .unwrap();
+        expire_orders(&customers);
         assert!(
             names(&customers, &ana).is_empty(),
             "nothing was spent any more"
@@ -811,20 +824,8 @@ fn retention_without_live_segments_drops_the_digest() {
     let hands = Hands::at(0);
     for customers in live(vec![big_spenders()], vec![spent()], &hands) {
         let ana = id("email:ana@example.com");
-        hands.set(2 * DAY);
-        customers
-            .ingest(order("o1", DAY, &["email:ana@example.com"], 80.0))
-            .unwrap();
-        let customer = customers.profile(&ana).unwrap().unwrap().customer_id;
-        let plain = Customers::new(customers.store());
-        let ops = Actor::new("dpo", "retention");
-        plain
-            .apply_retention(
-                &oneview::privacy::RetentionPolicy::new().events(30),
-                at(100 * DAY),
-                &ops,
-            )
-            .unwrap();
+        let customer = a_big_spender(&customers, &hands);
+        expire_orders(&Customers::new(customers.store()));
         let state = customers.store().membership(customer).unwrap();
         assert_eq!(state.digest, None);
         assert_eq!(names(&customers, &ana), ["big spenders"], "left as it was");

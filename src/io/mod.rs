@@ -505,31 +505,36 @@ fn restore_memberships<S: Store>(
     store: &S,
     changes: Vec<(u64, MembershipChange)>,
 ) -> Result<(), IoError> {
-    let mut updates: Vec<MembershipUpdate> = Vec::new();
+    // Each profile's update, with the line of its first change.
+    let mut updates: Vec<(u64, MembershipUpdate)> = Vec::new();
     let mut index: HashMap<CustomerId, usize> = HashMap::new();
     for (line, change) in changes {
-        let at = match index.get(&change.customer) {
-            Some(&at) => at,
-            None => {
-                if store.profile(change.customer)?.is_none() {
-                    return Err(IoError::Line {
-                        line,
-                        problem: LineProblem::UnknownProfile(change.customer),
-                    });
-                }
-                index.insert(change.customer, updates.len());
-                updates.push(MembershipUpdate {
+        let at = *index.entry(change.customer).or_insert_with(|| {
+            updates.push((
+                line,
+                MembershipUpdate {
                     customer: change.customer,
                     version: 0,
                     changes: Vec::new(),
                     recheck_at: None,
                     digest: None,
-                });
-                updates.len() - 1
-            }
-        };
-        updates[at].changes.push(change);
+                },
+            ));
+            updates.len() - 1
+        });
+        updates[at].1.changes.push(change);
     }
+    for chunk in updates.chunks(MEMBERSHIP_BATCH) {
+        let customers: Vec<CustomerId> = chunk.iter().map(|(_, u)| u.customer).collect();
+        let found = store.profiles(&customers)?;
+        if let Some(((line, update), _)) = chunk.iter().zip(&found).find(|(_, p)| p.is_none()) {
+            return Err(IoError::Line {
+                line: *line,
+                problem: LineProblem::UnknownProfile(update.customer),
+            });
+        }
+    }
+    let updates: Vec<MembershipUpdate> = updates.into_iter().map(|(_, u)| u).collect();
     for chunk in updates.chunks(MEMBERSHIP_BATCH) {
         store.apply(&[Commit {
             membership: chunk.to_vec(),

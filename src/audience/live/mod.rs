@@ -185,8 +185,7 @@ impl<S: Store> Customers<S> {
     /// (hourly or daily, as fresh as the windows need; it evaluates only the profiles
     /// whose windows can have moved). When the definitions change, or after records were
     /// written without these segments set (another process, a crash between a write and
-    /// its maintenance, [`apply_retention`](Self::apply_retention)), call
-    /// [`rebuild_memberships`](Self::rebuild_memberships) once.
+    /// its maintenance), call [`rebuild_memberships`](Self::rebuild_memberships) once.
     ///
     /// ```
     /// use oneview::audience::{Rule, Segment};

@@ -130,6 +130,15 @@ enum Fault {
     Invalid(CommitProblem),
 }
 
+impl From<crate::store::expect::Refused> for Fault {
+    fn from(refused: crate::store::expect::Refused) -> Self {
+        match refused {
+            crate::store::expect::Refused::Stale(problem) => Self::Conflict(problem),
+            crate::store::expect::Refused::Invalid(problem) => Self::Invalid(problem),
+        }
+    }
+}
+
 impl IdentityStore for MemoryStore {
     fn owners(&self, identifiers: &[Identifier]) -> Result<Vec<Option<Owner>>, StoreError> {
         Frozen(&*self.read()?).owners(identifiers)

@@ -157,11 +157,7 @@ impl State {
         self.require_profile(customer)?;
         let previous = self.membership.get(&customer).cloned();
         let stored = previous.clone().unwrap_or_default();
-        let memberships = expect::membership_after(update, stored.version, stored.memberships)
-            .map_err(|refused| match refused {
-                expect::Refused::Stale(problem) => Fault::Conflict(problem),
-                expect::Refused::Invalid(problem) => Fault::Invalid(problem),
-            })?;
+        let memberships = expect::membership_after(update, stored.version, stored.memberships)?;
         let state = MembershipState {
             version: stored.version + 1,
             memberships,
