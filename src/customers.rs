@@ -17,7 +17,7 @@ use crate::model::{
 use crate::privacy::ConsentDefaults;
 use crate::store::{
     Attributed, Commit, CommitOutcome, IdentityChange, Page, PageRequest, Reads, Store, StoreError,
-    read_consistent, read_to_write,
+    exclusively, read_consistent, read_to_write,
 };
 use crate::view::{self, DEFAULT_TIMELINE_ENTRIES, Lookup, Profile, TimelineEntry};
 
@@ -28,6 +28,10 @@ const MAX_ATTEMPTS: usize = 64;
 /// How many of those attempts run alongside other writers of this `Customers`; later ones
 /// shut them out, so a write that keeps losing the race is sure to land.
 const OPTIMISTIC_ATTEMPTS: usize = 4;
+
+/// How many attempts, with this process's writers shut out, may lose to other processes
+/// before the rest shut those out too ([`Store::exclusive`]).
+const ALONE_ATTEMPTS: usize = 4;
 
 /// How long to wait after the `losses`-th write lost to another process: 0.2 ms doubling
 /// to at most 25 ms, each time scaled at random by 0.5 to 1.5.
@@ -184,7 +188,8 @@ impl<S: Store> Customers<S> {
     }
 
     /// Runs `attempt` until it lands: the first few times alongside other writers, then
-    /// with them shut out, which no writer in this process can make fail again.
+    /// with the writers of this process shut out, which none of them can make fail again,
+    /// and at last with those of every process shut out too, where the store can.
     pub(crate) fn write<T>(
         &self,
         mut attempt: impl FnMut() -> Result<Attempt<T>, Error>,
@@ -193,9 +198,14 @@ impl<S: Store> Customers<S> {
             let outcome = if n < OPTIMISTIC_ATTEMPTS {
                 let _shared = self.writers.read().unwrap_or_else(PoisonError::into_inner);
                 attempt()?
-            } else {
+            } else if n < OPTIMISTIC_ATTEMPTS + ALONE_ATTEMPTS {
                 let _alone = self.writers.write().unwrap_or_else(PoisonError::into_inner);
                 attempt()?
+            } else {
+                // Other processes won every race since: a long write (a rebuild) can lose
+                // to a stream of short ones for as long as they keep coming.
+                let _alone = self.writers.write().unwrap_or_else(PoisonError::into_inner);
+                exclusively(&self.store, &mut attempt)?
             };
             if let Attempt::Done(done) = outcome {
                 return Ok(done);

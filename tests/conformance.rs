@@ -3,7 +3,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
 use oneview::model::{
@@ -11,10 +11,10 @@ use oneview::model::{
     MembershipState, MergeRecord, OverrideRecord, Refusal, TraitOperation,
 };
 use oneview::store::{
-    Attributed, ChannelSummary, Commit, CommitOutcome, EventScan, EventStore, IdentityChange,
-    IdentityStore, InteractionStore, MembershipStore, MemoryStore, Owner, Page, PageRequest,
-    PrivacyKey, PrivacyStore, ProfileRecord, Reads, Store, StoreError, Suppression, TraitStore,
-    conformance,
+    Attributed, ChannelSummary, Commit, CommitOutcome, CommitProblem, EventScan, EventStore,
+    IdentityChange, IdentityStore, InteractionStore, MembershipStore, MemoryStore, Owner, Page,
+    PageRequest, PrivacyKey, PrivacyStore, ProfileRecord, Reads, Store, StoreError, Suppression,
+    TraitStore, conformance,
 };
 use oneview::{Event, Interaction};
 
@@ -50,6 +50,12 @@ enum Flaw {
     /// Not a flaw: loses a race. Before the first batch it is given, stores that batch's
     /// second commit on its own, as another writer that got there first would.
     LosesARace,
+    /// Holds back its own commits during an exclusive write, as a backend whose commits
+    /// wait for the lock the write holds would, until a timeout.
+    ExclusiveHoldsItselfBack,
+    /// Not a flaw: loses every race outside an exclusive write, as a store would whose
+    /// other processes keep committing to the same profiles.
+    LosesEveryRaceOutsideExclusive,
 }
 
 /// A memory store with one flaw.
@@ -59,6 +65,9 @@ struct Broken {
     flaw: Flaw,
     /// Whether the race of [`Flaw::LosesARace`] was run.
     raced: AtomicBool,
+    /// Whether an exclusive write is under way, and how many began.
+    exclusive: AtomicBool,
+    exclusive_writes: AtomicUsize,
     /// The memberships erasures removed, for [`Flaw::KeepsErasedMembers`].
     erased: Mutex<Vec<(String, CustomerId)>>,
 }
@@ -69,6 +78,8 @@ impl Broken {
             inner: MemoryStore::new(),
             flaw,
             raced: AtomicBool::new(false),
+            exclusive: AtomicBool::new(false),
+            exclusive_writes: AtomicUsize::new(0),
             erased: Mutex::new(Vec::new()),
         }
     }
@@ -238,8 +249,28 @@ impl Store for Broken {
         }
     }
 
+    fn exclusive(
+        &self,
+        write: &mut dyn FnMut() -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.exclusive_writes.fetch_add(1, Ordering::SeqCst);
+        self.exclusive.store(true, Ordering::SeqCst);
+        let written = write();
+        self.exclusive.store(false, Ordering::SeqCst);
+        written
+    }
+
     fn apply(&self, commits: &[Commit]) -> Result<Vec<CommitOutcome>, StoreError> {
+        let exclusive = self.exclusive.load(Ordering::SeqCst);
         match self.flaw {
+            Flaw::ExclusiveHoldsItselfBack if exclusive => Err(StoreError::Timeout {
+                backend: "broken",
+                source: "waited for its own lock".into(),
+            }),
+            Flaw::LosesEveryRaceOutsideExclusive if !exclusive => Err(StoreError::Conflict {
+                commit: 0,
+                problem: CommitProblem::Concurrent,
+            }),
             Flaw::NotAtomic => {
                 let mut outcomes = Vec::new();
                 for (index, commit) in commits.iter().enumerate() {
@@ -312,7 +343,9 @@ impl Store for Broken {
             | Flaw::TornSnapshots
             | Flaw::ConsentOnTheLiveProfile
             | Flaw::ForgetsSuppressions
-            | Flaw::ProfilesUnordered => self.inner.apply(commits),
+            | Flaw::ProfilesUnordered
+            | Flaw::ExclusiveHoldsItselfBack
+            | Flaw::LosesEveryRaceOutsideExclusive => self.inner.apply(commits),
         }
     }
 }
@@ -390,6 +423,12 @@ fn kit_catches_membership_applied_on_a_stale_version() {
 }
 
 #[test]
+fn kit_catches_an_exclusive_write_that_holds_itself_back() {
+    let message = kit_rejects(Flaw::ExclusiveHoldsItselfBack);
+    assert!(message.contains("the exclusive write lands"), "{message}");
+}
+
+#[test]
 fn kit_catches_members_kept_after_an_erasure() {
     let message = kit_rejects(Flaw::KeepsErasedMembers);
     assert!(message.contains("other customers stay"), "{message}");
@@ -430,5 +469,35 @@ fn receipts_survive_a_batch_planned_again_after_a_lost_race() {
     for event in &batch {
         let stored = customers.store().event(event.id).unwrap().expect("stored");
         assert_eq!(stored.record.name, event.name);
+    }
+}
+
+/// Other processes win every race: a write that keeps losing turns, with its own
+/// process's writers already shut out, to an exclusive write of the store, once, and
+/// lands there instead of giving up.
+#[test]
+fn a_write_that_keeps_losing_lands_in_an_exclusive_write() {
+    use oneview::{Channel, Customers, Identifier, Outcome};
+    let customers = Customers::new(Broken::new(Flaw::LosesEveryRaceOutsideExclusive));
+    for (n, who) in ["ana", "bo"].iter().enumerate() {
+        let receipt = customers
+            .ingest(
+                Event::builder("shop", Channel::Web, "Signed Up")
+                    .identifier(
+                        oneview::IdentifierKind::Email,
+                        &format!("{who}@example.com"),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .expect("the write lands");
+        assert_eq!(receipt.outcome, Outcome::Stored);
+        assert_eq!(
+            customers.store().exclusive_writes.load(Ordering::SeqCst),
+            n + 1,
+            "one exclusive write per ingest"
+        );
+        let email = Identifier::email(&format!("{who}@example.com")).unwrap();
+        assert!(customers.profile(email).unwrap().is_some());
     }
 }

@@ -10,8 +10,8 @@
 mod common;
 
 use common::postgres::{Schemas, server_url};
-use oneview::store::conformance;
 use oneview::store::postgres::{ConnectError, PostgresStore, SCHEMA_VERSION, Writes};
+use oneview::store::{Store, conformance};
 use oneview::{Channel, Customers, Event, Identifier, IdentifierKind};
 
 #[test]
@@ -168,4 +168,63 @@ fn a_statement_timeout_is_a_typed_error() {
     tx.rollback().unwrap();
     assert!(customers.profile(email).unwrap().is_some());
     let _ = IdentifierKind::Email;
+}
+
+/// While one store makes an exclusive write, a second store in the same schema (another
+/// process, in effect) gets to commit only once it is over; the exclusive write's own
+/// commits go ahead. A deadlock would end in the statement timeout, not a hang.
+#[test]
+fn an_exclusive_write_holds_back_the_writers_of_other_processes() {
+    use std::time::{Duration, Instant};
+    let Some(url) = server_url() else { return };
+    let schemas = Schemas::new(&url, "exclusive");
+    for writes in [Writes::Serializable, Writes::OneAtATime] {
+        let name = schemas.name();
+        let open = || {
+            PostgresStore::builder()
+                .schema(&name)
+                .writes(writes)
+                .pool_size(2)
+                .statement_timeout(Duration::from_secs(10))
+                .connect(&url)
+                .unwrap()
+        };
+        let (first, second) = (open(), open());
+        let (ours, theirs) = (Customers::new(&first), Customers::new(&second));
+        let signed_up = |who: &str| {
+            Event::builder("web", Channel::Web, "Signed Up")
+                .identifier(IdentifierKind::Email, &format!("{who}@example.com"))
+                .build()
+                .unwrap()
+        };
+        std::thread::scope(|scope| {
+            let mut other = None;
+            first
+                .exclusive(&mut || {
+                    let handle = scope.spawn(|| {
+                        theirs.ingest(signed_up("bo")).unwrap();
+                        Instant::now()
+                    });
+                    let deadline = Instant::now() + Duration::from_millis(300);
+                    while !handle.is_finished() && Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    assert!(
+                        !handle.is_finished(),
+                        "{writes:?}: another process committed during an exclusive write"
+                    );
+                    other = Some(handle);
+                    ours.ingest(signed_up("ana")).unwrap();
+                    Ok(())
+                })
+                .unwrap();
+            let over = Instant::now();
+            let landed = other.expect("the write ran").join().unwrap();
+            assert!(landed >= over, "{writes:?}");
+        });
+        for who in ["ana", "bo"] {
+            let email = Identifier::email(&format!("{who}@example.com")).unwrap();
+            assert!(ours.profile(email).unwrap().is_some(), "{writes:?}: {who}");
+        }
+    }
 }

@@ -970,6 +970,24 @@ pub trait Store:
     /// - On any error, nothing from any of the commits is applied.
     fn apply(&self, commits: &[Commit]) -> Result<Vec<CommitOutcome>, StoreError>;
 
+    /// Runs `write` (reads that plan commits, then their [`apply`](Self::apply), all on
+    /// this thread) while the writers of every other process wait for it. The engine
+    /// turns to it, with the writers of its own process already shut out, for a write
+    /// that keeps losing races to other processes, so that it is sure to land. Within
+    /// `write`, reads and commits work as anywhere else, and a nested call runs `write`
+    /// as it is.
+    ///
+    /// The default runs `write` as it is: right for a backend that one process writes to,
+    /// such as [`MemoryStore`]. `PostgresStore` holds a lock that every other commit waits
+    /// for. `SqliteStore` keeps the default: its writers queue for the file's lock, and
+    /// another process can only slip in between a write's reads and its commit.
+    fn exclusive(
+        &self,
+        write: &mut dyn FnMut() -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        write()
+    }
+
     /// Overwrites whatever removed records left behind where the backend keeps its data
     /// (free pages, a log, old versions), so that no byte of them can be read back.
     /// Called after an [erasure](Erasure). The default does nothing: right for a backend
@@ -1018,6 +1036,23 @@ where
     run_once(read, |reads| store.snapshot_for_write(reads))
 }
 
+/// Runs `write` on [`Store::exclusive`] and returns what it returns.
+pub(crate) fn exclusively<S, T, E>(store: &S, write: impl FnOnce() -> Result<T, E>) -> Result<T, E>
+where
+    S: Store + ?Sized,
+    E: From<StoreError>,
+{
+    let mut write = Some(write);
+    let mut answer = None;
+    store.exclusive(&mut || {
+        if let Some(write) = write.take() {
+            answer = Some(write());
+        }
+        Ok(())
+    })?;
+    answer.unwrap_or_else(|| Err(not_run("exclusive", "write").into()))
+}
+
 /// Runs `read` once inside `snapshot` and hands back its answer.
 fn run_once<T, E: From<StoreError>>(
     read: impl FnOnce(&dyn Reads) -> Result<T, E>,
@@ -1033,13 +1068,15 @@ fn run_once<T, E: From<StoreError>>(
         }
         Ok(())
     })?;
-    answer.unwrap_or_else(|| {
-        Err(StoreError::Backend {
-            backend: "snapshot",
-            source: "the store did not run the reads it was given".into(),
-        }
-        .into())
-    })
+    answer.unwrap_or_else(|| Err(not_run("snapshot", "reads").into()))
+}
+
+/// What a store that never ran the closure it was given did wrong.
+fn not_run(call: &'static str, what: &str) -> StoreError {
+    StoreError::Backend {
+        backend: call,
+        source: format!("the store did not run the {what} it was given").into(),
+    }
 }
 
 macro_rules! forward_store {
@@ -1176,6 +1213,12 @@ macro_rules! forward_store {
             }
             fn apply(&self, commits: &[Commit]) -> Result<Vec<CommitOutcome>, StoreError> {
                 (**self).apply(commits)
+            }
+            fn exclusive(
+                &self,
+                write: &mut dyn FnMut() -> Result<(), StoreError>,
+            ) -> Result<(), StoreError> {
+                (**self).exclusive(write)
             }
             fn purge(&self) -> Result<(), StoreError> {
                 (**self).purge()

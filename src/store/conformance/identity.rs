@@ -524,3 +524,48 @@ pub fn snapshots_see_one_state(store: &dyn Store) {
     written.expect("the write lands");
     assert_eq!(owners(store, &[email(60)]).unwrap(), vec![Some(a)]);
 }
+
+/// An exclusive write reads, commits and nests like any other, on one thread: a backend
+/// that holds other writers back must not hold back the write that holds them.
+pub fn exclusive_writes_read_and_commit(store: &dyn Store) {
+    let a = new_profile(store, 1, 0);
+    let mut runs = 0;
+    store
+        .exclusive(&mut || {
+            runs += 1;
+            let owner = std::cell::Cell::new(None);
+            store.snapshot_for_write(&mut |reads| {
+                owner.set(reads.owners(&[email(1)])?.pop().flatten());
+                Ok(())
+            })?;
+            let owner = owner.get().expect("a holds email 1");
+            assert_eq!(owner.customer, a);
+            store.apply(&[Commit {
+                expect: vec![
+                    Expectation::Live { customer: a },
+                    Expectation::Owner {
+                        identifier: email(70),
+                        owner: None,
+                    },
+                ],
+                identity: vec![attach(&email(70), a)],
+                ..Commit::default()
+            }])?;
+            store.exclusive(&mut || {
+                store.apply(&[identity(vec![attach(&email(71), a)])])?;
+                Ok(())
+            })?;
+            assert_eq!(owners(store, &[email(70), email(71)])?, vec![Some(a); 2]);
+            Ok(())
+        })
+        .expect("the exclusive write lands");
+    assert_eq!(runs, 1, "the write ran once");
+    assert_eq!(
+        owners(store, &[email(70), email(71)]).unwrap(),
+        vec![Some(a); 2]
+    );
+    // Writers go on as before once it is over.
+    store
+        .apply(&[identity(vec![attach(&email(72), a)])])
+        .expect("a write after the exclusive one");
+}

@@ -39,8 +39,9 @@ use crate::model::{
 };
 
 pub use identity::{
-    conflicting_commits_one_wins, identity_expectations_are_checked,
-    refusals_and_overrides_read_back, rewrites_apply_in_full, snapshots_see_one_state,
+    conflicting_commits_one_wins, exclusive_writes_read_and_commit,
+    identity_expectations_are_checked, refusals_and_overrides_read_back, rewrites_apply_in_full,
+    snapshots_see_one_state,
 };
 pub use membership::{
     erasure_removes_membership, membership_enters_and_leaves, membership_updates_are_checked,
@@ -57,7 +58,7 @@ pub type BehaviourTest = fn(&dyn Store);
 
 /// Runs every behaviour test, each on a fresh store from `make`.
 pub fn run_all<S: Store>(make: impl Fn() -> S) {
-    let tests: [(&str, BehaviourTest); 27] = [
+    let tests: [(&str, BehaviourTest); 28] = [
         ("events_append_and_read_back", events_append_and_read_back),
         (
             "duplicate_events_are_stored_once",
@@ -100,6 +101,10 @@ pub fn run_all<S: Store>(make: impl Fn() -> S) {
         ),
         ("conflicting_commits_one_wins", conflicting_commits_one_wins),
         ("snapshots_see_one_state", snapshots_see_one_state),
+        (
+            "exclusive_writes_read_and_commit",
+            exclusive_writes_read_and_commit,
+        ),
         (
             "consent_is_kept_by_the_profile_it_was_recorded_on",
             consent_is_kept_by_the_profile_it_was_recorded_on,

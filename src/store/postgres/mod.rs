@@ -32,6 +32,13 @@
 //! [`Writes::OneAtATime`], makes writers take turns on an advisory lock. `benches/postgres.rs`
 //! measures both; `docs/scaling.md` has the figures and the reasons for the default.
 //!
+//! A long write (a rebuild after a late event) can lose the race again and again to a
+//! stream of short ones from other processes. After a few losses the engine makes it an
+//! [exclusive write](Store::exclusive): the store holds the schema's writers' lock on a
+//! connection of its own, every other commit takes that lock (shared, under
+//! `Serializable`) in the same round trip as its `BEGIN` and so waits, and the write
+//! lands.
+//!
 //! Commits of the everyday kind (new profiles, attached identifiers, events, interactions,
 //! traits, consent) are checked against state read for the whole run of them at once
 //! and written with one multi-row statement per table, so a batch of thousands of events
@@ -59,6 +66,7 @@ mod write;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -274,12 +282,16 @@ impl PostgresBuilder {
             .connection_timeout(self.connect_timeout)
             // A checkout would cost a round trip; a broken connection is found when used.
             .test_on_check_out(false)
-            .build(Manager { config })
+            .build(Manager {
+                config: config.clone(),
+            })
             .map_err(|err| unreachable(err.to_string()))?;
         Ok(PostgresStore {
             pool,
             options: self,
             server,
+            config,
+            turn: Mutex::new(None),
         })
     }
 }
@@ -393,6 +405,10 @@ pub struct PostgresStore {
     pool: r2d2::Pool<Manager>,
     options: PostgresBuilder,
     server: String,
+    config: postgres::Config,
+    /// The connection that holds the writers' lock through an [`Store::exclusive`] write:
+    /// one of its own, so that the write's reads and commits still find the pool free.
+    turn: Mutex<Option<Client>>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -493,6 +509,20 @@ thread_local! {
     /// Connections pinned to this thread by [`PostgresStore::snapshot`], by store, each in
     /// a read-only `REPEATABLE READ` transaction.
     static PINNED: RefCell<Vec<(usize, Pooled)>> = const { RefCell::new(Vec::new()) };
+
+    /// The stores whose writers' lock this thread holds, in [`PostgresStore::exclusive`].
+    static TURNS: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Takes a store off this thread's [`TURNS`], even when the write panics.
+struct TurnEnds {
+    key: usize,
+}
+
+impl Drop for TurnEnds {
+    fn drop(&mut self) {
+        TURNS.with_borrow_mut(|turns| turns.retain(|store| *store != self.key));
+    }
 }
 
 /// Ends a snapshot's transaction and gives its connection back, even when the reads
@@ -540,13 +570,60 @@ impl Store for PostgresStore {
         if commits.is_empty() {
             return Ok(Vec::new());
         }
+        let key = self.pin_key();
+        let lock = if TURNS.with_borrow(|turns| turns.contains(&key)) {
+            write::WritersLock::Held
+        } else {
+            match self.options.writes {
+                Writes::Serializable => write::WritersLock::Shared,
+                Writes::OneAtATime => write::WritersLock::Exclusive,
+            }
+        };
         let mut conn = self.connection()?;
         write::apply(
             &mut conn,
             commits,
             self.options.writes,
+            lock,
             &self.options.schema,
         )
+    }
+
+    /// Holds the schema's writers' lock, on a connection of its own, while `write` runs.
+    /// Every other commit takes that lock (shared under [`Writes::Serializable`]) as its
+    /// transaction begins, so it waits for the write to end; the commits `write` makes on
+    /// this thread go ahead. If the connection drops meanwhile, the server lets the lock
+    /// go and the write's commits are checked as usual.
+    fn exclusive(
+        &self,
+        write: &mut dyn FnMut() -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let key = self.pin_key();
+        if TURNS.with_borrow(|turns| turns.contains(&key)) {
+            return write();
+        }
+        let mut turn = self.turn.lock().unwrap_or_else(PoisonError::into_inner);
+        if turn.as_ref().is_none_or(Client::is_closed) {
+            *turn = None;
+            *turn = Some(self.config.connect(NoTls).map_err(pg)?);
+        }
+        let client = turn.as_mut().expect("connected above");
+        let lock = schema::writer_lock_key(&self.options.schema);
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&lock])
+            .map_err(pg)?;
+        TURNS.with_borrow_mut(|turns| turns.push(key));
+        let ends = TurnEnds { key };
+        let written = write();
+        drop(ends);
+        if client
+            .execute("SELECT pg_advisory_unlock($1)", &[&lock])
+            .is_err()
+        {
+            // Closing the session is what lets the lock go now.
+            *turn = None;
+        }
+        written
     }
 
     /// Removed rows stay in the table files until `VACUUM` reclaims them: runs it on

@@ -32,24 +32,38 @@ impl Drop for Transaction<'_> {
     }
 }
 
+/// How a transaction takes the schema's writers' lock as it begins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum WritersLock {
+    /// Alongside other writers; only an exclusive write holds it back.
+    Shared,
+    /// Alone ([`Writes::OneAtATime`]).
+    Exclusive,
+    /// Not at all: this thread holds it already, in an exclusive write.
+    Held,
+}
+
 /// Applies `commits` in one transaction: all of them, or none.
 pub(super) fn apply(
     conn: &mut Conn,
     commits: &[Commit],
     writes: Writes,
+    lock: WritersLock,
     schema_name: &str,
 ) -> Result<Vec<CommitOutcome>, StoreError> {
-    conn.batch(match writes {
+    let begin = match writes {
         Writes::Serializable => "BEGIN ISOLATION LEVEL SERIALIZABLE",
         Writes::OneAtATime => "BEGIN",
-    })?;
+    };
+    let key = schema::writer_lock_key(schema_name);
+    // Rolls back from here on: the lock can fail (a timeout) after BEGIN succeeded.
     let mut tx = Transaction { conn, open: true };
-    if writes == Writes::OneAtATime {
-        tx.conn.execute(
-            "SELECT pg_advisory_xact_lock($1)",
-            &[&schema::writer_lock_key(schema_name)],
-        )?;
-    }
+    // The lock goes with BEGIN, in the same round trip; the key is a number of ours.
+    tx.conn.batch(&match lock {
+        WritersLock::Shared => format!("{begin}; SELECT pg_advisory_xact_lock_shared({key})"),
+        WritersLock::Exclusive => format!("{begin}; SELECT pg_advisory_xact_lock({key})"),
+        WritersLock::Held => begin.to_owned(),
+    })?;
     let mut outcomes = Vec::with_capacity(commits.len());
     let mut at = 0;
     while at < commits.len() {
