@@ -227,8 +227,11 @@ fn scenario(people: usize, late: bool, rng: &mut StdRng) -> Vec<(Event, usize)> 
     delivered
 }
 
-/// Ingests `events` into a fresh SQLite file in batches of 1,000, as the replay example
-/// does; returns the store and how long it took.
+/// Records per batch in the scaling runs: as many as the replay example ingests at once.
+const SCENARIO_BATCH: usize = 5_000;
+
+/// Ingests `events` into a fresh SQLite file in batches of [`SCENARIO_BATCH`], as the
+/// replay example does; returns the store and how long it took.
 fn resolve_all(
     dir: &std::path::Path,
     name: &str,
@@ -238,7 +241,7 @@ fn resolve_all(
     let customers =
         Customers::with_policy(SqliteStore::open(dir.join(name)).expect("open"), policy);
     let started = Instant::now();
-    for chunk in events.chunks(1_000) {
+    for chunk in events.chunks(SCENARIO_BATCH) {
         let batch: Vec<Event> = chunk.iter().map(|(e, _)| e.clone()).collect();
         for result in customers.ingest_batch(batch).expect("batch") {
             result.expect("valid");
@@ -247,12 +250,12 @@ fn resolve_all(
     (customers, started.elapsed())
 }
 
-/// Ingests `events` into a fresh `MemoryStore` in batches of 1,000: resolution without
-/// the disk.
+/// Ingests `events` into a fresh `MemoryStore` in batches of [`SCENARIO_BATCH`]:
+/// resolution without the disk.
 fn resolve_in_memory(events: &[(Event, usize)]) -> Duration {
     let customers = Customers::new(MemoryStore::new());
     let started = Instant::now();
-    for chunk in events.chunks(1_000) {
+    for chunk in events.chunks(SCENARIO_BATCH) {
         let batch: Vec<Event> = chunk.iter().map(|(e, _)| e.clone()).collect();
         for result in customers.ingest_batch(batch).expect("batch") {
             result.expect("valid");
@@ -261,12 +264,12 @@ fn resolve_in_memory(events: &[(Event, usize)]) -> Duration {
     started.elapsed()
 }
 
-/// The baseline: the same rows inserted by plain rusqlite in transactions of 1,000, one
-/// profile per true person.
+/// The baseline: the same rows inserted by plain rusqlite in transactions of
+/// [`SCENARIO_BATCH`], one profile per true person.
 fn raw_insert(dir: &std::path::Path, name: &str, events: &[(Event, usize)]) -> Duration {
     let mut conn = raw::open(&dir.join(name));
     let started = Instant::now();
-    for chunk in events.chunks(1_000) {
+    for chunk in events.chunks(SCENARIO_BATCH) {
         raw::insert(
             &mut conn,
             chunk.iter().map(|(event, person)| {
