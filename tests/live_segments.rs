@@ -884,3 +884,34 @@ fn conversations_move_membership() {
         assert!(names(&customers, &ana).is_empty(), "the week is over");
     }
 }
+
+#[test]
+fn a_profile_merged_away_is_not_decided_again() {
+    let hands = Hands::at(0);
+    for customers in live(vec![loyal(30), no_phone()], vec![], &hands) {
+        let email = id("email:ana@example.com");
+        hands.set(40);
+        customers
+            .ingest_batch([
+                order("o1", 10, &["phone:+447700900123"], 40.0),
+                common::event("visit", 15, &["email:ana@example.com"]),
+            ])
+            .unwrap();
+        customers
+            .ingest(common::event(
+                "link",
+                25,
+                &["email:ana@example.com", "phone:+447700900123"],
+            ))
+            .unwrap();
+        let absorbed = customers.profile(&email).unwrap().unwrap().merged_ids[0];
+        let settled = customers.store().membership(absorbed).unwrap();
+        assert!(settled.memberships.is_empty());
+        // A late event rebuilds both sides of the merge; the one merged away has left
+        // every segment and keeps nothing, so its membership is not written again.
+        customers
+            .ingest(common::event("late", 5, &["email:ana@example.com"]))
+            .unwrap();
+        assert_eq!(customers.store().membership(absorbed).unwrap(), settled);
+    }
+}

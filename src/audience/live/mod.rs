@@ -32,9 +32,7 @@ use super::rule::Segment;
 use crate::Customers;
 use crate::customers::Attempt;
 use crate::error::Error;
-use crate::model::{
-    CustomerId, EventDigest, EventId, Membership, MembershipChange, MembershipState,
-};
+use crate::model::{CustomerId, EventDigest, EventId, Membership, MembershipChange};
 use crate::store::{
     Commit, MAX_PAGE_SIZE, MembershipUpdate, Reads, Store, StoreError, read_to_write,
 };
@@ -163,7 +161,8 @@ fn unique<'a>(names: impl Iterator<Item = &'a str>, list: &str, what: &str) -> R
 /// What a maintenance pass did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Maintained {
-    /// Profiles evaluated.
+    /// Profiles evaluated: not those a call named that had nothing to decide (no
+    /// segment reads what changed; erased; merged away and out of every segment).
     pub profiles: u64,
     /// Memberships entered.
     pub entered: u64,
@@ -361,7 +360,8 @@ impl<S: Store> Customers<S> {
                     Err(err) => Err(err.into()),
                 }
             })?;
-            done.profiles += step.len() as u64;
+            // Every profile evaluated has an update; the others had nothing to decide.
+            done.profiles += updates.len() as u64;
             for change in updates.iter().flat_map(|u| &u.changes) {
                 if change.entered {
                     done.entered += 1;
@@ -403,8 +403,9 @@ impl<S: Store> Customers<S> {
         };
         if profile.id != customer {
             // Merged away: it leaves every segment, and the profile it joined is decided
-            // on its own.
-            if state == MembershipState::default() {
+            // on its own. One that has left them all and keeps nothing is settled.
+            if state.memberships.is_empty() && state.recheck_at.is_none() && state.digest.is_none()
+            {
                 return Ok(None);
             }
             let reason = format!("merged into {}", profile.id);
