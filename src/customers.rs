@@ -117,6 +117,18 @@ pub(crate) enum Attempt<T> {
     Conflict,
 }
 
+impl<T> Attempt<T> {
+    /// What a write came to once applied: done with the value, decided again after a
+    /// conflict, or failed for good.
+    pub(crate) fn of(applied: Result<T, StoreError>) -> Result<Self, Error> {
+        match applied {
+            Ok(done) => Ok(Attempt::Done(done)),
+            Err(StoreError::Conflict { .. }) => Ok(Attempt::Conflict),
+            Err(err) => Err(err.into()),
+        }
+    }
+}
+
 impl<S: Store> Customers<S> {
     /// Customers kept in `store`, resolved under the default [`Policy`].
     pub fn new(store: S) -> Self {
@@ -845,16 +857,16 @@ impl<S: Store> Customers<S> {
                 audit: audit.iter().cloned().collect(),
                 ..commit
             };
-            match self.store.apply(std::slice::from_ref(&commit)) {
-                Ok(outcomes) => {
-                    if self.keeps_segments_live() {
-                        touched.note(std::slice::from_ref(&commit), &outcomes, &self.live);
-                    }
-                    Ok(Attempt::Done(report))
-                }
-                Err(StoreError::Conflict { .. }) => Ok(Attempt::Conflict),
-                Err(err) => Err(err.into()),
-            }
+            Attempt::of(
+                self.store
+                    .apply(std::slice::from_ref(&commit))
+                    .map(|outcomes| {
+                        if self.keeps_segments_live() {
+                            touched.note(std::slice::from_ref(&commit), &outcomes, &self.live);
+                        }
+                        report
+                    }),
+            )
         })?;
         self.maintain_now(touched)?;
         Ok(rebuilt)

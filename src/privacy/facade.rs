@@ -356,16 +356,16 @@ impl<S: Store> Customers<S> {
                 audit: vec![audit.clone()],
                 ..Commit::default()
             };
-            match self.store().apply(std::slice::from_ref(&commit)) {
-                Ok(_) => Ok(Attempt::Done(ErasureReport {
-                    customer: profile.id,
-                    removed,
-                    suppressed: hashes,
-                    audit: audit.id,
-                })),
-                Err(StoreError::Conflict { .. }) => Ok(Attempt::Conflict),
-                Err(err) => Err(err.into()),
-            }
+            Attempt::of(
+                self.store()
+                    .apply(std::slice::from_ref(&commit))
+                    .map(|_| ErasureReport {
+                        customer: profile.id,
+                        removed,
+                        suppressed: hashes,
+                        audit: audit.id,
+                    }),
+            )
         })?;
         self.purge()?;
         Ok(report)
@@ -481,11 +481,11 @@ impl<S: Store> Customers<S> {
                     membership: updates,
                     ..Commit::default()
                 };
-                match self.store().apply(std::slice::from_ref(&commit)) {
-                    Ok(_) => Ok(Attempt::Done(())),
-                    Err(StoreError::Conflict { .. }) => Ok(Attempt::Conflict),
-                    Err(err) => Err(err.into()),
-                }
+                Attempt::of(
+                    self.store()
+                        .apply(std::slice::from_ref(&commit))
+                        .map(|_| ()),
+                )
             })?;
         }
         Ok(())

@@ -354,11 +354,8 @@ impl<S: Store> Customers<S> {
                     membership: updates,
                     ..Commit::default()
                 };
-                match self.store().apply(std::slice::from_ref(&commit)) {
-                    Ok(_) => Ok(Attempt::Done(commit.membership)),
-                    Err(StoreError::Conflict { .. }) => Ok(Attempt::Conflict),
-                    Err(err) => Err(err.into()),
-                }
+                let applied = self.store().apply(std::slice::from_ref(&commit));
+                Attempt::of(applied.map(|_| commit.membership))
             })?;
             // Every profile evaluated has an update; the others had nothing to decide.
             done.profiles += updates.len() as u64;

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::write::Fault;
-use super::{SqliteStore, customer, decode, encode, key, nanos, sqlite, time};
+use super::{SqliteStore, decode, encode, key, nanos, profile_ids, sqlite, time};
 use crate::model::{CustomerId, Membership, MembershipChange, MembershipState};
 use crate::store::expect;
 use crate::store::{
@@ -27,16 +27,12 @@ impl MembershipStore for SqliteStore {
         let after = after.map_or([0; 16], |a| key(a.as_uuid()));
         let limit = limit.clamp(1, MAX_PAGE_SIZE) as i64;
         self.read(|conn| {
-            let mut statement = conn
-                .prepare_cached(
-                    "SELECT profile_id FROM segment_members
-                     WHERE segment = ?1 AND profile_id > ?2 ORDER BY profile_id LIMIT ?3",
-                )
-                .map_err(sqlite)?;
-            let rows = statement
-                .query_map(params![segment, after, limit], |row| row.get(0))
-                .map_err(sqlite)?;
-            rows.map(|id| id.map(customer).map_err(sqlite)).collect()
+            profile_ids(
+                conn,
+                "SELECT profile_id FROM segment_members
+                 WHERE segment = ?1 AND profile_id > ?2 ORDER BY profile_id LIMIT ?3",
+                params![segment, after, limit],
+            )
         })
     }
 
@@ -80,18 +76,12 @@ impl MembershipStore for SqliteStore {
         let after = after.map_or([0; 16], |a| key(a.as_uuid()));
         let limit = limit.clamp(1, MAX_PAGE_SIZE) as i64;
         self.read(|conn| {
-            let mut statement = conn
-                .prepare_cached(
-                    "SELECT profile_id FROM membership
-                     WHERE recheck_at <= ?1 AND profile_id > ?2 ORDER BY profile_id LIMIT ?3",
-                )
-                .map_err(sqlite)?;
-            let rows = statement
-                .query_map(params![clamped_nanos(as_of), after, limit], |row| {
-                    row.get(0)
-                })
-                .map_err(sqlite)?;
-            rows.map(|id| id.map(customer).map_err(sqlite)).collect()
+            profile_ids(
+                conn,
+                "SELECT profile_id FROM membership
+                 WHERE recheck_at <= ?1 AND profile_id > ?2 ORDER BY profile_id LIMIT ?3",
+                params![clamped_nanos(as_of), after, limit],
+            )
         })
     }
 }

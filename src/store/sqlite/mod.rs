@@ -509,6 +509,20 @@ fn customer(bytes: Key) -> CustomerId {
     CustomerId::from_uuid(Uuid::from_bytes(bytes))
 }
 
+/// The profiles named by the first column of what `sql` selects, in its order.
+fn profile_ids(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<CustomerId>, StoreError> {
+    conn.prepare_cached(sql)
+        .map_err(sqlite)?
+        .query_map(params, |row| row.get::<_, Key>(0))
+        .map_err(sqlite)?
+        .map(|id| id.map(customer).map_err(sqlite))
+        .collect()
+}
+
 /// Nanoseconds since the epoch. Validated records always fit; a hand-built commit with a
 /// time outside the years 1678 to 2261 is refused rather than stored wrongly.
 fn nanos(at: DateTime<Utc>) -> Result<i64, Fault> {

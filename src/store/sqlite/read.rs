@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{
     Key, LIVE, SCAN_CHUNK, SqliteStore, backend, corrupt, customer, decode, interaction_row, key,
-    sqlite, time,
+    profile_ids, sqlite, time,
 };
 use crate::model::{
     Channel, CustomerId, Event, EventId, Identifier, Interaction, InteractionId, MergeRecord,
@@ -166,14 +166,11 @@ impl IdentityStore for SqliteStore {
     ) -> Result<Vec<CustomerId>, StoreError> {
         self.read(|conn| {
             let after = after.map(|a| key(a.as_uuid()).to_vec()).unwrap_or_default();
-            conn.prepare_cached(
+            profile_ids(
+                conn,
                 "SELECT id FROM profiles WHERE id > ?1 AND live_id = id ORDER BY id LIMIT ?2",
+                params![after, limit as i64],
             )
-            .map_err(sqlite)?
-            .query_map(params![after, limit as i64], |row| row.get::<_, Key>(0))
-            .map_err(sqlite)?
-            .map(|id| id.map(customer).map_err(sqlite))
-            .collect()
         })
     }
 }
