@@ -276,6 +276,7 @@ impl PostgresBuilder {
             .connect(NoTls)
             .map_err(|err| unreachable(err.to_string()))?;
         schema::check_and_migrate(&mut first, &self.schema, &server)?;
+        let writers_lock = schema::has_writers_lock(&mut first);
         let pool = r2d2::Pool::builder()
             .max_size(self.pool_size)
             .min_idle(Some(0))
@@ -291,6 +292,7 @@ impl PostgresBuilder {
             options: self,
             server,
             config,
+            writers_lock,
             turn: Mutex::new(None),
         })
     }
@@ -406,6 +408,9 @@ pub struct PostgresStore {
     options: PostgresBuilder,
     server: String,
     config: postgres::Config,
+    /// Whether the server has the advisory locks an exclusive write holds others back
+    /// with; without them, it holds nobody back.
+    writers_lock: bool,
     /// The connection that holds the writers' lock through an [`Store::exclusive`] write:
     /// one of its own, so that the write's reads and commits still find the pool free.
     turn: Mutex<Option<Client>>,
@@ -575,7 +580,8 @@ impl Store for PostgresStore {
             write::WritersLock::Held
         } else {
             match self.options.writes {
-                Writes::Serializable => write::WritersLock::Shared,
+                Writes::Serializable if self.writers_lock => write::WritersLock::Shared,
+                Writes::Serializable => write::WritersLock::Held,
                 Writes::OneAtATime => write::WritersLock::Exclusive,
             }
         };
@@ -593,13 +599,14 @@ impl Store for PostgresStore {
     /// Every other commit takes that lock (shared under [`Writes::Serializable`]) as its
     /// transaction begins, so it waits for the write to end; the commits `write` makes on
     /// this thread go ahead. If the connection drops meanwhile, the server lets the lock
-    /// go and the write's commits are checked as usual.
+    /// go and the write's commits are checked as usual. On a server without shared and
+    /// session-level advisory locks (found on connect), `write` runs as it is.
     fn exclusive(
         &self,
         write: &mut dyn FnMut() -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let key = self.pin_key();
-        if TURNS.with_borrow(|turns| turns.contains(&key)) {
+        if !self.writers_lock || TURNS.with_borrow(|turns| turns.contains(&key)) {
             return write();
         }
         let mut turn = self.turn.lock().unwrap_or_else(PoisonError::into_inner);

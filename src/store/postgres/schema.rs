@@ -193,6 +193,21 @@ pub(super) fn writer_lock_key(schema: &str) -> i64 {
     lock_key(schema) ^ 0x5752_4954_4552_5321
 }
 
+/// Whether the server has the advisory locks an exclusive write needs: a shared one for
+/// every commit, a session-level one to hold. Some PostgreSQL-compatible engines have
+/// only the transaction-level exclusive lock, or none; an answer that cannot be had is
+/// a no.
+pub(super) fn has_writers_lock(client: &mut Client) -> bool {
+    client
+        .query_one(
+            "SELECT to_regprocedure('pg_advisory_xact_lock_shared(bigint)') IS NOT NULL
+                AND to_regprocedure('pg_advisory_lock(bigint)') IS NOT NULL
+                AND to_regprocedure('pg_advisory_unlock(bigint)') IS NOT NULL",
+            &[],
+        )
+        .is_ok_and(|row| row.get(0))
+}
+
 /// Creates the schema or takes it to [`SCHEMA_VERSION`], in one transaction under the
 /// schema's advisory lock. A schema that is not ours, or is newer, is refused before
 /// anything is written.
