@@ -228,3 +228,46 @@ fn an_exclusive_write_holds_back_the_writers_of_other_processes() {
         }
     }
 }
+
+/// A write that panics in the middle of an exclusive write lets the writers' lock go:
+/// other processes commit at once (a lock left held would end in their statement
+/// timeout), and the store makes exclusive writes again.
+#[test]
+fn a_panic_in_an_exclusive_write_lets_the_lock_go() {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::time::Duration;
+    let Some(url) = server_url() else { return };
+    let schemas = Schemas::new(&url, "panic");
+    let name = schemas.name();
+    let open = || {
+        PostgresStore::builder()
+            .schema(&name)
+            .statement_timeout(Duration::from_secs(2))
+            .connect(&url)
+            .unwrap()
+    };
+    let (first, second) = (open(), open());
+    let signed_up = |who: &str| {
+        Event::builder("web", Channel::Web, "Signed Up")
+            .identifier(IdentifierKind::Email, &format!("{who}@example.com"))
+            .build()
+            .unwrap()
+    };
+    let panicked = catch_unwind(AssertUnwindSafe(|| {
+        first.exclusive(&mut || panic!("a bug in the middle of a write"))
+    }));
+    assert!(panicked.is_err());
+    Customers::new(&second).ingest(signed_up("bo")).unwrap();
+    let ours = Customers::new(&first);
+    first
+        .exclusive(&mut || {
+            ours.ingest(signed_up("ana")).unwrap();
+            Ok(())
+        })
+        .unwrap();
+    Customers::new(&second).ingest(signed_up("cy")).unwrap();
+    for who in ["ana", "bo", "cy"] {
+        let email = Identifier::email(&format!("{who}@example.com")).unwrap();
+        assert!(ours.profile(email).unwrap().is_some(), "{who}");
+    }
+}

@@ -519,14 +519,26 @@ thread_local! {
     static TURNS: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Takes a store off this thread's [`TURNS`], even when the write panics.
-struct TurnEnds {
+/// Ends an exclusive write, even when it panics: takes the store off this thread's
+/// [`TURNS`] and lets the writers' lock go, closing the connection that holds it if the
+/// server cannot be told (a session's advisory locks go with it).
+struct TurnEnds<'a> {
     key: usize,
+    lock: i64,
+    turn: std::sync::MutexGuard<'a, Option<Client>>,
 }
 
-impl Drop for TurnEnds {
+impl Drop for TurnEnds<'_> {
     fn drop(&mut self) {
         TURNS.with_borrow_mut(|turns| turns.retain(|store| *store != self.key));
+        let unlocked = self.turn.as_mut().is_some_and(|client| {
+            client
+                .query_one("SELECT pg_advisory_unlock($1)", &[&self.lock])
+                .is_ok_and(|row| row.get::<_, bool>(0))
+        });
+        if !unlocked {
+            *self.turn = None;
+        }
     }
 }
 
@@ -614,23 +626,14 @@ impl Store for PostgresStore {
             *turn = None;
             *turn = Some(self.config.connect(NoTls).map_err(pg)?);
         }
-        let client = turn.as_mut().expect("connected above");
         let lock = schema::writer_lock_key(&self.options.schema);
-        client
+        turn.as_mut()
+            .expect("connected above")
             .execute("SELECT pg_advisory_lock($1)", &[&lock])
             .map_err(pg)?;
         TURNS.with_borrow_mut(|turns| turns.push(key));
-        let ends = TurnEnds { key };
-        let written = write();
-        drop(ends);
-        if client
-            .execute("SELECT pg_advisory_unlock($1)", &[&lock])
-            .is_err()
-        {
-            // Closing the session is what lets the lock go now.
-            *turn = None;
-        }
-        written
+        let _ends = TurnEnds { key, lock, turn };
+        write()
     }
 
     /// Removed rows stay in the table files until `VACUUM` reclaims them: runs it on
