@@ -129,6 +129,14 @@ pub struct Page<T> {
 }
 
 impl<T> Page<T> {
+    /// A page with no item and none after it.
+    pub(crate) fn empty() -> Self {
+        Self {
+            items: Vec::new(),
+            next: None,
+        }
+    }
+
     /// The page of `items`, read newest first up to one more than `limit`: the one more,
     /// when there is one, says a next page follows the last item kept.
     pub(crate) fn from_one_more(

@@ -195,7 +195,14 @@ pub(crate) fn build<S: Reads + ?Sized>(
         .filter(ConversationSummary::is_open)
         .collect()
     };
-    let channels = activity(store.event_summary(record.id)?, contacts);
+    let events = store.event_summary(record.id)?;
+    // A summary with no channel means nothing of that kind to page through.
+    let sources = Sources {
+        events: !events.is_empty(),
+        interactions: !contacts.is_empty(),
+        memberships: false,
+    };
+    let channels = activity(events, contacts);
     let membership = store.membership(record.id)?;
     Ok(Some(Profile {
         customer_id: record.id,
@@ -216,7 +223,10 @@ pub(crate) fn build<S: Reads + ?Sized>(
             store,
             record.id,
             PageRequest::first(entries),
-            membership.version > 0,
+            Sources {
+                memberships: membership.version > 0,
+                ..sources
+            },
         )?,
         segments: membership.memberships,
     }))
@@ -229,7 +239,20 @@ pub(crate) fn timeline<S: Reads + ?Sized>(
     customer: CustomerId,
     page: PageRequest,
 ) -> Result<Page<TimelineEntry>, StoreError> {
-    timeline_of(store, customer, page, true)
+    let every = Sources {
+        events: true,
+        interactions: true,
+        memberships: true,
+    };
+    timeline_of(store, customer, page, every)
+}
+
+/// Which kinds of timeline entry a profile may hold: those it cannot are not read.
+#[derive(Clone, Copy)]
+struct Sources {
+    events: bool,
+    interactions: bool,
+    memberships: bool,
 }
 
 /// [`timeline`], reading membership changes only when `memberships` says the profile
@@ -239,17 +262,22 @@ fn timeline_of<S: Reads + ?Sized>(
     store: &S,
     customer: CustomerId,
     page: PageRequest,
-    memberships: bool,
+    sources: Sources,
 ) -> Result<Page<TimelineEntry>, StoreError> {
-    let events = store.events(customer, page)?;
-    let interactions = store.interactions(customer, page)?;
-    let memberships = if memberships {
+    let events = if sources.events {
+        store.events(customer, page)?
+    } else {
+        Page::empty()
+    };
+    let interactions = if sources.interactions {
+        store.interactions(customer, page)?
+    } else {
+        Page::empty()
+    };
+    let memberships = if sources.memberships {
         store.membership_changes(customer, page)?
     } else {
-        Page {
-            items: Vec::new(),
-            next: None,
-        }
+        Page::empty()
     };
     let more_behind =
         events.next.is_some() || interactions.next.is_some() || memberships.next.is_some();

@@ -28,10 +28,7 @@ impl State {
         fetch: impl Fn(Uuid) -> T,
     ) -> Page<T> {
         let Some(members) = self.members(customer) else {
-            return Page {
-                items: Vec::new(),
-                next: None,
-            };
+            return Page::empty();
         };
         let upper = match page.cursor() {
             Some(cursor) => Bound::Excluded((cursor.at, cursor.id)),
@@ -489,10 +486,7 @@ impl MembershipStore for Frozen<'_> {
         page: PageRequest,
     ) -> Result<Page<MembershipChange>, StoreError> {
         let Some(changes) = self.0.membership_changes.get(&customer) else {
-            return Ok(Page {
-                items: Vec::new(),
-                next: None,
-            });
+            return Ok(Page::empty());
         };
         let upper = page.cursor().map_or(Bound::Unbounded, Bound::Excluded);
         let items: Vec<MembershipChange> = changes
