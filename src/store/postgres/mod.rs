@@ -589,11 +589,11 @@ impl Store for PostgresStore {
         }
         let key = self.pin_key();
         let lock = if TURNS.with_borrow(|turns| turns.contains(&key)) {
-            write::WritersLock::Held
+            write::WritersLock::Skipped
         } else {
             match self.options.writes {
                 Writes::Serializable if self.writers_lock => write::WritersLock::Shared,
-                Writes::Serializable => write::WritersLock::Held,
+                Writes::Serializable => write::WritersLock::Skipped,
                 Writes::OneAtATime => write::WritersLock::Exclusive,
             }
         };

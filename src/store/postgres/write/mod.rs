@@ -39,8 +39,9 @@ pub(super) enum WritersLock {
     Shared,
     /// Alone ([`Writes::OneAtATime`]).
     Exclusive,
-    /// Not at all: this thread holds it already, in an exclusive write.
-    Held,
+    /// Not at all: this thread holds it already, in an exclusive write, or the server
+    /// has no shared advisory lock.
+    Skipped,
 }
 
 /// Applies `commits` in one transaction: all of them, or none.
@@ -62,7 +63,7 @@ pub(super) fn apply(
     tx.conn.batch(&match lock {
         WritersLock::Shared => format!("{begin}; SELECT pg_advisory_xact_lock_shared({key})"),
         WritersLock::Exclusive => format!("{begin}; SELECT pg_advisory_xact_lock({key})"),
-        WritersLock::Held => begin.to_owned(),
+        WritersLock::Skipped => begin.to_owned(),
     })?;
     let mut outcomes = Vec::with_capacity(commits.len());
     let mut at = 0;
