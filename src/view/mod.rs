@@ -255,9 +255,9 @@ struct Sources {
     memberships: bool,
 }
 
-/// [`timeline`], reading membership changes only when `memberships` says the profile
-/// may have some (its membership was ever updated): a read less where no segment is
-/// kept live.
+/// [`timeline`], reading only the kinds of entry `sources` says the profile may hold:
+/// membership changes where its membership was ever updated, events and interactions
+/// where its channel summaries show some. Each kind skipped is a read less.
 fn timeline_of<S: Reads + ?Sized>(
     store: &S,
     customer: CustomerId,
