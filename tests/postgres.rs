@@ -271,3 +271,83 @@ fn a_panic_in_an_exclusive_write_lets_the_lock_go() {
         assert!(ours.profile(email).unwrap().is_some(), "{who}");
     }
 }
+
+/// An exclusive write that cannot have the writers' lock within the statement timeout,
+/// because a commit of another process is held up mid-way, runs as any other write
+/// instead of failing: its commits are checked all the same.
+#[test]
+fn an_exclusive_write_that_cannot_have_the_lock_in_time_runs_as_any_other() {
+    use std::time::{Duration, Instant};
+    let Some(url) = server_url() else { return };
+    let schemas = Schemas::new(&url, "lockwait");
+    let name = schemas.name();
+    let open = |timeout: Duration| {
+        PostgresStore::builder()
+            .schema(&name)
+            .statement_timeout(timeout)
+            .connect(&url)
+            .unwrap()
+    };
+    let (held_up, hurried) = (
+        open(Duration::from_secs(10)),
+        open(Duration::from_millis(300)),
+    );
+    // Another session holds the traits table, so a commit that sets a trait waits in
+    // the middle of its transaction, holding the writers' lock shared.
+    let mut blocker = schemas.client();
+    let blocker_pid: i32 = blocker
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let mut tx = blocker.transaction().unwrap();
+    tx.batch_execute(&format!(
+        "LOCK TABLE {name}.traits IN ACCESS EXCLUSIVE MODE"
+    ))
+    .unwrap();
+    let mut watcher = schemas.client();
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            Customers::new(&held_up).ingest(
+                Event::builder("web", Channel::Web, "Signed Up")
+                    .identifier(IdentifierKind::Email, "ana@example.com")
+                    .set_trait("plan", serde_json::json!("pro"))
+                    .build()
+                    .unwrap(),
+            )
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // The commit holds the lock shared and waits for the table: other tests' locks
+        // do not count.
+        while watcher
+            .query_one(
+                "SELECT count(*) FROM pg_locks
+                 WHERE locktype = 'advisory' AND mode = 'ShareLock' AND granted
+                   AND $1 = ANY (pg_blocking_pids(pid))",
+                &[&blocker_pid],
+            )
+            .unwrap()
+            .get::<_, i64>(0)
+            == 0
+        {
+            assert!(Instant::now() < deadline, "the commit never took the lock");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let mut runs = 0;
+        let began = Instant::now();
+        hurried
+            .exclusive(&mut || {
+                runs += 1;
+                Ok(())
+            })
+            .expect("runs without the lock");
+        assert_eq!(runs, 1);
+        assert!(
+            began.elapsed() >= Duration::from_millis(300),
+            "it waited first"
+        );
+        tx.commit().unwrap();
+        writer.join().unwrap().expect("the held-up commit lands");
+    });
+    let email = Identifier::email("ana@example.com").unwrap();
+    assert!(Customers::new(&hurried).profile(email).unwrap().is_some());
+}

@@ -612,7 +612,8 @@ impl Store for PostgresStore {
     /// transaction begins, so it waits for the write to end; the commits `write` makes on
     /// this thread go ahead. If the connection drops meanwhile, the server lets the lock
     /// go and the write's commits are checked as usual. On a server without shared and
-    /// session-level advisory locks (found on connect), `write` runs as it is.
+    /// session-level advisory locks (found on connect), or when the lock cannot be had
+    /// within the statement timeout, `write` runs as it is.
     fn exclusive(
         &self,
         write: &mut dyn FnMut() -> Result<(), StoreError>,
@@ -627,10 +628,18 @@ impl Store for PostgresStore {
             *turn = Some(self.config.connect(NoTls).map_err(pg)?);
         }
         let lock = schema::writer_lock_key(&self.options.schema);
-        turn.as_mut()
+        let locked = turn
+            .as_mut()
             .expect("connected above")
-            .execute("SELECT pg_advisory_lock($1)", &[&lock])
-            .map_err(pg)?;
+            .execute("SELECT pg_advisory_lock($1)", &[&lock]);
+        if locked.is_err() {
+            // Waiting out every write under way took longer than the statement timeout,
+            // or the connection failed. The write is checked as any other: it runs
+            // without holding anyone back, and the engine tries it again if it loses.
+            *turn = None;
+            drop(turn);
+            return write();
+        }
         TURNS.with_borrow_mut(|turns| turns.push(key));
         let _ends = TurnEnds { key, lock, turn };
         write()
