@@ -210,14 +210,15 @@ impl<S: Store> Customers<S> {
             let outcome = if n < OPTIMISTIC_ATTEMPTS {
                 let _shared = self.writers.read().unwrap_or_else(PoisonError::into_inner);
                 attempt()?
-            } else if n < OPTIMISTIC_ATTEMPTS + ALONE_ATTEMPTS {
-                let _alone = self.writers.write().unwrap_or_else(PoisonError::into_inner);
-                attempt()?
             } else {
-                // Other processes won every race since: a long write (a rebuild) can lose
-                // to a stream of short ones for as long as they keep coming.
                 let _alone = self.writers.write().unwrap_or_else(PoisonError::into_inner);
-                exclusively(&self.store, &mut attempt)?
+                if n < OPTIMISTIC_ATTEMPTS + ALONE_ATTEMPTS {
+                    attempt()?
+                } else {
+                    // Other processes won every race since: a long write (a rebuild) can
+                    // lose to a stream of short ones for as long as they keep coming.
+                    exclusively(&self.store, &mut attempt)?
+                }
             };
             if let Attempt::Done(done) = outcome {
                 return Ok(done);

@@ -14,6 +14,14 @@ use oneview::store::postgres::{ConnectError, PostgresStore, SCHEMA_VERSION, Writ
 use oneview::store::{Store, conformance};
 use oneview::{Channel, Customers, Event, Identifier, IdentifierKind};
 
+/// `who@example.com` signing up on the web.
+fn signed_up(who: &str) -> Event {
+    Event::builder("web", Channel::Web, "Signed Up")
+        .identifier(IdentifierKind::Email, &format!("{who}@example.com"))
+        .build()
+        .unwrap()
+}
+
 #[test]
 fn keeps_the_store_contract() {
     let Some(url) = server_url() else { return };
@@ -142,14 +150,7 @@ fn a_statement_timeout_is_a_typed_error() {
             .unwrap(),
     );
     let email = Identifier::email("ana@example.com").unwrap();
-    customers
-        .ingest(
-            Event::builder("web", Channel::Web, "Signed Up")
-                .with_identifier(email.clone())
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
+    customers.ingest(signed_up("ana")).unwrap();
     // Another session holds the profiles table locked past the limit.
     let mut blocker = schemas.client();
     let mut tx = blocker.transaction().unwrap();
@@ -191,12 +192,6 @@ fn an_exclusive_write_holds_back_the_writers_of_other_processes() {
         };
         let (first, second) = (open(), open());
         let (ours, theirs) = (Customers::new(&first), Customers::new(&second));
-        let signed_up = |who: &str| {
-            Event::builder("web", Channel::Web, "Signed Up")
-                .identifier(IdentifierKind::Email, &format!("{who}@example.com"))
-                .build()
-                .unwrap()
-        };
         std::thread::scope(|scope| {
             let mut other = None;
             first
@@ -247,12 +242,6 @@ fn a_panic_in_an_exclusive_write_lets_the_lock_go() {
             .unwrap()
     };
     let (first, second) = (open(), open());
-    let signed_up = |who: &str| {
-        Event::builder("web", Channel::Web, "Signed Up")
-            .identifier(IdentifierKind::Email, &format!("{who}@example.com"))
-            .build()
-            .unwrap()
-    };
     let panicked = catch_unwind(AssertUnwindSafe(|| {
         first.exclusive(&mut || panic!("a bug in the middle of a write"))
     }));

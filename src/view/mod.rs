@@ -197,11 +197,7 @@ pub(crate) fn build<S: Reads + ?Sized>(
     };
     let events = store.event_summary(record.id)?;
     // A summary with no channel means nothing of that kind to page through.
-    let sources = Sources {
-        events: !events.is_empty(),
-        interactions: !contacts.is_empty(),
-        memberships: false,
-    };
+    let (has_events, has_interactions) = (!events.is_empty(), !contacts.is_empty());
     let channels = activity(events, contacts);
     let membership = store.membership(record.id)?;
     Ok(Some(Profile {
@@ -224,8 +220,9 @@ pub(crate) fn build<S: Reads + ?Sized>(
             record.id,
             PageRequest::first(entries),
             Sources {
+                events: has_events,
+                interactions: has_interactions,
                 memberships: membership.version > 0,
-                ..sources
             },
         )?,
         segments: membership.memberships,
