@@ -56,6 +56,8 @@ enum Flaw {
     /// Not a flaw: loses every race outside an exclusive write, as a store would whose
     /// other processes keep committing to the same profiles.
     LosesEveryRaceOutsideExclusive,
+    /// Reads recent events strictly after the time asked, losing those at it.
+    RecentEventsAfterTheirTime,
 }
 
 /// A memory store with one flaw.
@@ -137,6 +139,18 @@ impl EventStore for Broken {
             page.items.reverse();
         }
         Ok(page)
+    }
+    fn events_since(
+        &self,
+        customer: CustomerId,
+        since: DateTime<Utc>,
+        page: PageRequest,
+    ) -> Result<Page<Event>, StoreError> {
+        let since = match self.flaw {
+            Flaw::RecentEventsAfterTheirTime => since + chrono::Duration::nanoseconds(1),
+            _ => since,
+        };
+        self.inner.events_since(customer, since, page)
     }
     fn event_summary(&self, customer: CustomerId) -> Result<Vec<ChannelSummary>, StoreError> {
         self.inner.event_summary(customer)
@@ -345,7 +359,8 @@ impl Store for Broken {
             | Flaw::ForgetsSuppressions
             | Flaw::ProfilesUnordered
             | Flaw::ExclusiveHoldsItselfBack
-            | Flaw::LosesEveryRaceOutsideExclusive => self.inner.apply(commits),
+            | Flaw::LosesEveryRaceOutsideExclusive
+            | Flaw::RecentEventsAfterTheirTime => self.inner.apply(commits),
         }
     }
 }
@@ -372,6 +387,12 @@ fn kit_catches_a_store_that_is_not_atomic() {
 fn kit_catches_pages_in_the_wrong_order() {
     let message = kit_rejects(Flaw::PagesOldestFirst);
     assert!(message.contains("newest first"), "{message}");
+}
+
+#[test]
+fn kit_catches_recent_events_that_leave_out_their_first_moment() {
+    let message = kit_rejects(Flaw::RecentEventsAfterTheirTime);
+    assert!(message.contains("at or after minute"), "{message}");
 }
 
 #[test]

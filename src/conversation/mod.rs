@@ -378,6 +378,21 @@ pub(crate) fn all_events<S: Reads + ?Sized>(
     Ok(all)
 }
 
+/// The events of the live profile `customer` that occurred at or after `since`, newest
+/// first.
+pub(crate) fn events_since<S: Reads + ?Sized>(
+    store: &S,
+    customer: CustomerId,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<crate::model::Event>, StoreError> {
+    let mut recent = Vec::new();
+    each_page(
+        |request| store.events_since(customer, since, request),
+        |e| recent.push(e),
+    )?;
+    Ok(recent)
+}
+
 /// Every interaction of the live profile `customer`, newest first.
 pub(crate) fn all_interactions<S: Reads + ?Sized>(
     store: &S,

@@ -612,6 +612,14 @@ pub enum StoreError {
 pub type EventScan<'a> =
     Box<dyn Iterator<Item = Result<Attributed<Event>, StoreError>> + Send + 'a>;
 
+/// Where `event` sits on its profile's timeline.
+pub(crate) fn event_position(event: &Event) -> TimelineCursor {
+    TimelineCursor {
+        at: event.occurred_at,
+        id: *event.id.as_uuid(),
+    }
+}
+
 /// `at` in nanoseconds since the epoch, as the SQL backends store times; a time outside
 /// what they can hold (the years 1678 to 2261) clamps to the nearer end, which keeps it
 /// on the right side of every stored time when it bounds a query.
@@ -768,6 +776,27 @@ pub trait EventStore: Debug + Send + Sync {
     /// (`occurred_at`, id).
     fn events(&self, customer: CustomerId, page: PageRequest) -> Result<Page<Event>, StoreError>;
 
+    /// A page of the events of the profile `customer` resolves to that occurred at or
+    /// after `since`: [`events`](Self::events) without the older ones, paged alike.
+    ///
+    /// Rules over the last days (a segment of "ordered in the last 90 days") read only
+    /// those. The default reads [`events`](Self::events) and stops at the first older
+    /// event; a backend with an index by profile and time bounds its read there instead,
+    /// and reads no older row.
+    fn events_since(
+        &self,
+        customer: CustomerId,
+        since: DateTime<Utc>,
+        page: PageRequest,
+    ) -> Result<Page<Event>, StoreError> {
+        let mut page = self.events(customer, page)?;
+        if let Some(older) = page.items.iter().position(|e| e.occurred_at < since) {
+            page.items.truncate(older);
+            page.next = None;
+        }
+        Ok(page)
+    }
+
     /// Event counts and times per channel for the profile `customer` resolves to, by channel.
     fn event_summary(&self, customer: CustomerId) -> Result<Vec<ChannelSummary>, StoreError>;
 
@@ -777,10 +806,7 @@ pub trait EventStore: Debug + Send + Sync {
     /// backend with an index answers from it without reading the events.
     fn latest_event(&self, customer: CustomerId) -> Result<Option<TimelineCursor>, StoreError> {
         let page = self.events(customer, PageRequest::first(1))?;
-        Ok(page.items.first().map(|event| TimelineCursor {
-            at: event.occurred_at,
-            id: *event.id.as_uuid(),
-        }))
+        Ok(page.items.first().map(event_position))
     }
 
     /// A position no stored event sorts after, by (`occurred_at`, id); `None` when no
@@ -1133,6 +1159,9 @@ macro_rules! forward_store {
             }
             fn events(&self, customer: CustomerId, page: PageRequest) -> Result<Page<Event>, StoreError> {
                 (**self).events(customer, page)
+            }
+            fn events_since(&self, customer: CustomerId, since: DateTime<Utc>, page: PageRequest) -> Result<Page<Event>, StoreError> {
+                (**self).events_since(customer, since, page)
             }
             fn latest_event(&self, customer: CustomerId) -> Result<Option<TimelineCursor>, StoreError> {
                 (**self).latest_event(customer)

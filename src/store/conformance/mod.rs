@@ -58,8 +58,12 @@ pub type BehaviourTest = fn(&dyn Store);
 
 /// Runs every behaviour test, each on a fresh store from `make`.
 pub fn run_all<S: Store>(make: impl Fn() -> S) {
-    let tests: [(&str, BehaviourTest); 28] = [
+    let tests: [(&str, BehaviourTest); 29] = [
         ("events_append_and_read_back", events_append_and_read_back),
+        (
+            "recent_events_read_from_a_time",
+            recent_events_read_from_a_time,
+        ),
         (
             "duplicate_events_are_stored_once",
             duplicate_events_are_stored_once,
@@ -324,6 +328,59 @@ pub fn events_append_and_read_back(store: &dyn Store) {
             .is_empty(),
         "an unknown profile has no events"
     );
+}
+
+/// `events_since` reads exactly the events at or after its time, across a merged
+/// profile's members, in the same pages as `events`.
+pub fn recent_events_read_from_a_time(store: &dyn Store) {
+    let a = new_profile(store, 1, 0);
+    let b = new_profile(store, 2, 0);
+    let mut commits = Vec::new();
+    for (n, minute) in [1, 3, 5, 7].into_iter().enumerate() {
+        commits.push(with_event(a, event(&format!("a{n}"), minute, Channel::Web)));
+    }
+    // Two at minute 5 on the other member: a bound there must keep every one of them.
+    for (n, minute) in [2, 4, 5, 5, 6].into_iter().enumerate() {
+        commits.push(with_event(b, event(&format!("b{n}"), minute, Channel::Web)));
+    }
+    store.apply(&commits).expect("append");
+    store
+        .apply(&[identity(vec![merge(a, b, 10)])])
+        .expect("b into a");
+    for lookup in [a, b] {
+        let everything = all_events(store, lookup, 100);
+        assert_eq!(everything.len(), 9);
+        for minute in [-1, 0, 4, 5, 6, 7, 8] {
+            let since = at(minute);
+            let expected: Vec<Event> = everything
+                .iter()
+                .filter(|e| e.occurred_at >= since)
+                .cloned()
+                .collect();
+            for page_size in [1, 2, 100] {
+                let mut read = Vec::new();
+                let mut request = PageRequest::first(page_size);
+                loop {
+                    let page = store
+                        .events_since(lookup, since, request)
+                        .expect("reading recent events");
+                    assert!(
+                        page.items.len() <= page_size,
+                        "a page holds at most its limit"
+                    );
+                    read.extend(page.items);
+                    match page.next {
+                        Some(cursor) => request = PageRequest::after(cursor, page_size),
+                        None => break,
+                    }
+                }
+                assert_eq!(
+                    read, expected,
+                    "the events at or after minute {minute}, newest first, in pages of {page_size}"
+                );
+            }
+        }
+    }
 }
 
 /// The same event id is stored once, whether repeated across calls or within one batch,

@@ -1,6 +1,7 @@
 //! Reads: the storage traits' queries, each on a pooled connection or on the snapshot
 //! pinned to this thread.
 
+use chrono::{DateTime, Utc};
 use postgres::Row;
 use uuid::Uuid;
 
@@ -12,7 +13,7 @@ use crate::model::{
 use crate::store::{
     Attributed, ChannelSummary, EventScan, EventStore, IdentityStore, InteractionStore, Owner,
     Page, PageRequest, ProfileRecord, StoreError, TimelineCursor, TraitStore, chunked_scan,
-    clamped_nanos,
+    clamped_nanos, event_position,
 };
 
 /// The tables that hold a profile's timeline: events and interactions.
@@ -251,12 +252,14 @@ fn before(request: PageRequest) -> (i64, Uuid) {
     }
 }
 
-/// A newest-first page of the profile `id` from `timeline`.
+/// A newest-first page of the profile `id` from `timeline`, of the entries that occurred
+/// at `since` (nanoseconds) or later.
 fn page<T: serde::de::DeserializeOwned>(
     conn: &mut Conn,
     timeline: Timeline,
     id: CustomerId,
     request: PageRequest,
+    since: i64,
     position: impl Fn(&T) -> TimelineCursor,
 ) -> Result<Page<T>, StoreError> {
     let (before_at, before_id) = before(request);
@@ -266,11 +269,12 @@ fn page<T: serde::de::DeserializeOwned>(
             "SELECT x.body FROM {MEMBERS} CROSS JOIN LATERAL (
                  SELECT t.occurred_at, t.id, t.body FROM {table} t
                  WHERE t.profile_id = m.id AND (t.occurred_at, t.id) < ($2, $3)
+                   AND t.occurred_at >= $5
                  ORDER BY t.occurred_at DESC, t.id DESC LIMIT $4) x
              ORDER BY x.occurred_at DESC, x.id DESC LIMIT $4",
             table = timeline.table()
         ),
-        &[id.as_uuid(), &before_at, &before_id, &limit],
+        &[id.as_uuid(), &before_at, &before_id, &limit, &since],
     )?;
     let mut items: Vec<T> = decoded(&rows, timeline.table())?;
     let more = items.len() > request.limit();
@@ -408,13 +412,25 @@ impl EventStore for PostgresStore {
 
     fn events(&self, id: CustomerId, request: PageRequest) -> Result<Page<Event>, StoreError> {
         self.read(|conn| {
-            page(conn, Timeline::Events, id, request, |event: &Event| {
-                TimelineCursor {
-                    at: event.occurred_at,
-                    id: *event.id.as_uuid(),
-                }
-            })
+            page(
+                conn,
+                Timeline::Events,
+                id,
+                request,
+                i64::MIN,
+                event_position,
+            )
         })
+    }
+
+    fn events_since(
+        &self,
+        id: CustomerId,
+        since: DateTime<Utc>,
+        request: PageRequest,
+    ) -> Result<Page<Event>, StoreError> {
+        let since = clamped_nanos(since);
+        self.read(|conn| page(conn, Timeline::Events, id, request, since, event_position))
     }
 
     fn event_summary(&self, id: CustomerId) -> Result<Vec<ChannelSummary>, StoreError> {
@@ -492,6 +508,7 @@ impl InteractionStore for PostgresStore {
                 Timeline::Interactions,
                 id,
                 request,
+                i64::MIN,
                 |i: &Interaction| TimelineCursor {
                     at: i.occurred_at,
                     id: *i.id.as_uuid(),

@@ -1,6 +1,7 @@
 //! Reads: the storage traits' queries, each on a read connection (or the snapshot
 //! pinned to this thread).
 
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 
@@ -15,7 +16,7 @@ use crate::model::{
 use crate::store::{
     Attributed, ChannelSummary, EventScan, EventStore, IdentityStore, InteractionStore, Owner,
     Page, PageRequest, ProfileRecord, StoreError, TimelineCursor, TraitStore, chunked_scan,
-    clamped_nanos,
+    clamped_nanos, event_position,
 };
 
 impl IdentityStore for SqliteStore {
@@ -287,18 +288,20 @@ fn position(
 }
 
 /// A newest-first page from `table`, which must have `profile_id`, `occurred_at`, `id` and
-/// `body` columns.
+/// `body` columns, of the rows that occurred at `since` (nanoseconds) or later.
 fn page<T: serde::de::DeserializeOwned>(
     conn: &Connection,
     table: &str,
     id: CustomerId,
     request: PageRequest,
+    since: i64,
     position: impl Fn(&T) -> TimelineCursor,
 ) -> Result<Page<T>, StoreError> {
     let (before_at, before_id) = before(request);
     let sql = format!(
         "SELECT t.body FROM profiles p JOIN {table} t ON t.profile_id = p.id
          WHERE p.live_id = {LIVE} AND (t.occurred_at, t.id) < (?2, ?3)
+           AND t.occurred_at >= ?5
          ORDER BY t.occurred_at DESC, t.id DESC LIMIT ?4"
     );
     let mut statement = conn.prepare_cached(&sql).map_err(sqlite)?;
@@ -308,7 +311,8 @@ fn page<T: serde::de::DeserializeOwned>(
                 key(id.as_uuid()),
                 before_at,
                 before_id,
-                request.limit() as i64 + 1
+                request.limit() as i64 + 1,
+                since
             ],
             |row| row.get::<_, String>(0),
         )
@@ -413,14 +417,17 @@ impl EventStore for SqliteStore {
     }
 
     fn events(&self, id: CustomerId, request: PageRequest) -> Result<Page<Event>, StoreError> {
-        self.read(|conn| {
-            page(conn, "events", id, request, |event: &Event| {
-                TimelineCursor {
-                    at: event.occurred_at,
-                    id: *event.id.as_uuid(),
-                }
-            })
-        })
+        self.read(|conn| page(conn, "events", id, request, i64::MIN, event_position))
+    }
+
+    fn events_since(
+        &self,
+        id: CustomerId,
+        since: DateTime<Utc>,
+        request: PageRequest,
+    ) -> Result<Page<Event>, StoreError> {
+        let since = clamped_nanos(since);
+        self.read(|conn| page(conn, "events", id, request, since, event_position))
     }
 
     fn event_summary(&self, id: CustomerId) -> Result<Vec<ChannelSummary>, StoreError> {
