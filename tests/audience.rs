@@ -157,6 +157,84 @@ fn every_aggregate_matches_a_hand_count_across_the_window_edge() {
 }
 
 #[test]
+fn windows_evaluated_on_read_count_exactly_the_events_inside_them() {
+    // Orders every day on two profiles that a later event merges: a window's reads start
+    // at its first moment, on every member, and leave out only what is older.
+    let ana = &["email:ana@example.com"];
+    let phone = &["phone:+447700900123"];
+    let events: Vec<Event> = (0..12)
+        .map(|day| {
+            let who = if day % 2 == 0 { ana } else { phone };
+            order(
+                &format!("o{day}"),
+                day * DAY,
+                who,
+                (day + 1) as f64,
+                "books",
+            )
+        })
+        .collect();
+    let spent = orders("revenue", |p| Aggregate::Sum { property: p }).within_days(3);
+    let spent_segment = Segment::new(
+        "spent lately",
+        Rule::Trait {
+            name: "revenue".into(),
+            test: Comparison::Exists,
+        },
+    );
+    let ordered_segment = Segment::new(
+        "ordered lately",
+        Rule::Performed {
+            events: EventFilter::named("Order Completed"),
+            at_least: Some(1),
+            at_most: None,
+            within_days: Some(3),
+        },
+    );
+    for customers in backends() {
+        customers.ingest_batch(events.clone()).unwrap();
+        customers
+            .ingest(common::event(
+                "link",
+                12 * DAY,
+                &["email:ana@example.com", "phone:+447700900123"],
+            ))
+            .unwrap();
+        // On an order's moment, three days after one (which the window leaves out), and
+        // a minute before that.
+        for minute in [5 * DAY, 8 * DAY, 8 * DAY - 1, 11 * DAY, 14 * DAY, 20 * DAY] {
+            let as_of = at(minute);
+            let inside: Vec<&Event> = events
+                .iter()
+                .filter(|e| e.occurred_at <= as_of && e.occurred_at > as_of - Duration::days(3))
+                .collect();
+            let ordered = customers
+                .evaluate(id(ana[0]), &ordered_segment, &[], as_of)
+                .unwrap();
+            assert_eq!(ordered.holds, !inside.is_empty(), "as of minute {minute}");
+            assert_eq!(
+                ordered.reasons,
+                [format!(
+                    "performed Order Completed {} time(s) in the last 3 days (at least 1)",
+                    inside.len()
+                )],
+                "as of minute {minute}"
+            );
+            let by_hand = spent.compute(&events, as_of);
+            let verdict = customers
+                .evaluate(id(phone[0]), &spent_segment, &[spent.clone()], as_of)
+                .unwrap();
+            let shown = by_hand.as_ref().map_or("none".to_owned(), Value::to_string);
+            assert_eq!(
+                verdict.reasons,
+                [format!("trait revenue is {shown} (wanted present)")],
+                "as of minute {minute}"
+            );
+        }
+    }
+}
+
+#[test]
 fn segments_explain_membership_and_follow_merges_and_unmerges() {
     for customers in backends() {
         // Two orders on the phone side, none on the email side.

@@ -52,12 +52,40 @@ pub(super) struct Snapshot {
 pub(super) struct Needs {
     /// Stored traits.
     pub(super) traits: bool,
-    /// Events: events performed, channels used, computed traits, feedback given.
-    pub(super) events: bool,
+    /// Events: events performed, channels used, computed traits, feedback given; how far
+    /// back.
+    pub(super) events: History,
     /// Interactions: channels used, open conversations, feedback given in them.
     pub(super) interactions: bool,
     /// Consent in force.
     pub(super) consent: bool,
+}
+
+/// How much of a customer's events rules read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) enum History {
+    /// None.
+    #[default]
+    Nothing,
+    /// Those of the last days before the time of the evaluation.
+    Days(u32),
+    /// All of them.
+    All,
+}
+
+impl History {
+    fn of_window(days: Option<u32>) -> Self {
+        days.map_or(Self::All, Self::Days)
+    }
+
+    /// What either reads.
+    fn and(self, other: Self) -> Self {
+        match (self, other) {
+            (Self::Nothing, read) | (read, Self::Nothing) => read,
+            (Self::All, _) | (_, Self::All) => Self::All,
+            (Self::Days(a), Self::Days(b)) => Self::Days(a.max(b)),
+        }
+    }
 }
 
 impl Needs {
@@ -68,21 +96,35 @@ impl Needs {
     ) -> Self {
         let mut needs = Self::default();
         for leaf in rules.into_iter().flat_map(Rule::leaves) {
-            match leaf {
-                Rule::Trait { name, .. } => {
-                    let computed = computed.iter().any(|c| c.name == *name);
-                    needs.events |= computed;
-                    needs.traits |= !computed;
-                }
-                Rule::Performed { .. } => needs.events = true,
-                Rule::UsedChannel { .. } | Rule::FeedbackScore { .. } => {
-                    needs.events = true;
+            let events = match leaf {
+                Rule::Trait { name, .. } => match computed.iter().find(|c| c.name == *name) {
+                    Some(definition) => History::of_window(definition.within_days),
+                    None => {
+                        needs.traits = true;
+                        History::Nothing
+                    }
+                },
+                Rule::Performed { within_days, .. } => History::of_window(*within_days),
+                Rule::UsedChannel { within_days, .. } => {
                     needs.interactions = true;
+                    History::of_window(*within_days)
                 }
-                Rule::OpenConversations { .. } => needs.interactions = true,
-                Rule::Consents { .. } => needs.consent = true,
-                _ => {}
-            }
+                Rule::FeedbackScore { .. } => {
+                    // The latest score given, however long ago.
+                    needs.interactions = true;
+                    History::All
+                }
+                Rule::OpenConversations { .. } => {
+                    needs.interactions = true;
+                    History::Nothing
+                }
+                Rule::Consents { .. } => {
+                    needs.consent = true;
+                    History::Nothing
+                }
+                _ => History::Nothing,
+            };
+            needs.events = needs.events.and(events);
         }
         needs
     }
@@ -90,7 +132,7 @@ impl Needs {
     fn everything() -> Self {
         Self {
             traits: true,
-            events: true,
+            events: History::All,
             interactions: true,
             consent: true,
         }
@@ -100,32 +142,58 @@ impl Needs {
     pub(super) fn and(self, other: Self) -> Self {
         Self {
             traits: self.traits || other.traits,
-            events: self.events || other.events,
+            events: self.events.and(other.events),
             interactions: self.interactions || other.interactions,
             consent: self.consent || other.consent,
         }
     }
 }
 
+/// The computed traits of `computed` that `rules` name, each once, in the order defined:
+/// those worth computing for them.
+pub(super) fn named<'a, 'r>(
+    rules: impl IntoIterator<Item = &'r Rule>,
+    computed: &'a [ComputedTrait],
+) -> Vec<&'a ComputedTrait> {
+    let names: std::collections::BTreeSet<&str> = rules
+        .into_iter()
+        .flat_map(Rule::leaves)
+        .filter_map(|leaf| match leaf {
+            Rule::Trait { name, .. } => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    computed
+        .iter()
+        .filter(|c| names.contains(c.name.as_str()))
+        .collect()
+}
+
+/// What the customer `customer` is, as `needs` asks, as of `as_of`, with the computed
+/// traits of `named` (of the definitions `computed`); `None` for an unknown one.
 fn snapshot(
     reads: &dyn Reads,
     customer: CustomerId,
-    computed: &[ComputedTrait],
+    (computed, named): (&[ComputedTrait], &[&ComputedTrait]),
     as_of: DateTime<Utc>,
     needs: Needs,
 ) -> Result<Option<Snapshot>, Error> {
     match reads.profile(customer)? {
-        Some(profile) => snapshot_of(reads, profile, computed, as_of, needs, None).map(Some),
+        Some(profile) => {
+            snapshot_of(reads, profile, (computed, named), as_of, needs, None).map(Some)
+        }
         None => Ok(None),
     }
 }
 
 /// What the live profile `profile` is, as `needs` asks, as of `as_of`; with `known`, its
-/// events are those instead of the ones read.
+/// events are those instead of the ones read. Of the computed traits `computed` defines,
+/// those of `named` are computed; the others hide a stored trait of their name all the
+/// same.
 pub(super) fn snapshot_of(
     reads: &dyn Reads,
     profile: crate::store::ProfileRecord,
-    computed: &[ComputedTrait],
+    (computed, named): (&[ComputedTrait], &[&ComputedTrait]),
     as_of: DateTime<Utc>,
     needs: Needs,
     known: Option<Vec<Event>>,
@@ -147,17 +215,17 @@ pub(super) fn snapshot_of(
     } = view::History::of(
         match known {
             Some(events) => events,
-            None => view::events_oldest_first(reads, customer, needs.events)?,
+            None => events_read(reads, customer, needs.events, as_of)?,
         },
         view::interactions_oldest_first(reads, customer, needs.interactions)?,
     );
-    let read_events = needs.events || given;
+    let read_events = needs.events != History::Nothing || given;
     if read_events {
         // A computed trait hides a stored one of its name, even where it has no value.
         for definition in computed {
             traits.remove(&definition.name);
         }
-        for (name, value) in compute_all(computed, &events, as_of) {
+        for (name, value) in compute_all(named.iter().copied(), &events, as_of) {
             traits.insert(name, value.value);
         }
     }
@@ -185,13 +253,35 @@ pub(super) fn snapshot_of(
     })
 }
 
-fn compute_all(
-    computed: &[ComputedTrait],
+/// The events of the live profile `customer` that `history` asks for, oldest first: of
+/// a window of days, only those that can fall in it as of `as_of` are read.
+fn events_read(
+    reads: &dyn Reads,
+    customer: CustomerId,
+    history: History,
+    as_of: DateTime<Utc>,
+) -> Result<Vec<Event>, Error> {
+    let mut events = match history {
+        History::Nothing => return Ok(Vec::new()),
+        History::All => all_events(reads, customer)?,
+        History::Days(days) => {
+            let since = as_of
+                .checked_sub_signed(chrono::Duration::days(i64::from(days)))
+                .unwrap_or(DateTime::<Utc>::MIN_UTC);
+            conversation::events_since(reads, customer, since)?
+        }
+    };
+    events.reverse();
+    Ok(events)
+}
+
+fn compute_all<'a>(
+    computed: impl IntoIterator<Item = &'a ComputedTrait>,
     events: &[Event],
     as_of: DateTime<Utc>,
 ) -> BTreeMap<String, ComputedValue> {
     computed
-        .iter()
+        .into_iter()
         .filter_map(|definition| {
             let value = definition.compute(events, as_of)?;
             Some((
@@ -222,7 +312,7 @@ impl<S: Store> Customers<S> {
         read_consistent(self.store(), |reads| {
             let customer = view::find(reads, &lookup)?.ok_or(Error::UnknownCustomer)?;
             Ok(compute_all(
-                definitions,
+                definitions.iter(),
                 &all_events(reads, customer)?,
                 as_of,
             ))
@@ -239,7 +329,13 @@ impl<S: Store> Customers<S> {
         computed: &[ComputedTrait],
         as_of: DateTime<Utc>,
     ) -> Result<Verdict, Error> {
-        let mut verdicts = self.verdicts(lookup, std::slice::from_ref(segment), computed, as_of)?;
+        let mut verdicts = self.verdicts(
+            lookup,
+            std::slice::from_ref(segment),
+            computed,
+            as_of,
+            Failures::Explained,
+        )?;
         Ok(verdicts.pop().expect("one verdict per segment").1)
     }
 
@@ -252,7 +348,8 @@ impl<S: Store> Customers<S> {
         computed: &[ComputedTrait],
         as_of: DateTime<Utc>,
     ) -> Result<Vec<(String, Verdict)>, Error> {
-        let mut verdicts = self.verdicts(lookup, segments, computed, as_of)?;
+        let mut verdicts =
+            self.verdicts(lookup, segments, computed, as_of, Failures::Unexplained)?;
         verdicts.retain(|(_, verdict)| verdict.holds);
         Ok(verdicts)
     }
@@ -263,15 +360,18 @@ impl<S: Store> Customers<S> {
         segments: &[Segment],
         computed: &[ComputedTrait],
         as_of: DateTime<Utc>,
+        failures: Failures,
     ) -> Result<Vec<(String, Verdict)>, Error> {
         check(segments, computed)?;
         let lookup = lookup.into();
         read_consistent(self.store(), |reads| {
             let customer = view::find(reads, &lookup)?.ok_or(Error::UnknownCustomer)?;
-            let needs = Needs::of(segments.iter().map(|s| &s.rule), computed);
-            let snapshot =
-                snapshot(reads, customer, computed, as_of, needs)?.ok_or(Error::UnknownCustomer)?;
-            Ok(self.judge(&snapshot, segments, as_of))
+            let rules = || segments.iter().map(|s| &s.rule);
+            let needs = Needs::of(rules(), computed);
+            let named = named(rules(), computed);
+            let snapshot = snapshot(reads, customer, (computed, &named), as_of, needs)?
+                .ok_or(Error::UnknownCustomer)?;
+            Ok(self.judge(&snapshot, segments, as_of, failures))
         })
     }
 
@@ -286,7 +386,8 @@ impl<S: Store> Customers<S> {
         as_of: DateTime<Utc>,
     ) -> Result<Option<(String, Verdict)>, Error> {
         let segments = persona_segments(personas);
-        let mut verdicts = self.verdicts(lookup, &segments, computed, as_of)?;
+        let mut verdicts =
+            self.verdicts(lookup, &segments, computed, as_of, Failures::Unexplained)?;
         let chosen = strongest(personas, |n| verdicts[n].1.holds);
         Ok(chosen.map(|n| verdicts.swap_remove(n)))
     }
@@ -346,11 +447,13 @@ impl<S: Store> Customers<S> {
             return Ok(None);
         }
         let segments = persona_segments(personas);
-        let needs = Needs::of(segments.iter().map(|s| &s.rule), computed);
-        let Some(snapshot) = snapshot(reads, customer, computed, as_of, needs)? else {
+        let rules = || segments.iter().map(|s| &s.rule);
+        let needs = Needs::of(rules(), computed);
+        let named = named(rules(), computed);
+        let Some(snapshot) = snapshot(reads, customer, (computed, &named), as_of, needs)? else {
             return Ok(None);
         };
-        let mut verdicts = self.judge(&snapshot, &segments, as_of);
+        let mut verdicts = self.judge(&snapshot, &segments, as_of, Failures::Unexplained);
         Ok(strongest(personas, |n| verdicts[n].1.holds).map(|n| {
             let (_, verdict) = verdicts.swap_remove(n);
             PersonaMatch {
@@ -383,8 +486,15 @@ impl<S: Store> Customers<S> {
         read_consistent(self.store(), |reads| {
             let customer = view::find(reads, &lookup)?.ok_or(Error::UnknownCustomer)?;
             // Caps count the actions recorded as interactions; purposes need consent.
-            let snapshot = snapshot(reads, customer, computed, as_of, Needs::everything())?
-                .ok_or(Error::UnknownCustomer)?;
+            let every: Vec<&ComputedTrait> = computed.iter().collect();
+            let snapshot = snapshot(
+                reads,
+                customer,
+                (computed, &every),
+                as_of,
+                Needs::everything(),
+            )?
+            .ok_or(Error::UnknownCustomer)?;
             let facts = self.facts(&snapshot, as_of);
             Ok(choose(
                 playbook,
@@ -439,16 +549,29 @@ impl<S: Store> Customers<S> {
         }
     }
 
+    /// The verdict of each of `segments` on `snapshot`; with `failures` the reasons a
+    /// segment does not hold too, without them only those of the segments that hold.
     fn judge(
         &self,
         snapshot: &Snapshot,
         segments: &[Segment],
         as_of: DateTime<Utc>,
+        failures: Failures,
     ) -> Vec<(String, Verdict)> {
         let facts = self.facts(snapshot, as_of);
         segments
             .iter()
-            .map(|segment| (segment.name.clone(), segment.rule.evaluate(&facts)))
+            .map(|segment| {
+                let verdict = if failures == Failures::Explained || segment.rule.holds(&facts) {
+                    segment.rule.evaluate(&facts)
+                } else {
+                    Verdict {
+                        holds: false,
+                        reasons: Vec::new(),
+                    }
+                };
+                (segment.name.clone(), verdict)
+            })
             .collect()
     }
 
@@ -467,6 +590,7 @@ impl<S: Store> Customers<S> {
         check(std::slice::from_ref(segment), computed)?;
         let limit = limit.clamp(1, MAX_PAGE_SIZE);
         let needs = Needs::of([&segment.rule], computed);
+        let named = named([&segment.rule], computed);
         let mut members = Vec::new();
         let mut cursor = after;
         loop {
@@ -479,11 +603,10 @@ impl<S: Store> Customers<S> {
                         .iter()
                         .map(|&customer| {
                             Ok::<_, Error>(
-                                match snapshot(reads, customer, computed, as_of, needs)? {
-                                    Some(snapshot) => self
-                                        .judge(&snapshot, std::slice::from_ref(segment), as_of)
-                                        .first()
-                                        .is_some_and(|(_, v)| v.holds),
+                                match snapshot(reads, customer, (computed, &named), as_of, needs)? {
+                                    Some(snapshot) => {
+                                        segment.rule.holds(&self.facts(&snapshot, as_of))
+                                    }
                                     None => false,
                                 },
                             )
@@ -511,6 +634,13 @@ impl<S: Store> Customers<S> {
             }
         }
     }
+}
+
+/// Whether a verdict that does not hold says why: the reasons cost more than the test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failures {
+    Explained,
+    Unexplained,
 }
 
 /// The personas the view names, with the computed traits their rules use.

@@ -253,13 +253,40 @@ impl Rule {
                         .collect(),
                 }
             }
+            leaf => {
+                let (holds, reason) = leaf.test(facts, true);
+                Verdict::leaf(holds, reason)
+            }
+        }
+    }
+
+    /// Whether `facts` meet the rule: [`evaluate`](Self::evaluate) without the reasons,
+    /// which cost more than the test where many customers are looked at and few are kept.
+    pub fn holds(&self, facts: &Facts<'_>) -> bool {
+        match self {
+            Self::All { rules } => rules.iter().all(|r| r.holds(facts)),
+            Self::Any { rules } => rules.iter().any(|r| r.holds(facts)),
+            Self::Not { of } => !of.holds(facts),
+            leaf => leaf.test(facts, false).0,
+        }
+    }
+
+    /// Whether the leaf `self` holds for `facts`, with the reason in words when `explain`
+    /// (an empty one otherwise).
+    fn test(&self, facts: &Facts<'_>, explain: bool) -> (bool, String) {
+        let said = |holds: bool, reason: &dyn Fn() -> String| {
+            (holds, if explain { reason() } else { String::new() })
+        };
+        match self {
+            Self::All { .. } | Self::Any { .. } | Self::Not { .. } => {
+                unreachable!("combinators are not leaves")
+            }
             Self::Trait { name, test } => {
                 let value = facts.traits.get(name);
-                let shown = value.map_or_else(|| "none".to_owned(), Value::to_string);
-                Verdict::leaf(
-                    test.holds(value),
-                    format!("trait {name} is {shown} (wanted {test})"),
-                )
+                said(test.holds(value), &|| {
+                    let shown = value.map_or_else(|| "none".to_owned(), Value::to_string);
+                    format!("trait {name} is {shown} (wanted {test})")
+                })
             }
             Self::HasIdentifier { kind } => {
                 let count = facts
@@ -267,7 +294,7 @@ impl Rule {
                     .iter()
                     .filter(|i| i.kind() == kind)
                     .count();
-                Verdict::leaf(count > 0, format!("{count} {kind} identifier(s)"))
+                said(count > 0, &|| format!("{count} {kind} identifier(s)"))
             }
             Self::UsedChannel {
                 channel,
@@ -284,13 +311,12 @@ impl Rule {
                         .iter()
                         .filter(|i| i.channel == *channel && inside(i.occurred_at))
                         .count();
-                Verdict::leaf(
-                    seen > 0,
+                said(seen > 0, &|| {
                     format!(
                         "seen {seen} time(s) on {channel}{}",
                         days_text(*within_days)
-                    ),
-                )
+                    )
+                })
             }
             Self::Performed {
                 events,
@@ -306,31 +332,31 @@ impl Rule {
                     .count() as u64;
                 let least = at_least.unwrap_or(if at_most.is_some() { 0 } else { 1 });
                 let holds = count >= least && at_most.is_none_or(|most| count <= most);
-                let what = if events.names.is_empty() {
-                    "any event".to_owned()
-                } else {
-                    events.names.join(" or ")
-                };
-                let bounds = match (at_least, at_most) {
-                    (Some(l), Some(m)) => format!("between {l} and {m}"),
-                    (None, Some(m)) => format!("at most {m}"),
-                    _ => format!("at least {least}"),
-                };
-                Verdict::leaf(
-                    holds,
+                said(holds, &|| {
+                    let what = if events.names.is_empty() {
+                        "any event".to_owned()
+                    } else {
+                        events.names.join(" or ")
+                    };
+                    let bounds = match (at_least, at_most) {
+                        (Some(l), Some(m)) => format!("between {l} and {m}"),
+                        (None, Some(m)) => format!("at most {m}"),
+                        _ => format!("at least {least}"),
+                    };
                     format!(
                         "performed {what} {count} time(s){} ({bounds})",
                         days_text(*within_days)
-                    ),
-                )
+                    )
+                })
             }
-            Self::OpenConversations { at_least } => Verdict::leaf(
-                facts.open_conversations >= *at_least,
-                format!(
-                    "{} open conversation(s) (at least {at_least})",
-                    facts.open_conversations
-                ),
-            ),
+            Self::OpenConversations { at_least } => {
+                said(facts.open_conversations >= *at_least, &|| {
+                    format!(
+                        "{} open conversation(s) (at least {at_least})",
+                        facts.open_conversations
+                    )
+                })
+            }
             Self::FeedbackScore { test } => {
                 let latest = facts
                     .feedback
@@ -341,23 +367,21 @@ impl Rule {
                 let value = latest
                     .and_then(serde_json::Number::from_f64)
                     .map(Value::Number);
-                let shown = value
-                    .as_ref()
-                    .map_or_else(|| "none".to_owned(), Value::to_string);
-                Verdict::leaf(
-                    test.holds(value.as_ref()),
-                    format!("latest feedback score is {shown} (wanted {test})"),
-                )
+                said(test.holds(value.as_ref()), &|| {
+                    let shown = value
+                        .as_ref()
+                        .map_or_else(|| "none".to_owned(), Value::to_string);
+                    format!("latest feedback score is {shown} (wanted {test})")
+                })
             }
             Self::Consents { purpose, channel } => {
                 let decision = facts
                     .consent
                     .decide(purpose, channel, facts.consent_defaults);
-                let word = if decision.allowed { "may" } else { "may not" };
-                Verdict::leaf(
-                    decision.allowed,
-                    format!("{word} be contacted for {purpose} on {channel}"),
-                )
+                said(decision.allowed, &|| {
+                    let word = if decision.allowed { "may" } else { "may not" };
+                    format!("{word} be contacted for {purpose} on {channel}")
+                })
             }
         }
     }
@@ -444,5 +468,120 @@ mod tests {
         );
         let single = has(IdentifierKind::Email);
         assert_eq!(single.leaves().collect::<Vec<_>>(), [&single]);
+    }
+
+    mod holds {
+        use chrono::TimeZone;
+        use proptest::prelude::*;
+        use serde_json::json;
+
+        use super::*;
+        use crate::model::Channel;
+        use crate::privacy::ConsentDefaults;
+
+        fn at(day: i64) -> DateTime<Utc> {
+            Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + Duration::days(day)
+        }
+
+        /// The leaves the trees are built of: each reads something the facts below have,
+        /// or lack, in several ways.
+        fn leaf() -> impl Strategy<Value = Rule> {
+            prop_oneof![
+                (0..4usize, 0..6u8).prop_map(|(name, n)| Rule::Trait {
+                    name: ["plan", "spent", "missing", "orders"][name].into(),
+                    test: match n {
+                        0 => Comparison::Exists,
+                        1 => Comparison::Missing,
+                        2 => Comparison::Equals(json!("pro")),
+                        3 => Comparison::AtLeast(50.0),
+                        4 => Comparison::Contains("ro".into()),
+                        _ => Comparison::In(vec![json!(2), json!("team")]),
+                    },
+                }),
+                prop_oneof![Just(IdentifierKind::Email), Just(IdentifierKind::Phone)]
+                    .prop_map(|kind| Rule::HasIdentifier { kind }),
+                (any::<bool>(), prop::option::of(1..20u32)).prop_map(|(web, within_days)| {
+                    Rule::UsedChannel {
+                        channel: if web { Channel::Web } else { Channel::Email },
+                        within_days,
+                    }
+                }),
+                (
+                    any::<bool>(),
+                    prop::option::of(0..4u64),
+                    prop::option::of(0..4u64),
+                    prop::option::of(1..20u32),
+                )
+                    .prop_map(|(ordered, at_least, at_most, within_days)| {
+                        Rule::Performed {
+                            events: EventFilter::named(if ordered {
+                                "Order Completed"
+                            } else {
+                                "Page Viewed"
+                            }),
+                            at_least,
+                            at_most,
+                            within_days,
+                        }
+                    }),
+                (0..3u64).prop_map(|at_least| Rule::OpenConversations { at_least }),
+            ]
+        }
+
+        fn rule() -> impl Strategy<Value = Rule> {
+            leaf().prop_recursive(4, 24, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 1..4)
+                        .prop_map(|rules| Rule::All { rules }),
+                    prop::collection::vec(inner.clone(), 1..4)
+                        .prop_map(|rules| Rule::Any { rules }),
+                    inner.prop_map(|of| Rule::Not { of: Box::new(of) }),
+                ]
+            })
+        }
+
+        proptest! {
+            /// Leaving the reasons out never changes whether a rule holds.
+            #[test]
+            fn holds_agrees_with_evaluate(rule in rule(), days in prop::collection::vec(0..30i64, 0..6)) {
+                let events: Vec<Event> = days
+                    .iter()
+                    .enumerate()
+                    .map(|(n, &day)| {
+                        let (channel, name) = if n % 2 == 0 {
+                            (Channel::Web, "Order Completed")
+                        } else {
+                            (Channel::Email, "Page Viewed")
+                        };
+                        Event::builder("test", channel, name)
+                            .message_id(&format!("e{n}"))
+                            .occurred_at(at(day))
+                            .identifier(IdentifierKind::Email, "ana@example.com")
+                            .build()
+                            .unwrap()
+                    })
+                    .collect();
+                let traits = [("plan", json!("pro")), ("spent", json!(days.len() as u64 * 20))]
+                    .into_iter()
+                    .take(days.len().min(2))
+                    .map(|(name, value)| (name.to_owned(), value))
+                    .collect();
+                let identifiers = vec![Identifier::new(IdentifierKind::Email, "ana@example.com").unwrap()];
+                let consent = ConsentState::default();
+                let defaults = ConsentDefaults::default();
+                let facts = Facts {
+                    traits: &traits,
+                    identifiers: &identifiers,
+                    events: &events,
+                    interactions: &[],
+                    open_conversations: days.len() as u64 % 3,
+                    feedback: &[],
+                    consent: &consent,
+                    consent_defaults: &defaults,
+                    as_of: at(15),
+                };
+                prop_assert_eq!(rule.holds(&facts), rule.evaluate(&facts).holds);
+            }
+        }
     }
 }

@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use super::RuleError;
 use super::computed::ComputedTrait;
-use super::facade::{MembersPage, Needs, Snapshot, snapshot_of};
+use super::facade::{MembersPage, Needs, Snapshot, named, snapshot_of};
 use super::rule::Segment;
 use crate::Customers;
 use crate::customers::Attempt;
@@ -469,10 +469,11 @@ impl<S: Store> Customers<S> {
         let mut needs =
             Needs::of(relevant.iter().map(|s| &s.rule), &live.computed).and(live.window_needs);
         needs.interactions &= interactions_exist;
+        let named = named(relevant.iter().map(|s| &s.rule), &live.computed);
         let snapshot = snapshot_of(
             reads,
             profile,
-            &live.computed,
+            (&live.computed, &named),
             as_of,
             needs,
             Some(events_of(&digest)),
@@ -480,8 +481,9 @@ impl<S: Store> Customers<S> {
         let facts = self.facts(&snapshot, as_of);
         let mut changes = Vec::new();
         for segment in relevant {
-            let verdict = segment.rule.evaluate(&facts);
-            if verdict.holds != state.is_member(&segment.name) {
+            // The reasons are worded only for a change: most verdicts stay as they were.
+            if segment.rule.holds(&facts) != state.is_member(&segment.name) {
+                let verdict = segment.rule.evaluate(&facts);
                 changes.push(change(&segment.name, verdict.holds, verdict.reasons));
             }
         }
