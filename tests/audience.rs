@@ -940,3 +940,38 @@ fn a_view_without_personas_names_none_and_a_bad_persona_is_refused() {
         other => panic!("expected a rule error, got {:?}", other.map(|_| ())),
     }
 }
+
+#[test]
+fn a_bad_computed_trait_names_the_path_of_its_bad_part() {
+    let path = |definition: ComputedTrait| definition.validate().unwrap_err().path;
+    assert_eq!(
+        path(orders("spent", |p| Aggregate::Sum { property: p }).within_days(0)),
+        "computed[spent].within_days"
+    );
+    assert_eq!(
+        path(ComputedTrait::new(
+            "top",
+            EventFilter::named("Order Completed"),
+            Aggregate::Max {
+                property: " ".into()
+            }
+        )),
+        "computed[top].property"
+    );
+    assert_eq!(
+        path(ComputedTrait::new(
+            "n",
+            EventFilter::named(""),
+            Aggregate::Count
+        )),
+        "computed[n].events.names[0]"
+    );
+    assert_eq!(
+        path(ComputedTrait::new(
+            " ",
+            EventFilter::named("Order Completed"),
+            Aggregate::Count
+        )),
+        "computed"
+    );
+}

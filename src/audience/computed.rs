@@ -319,27 +319,25 @@ impl ComputedTrait {
 
     /// Checks the definition; errors name the path of the bad part.
     pub fn validate(&self) -> Result<(), RuleError> {
-        let path = format!("computed[{}]", self.name);
         if self.name.trim().is_empty() {
             return Err(RuleError::new("computed", "a computed trait needs a name"));
         }
+        let path = || format!("computed[{}]", self.name);
         if self.within_days == Some(0) {
-            return Err(RuleError::new(
-                &format!("{path}.within_days"),
-                "a window of 0 days holds nothing",
-            ));
+            return Err(
+                RuleError::new(".within_days", "a window of 0 days holds nothing").within(&path()),
+            );
         }
         if self
             .aggregate
             .property()
             .is_some_and(|p| p.trim().is_empty())
         {
-            return Err(RuleError::new(
-                &format!("{path}.property"),
-                "an empty property name",
-            ));
+            return Err(RuleError::new(".property", "an empty property name").within(&path()));
         }
-        self.events.validate(&format!("{path}.events"))
+        self.events
+            .validate(".events")
+            .map_err(|e| e.within(&path()))
     }
 
     /// Whether `event` falls in the window that ends at `as_of`.

@@ -365,12 +365,12 @@ impl<S: Store> Customers<S> {
         check(segments, computed)?;
         let lookup = lookup.into();
         read_consistent(self.store(), |reads| {
-            let customer = view::find(reads, &lookup)?.ok_or(Error::UnknownCustomer)?;
+            // The lookup reads the profile the snapshot starts from, once.
+            let profile = view::find_profile(reads, &lookup)?.ok_or(Error::UnknownCustomer)?;
             let rules = || segments.iter().map(|s| &s.rule);
             let needs = Needs::of(rules(), computed);
             let named = named(rules(), computed);
-            let snapshot = snapshot(reads, customer, (computed, &named), as_of, needs)?
-                .ok_or(Error::UnknownCustomer)?;
+            let snapshot = snapshot_of(reads, profile, (computed, &named), as_of, needs, None)?;
             Ok(self.judge(&snapshot, segments, as_of, failures))
         })
     }
@@ -484,17 +484,17 @@ impl<S: Store> Customers<S> {
         }
         let lookup = lookup.into();
         read_consistent(self.store(), |reads| {
-            let customer = view::find(reads, &lookup)?.ok_or(Error::UnknownCustomer)?;
+            let profile = view::find_profile(reads, &lookup)?.ok_or(Error::UnknownCustomer)?;
             // Caps count the actions recorded as interactions; purposes need consent.
             let every: Vec<&ComputedTrait> = computed.iter().collect();
-            let snapshot = snapshot(
+            let snapshot = snapshot_of(
                 reads,
-                customer,
+                profile,
                 (computed, &every),
                 as_of,
                 Needs::everything(),
-            )?
-            .ok_or(Error::UnknownCustomer)?;
+                None,
+            )?;
             let facts = self.facts(&snapshot, as_of);
             Ok(choose(
                 playbook,

@@ -119,6 +119,13 @@ impl RuleError {
             problem: problem.to_owned(),
         }
     }
+
+    /// The error of a part found at `path`, its own path taken as relative to it: paths
+    /// are worded only for an error, not for every node checked.
+    pub(crate) fn within(mut self, path: &str) -> Self {
+        self.path.insert_str(0, path);
+        self
+    }
 }
 
 /// Every membership change recorded on `profiles`, oldest first.

@@ -201,11 +201,14 @@ impl Rule {
                     return Err(RuleError::new(path, "a group needs at least one rule"));
                 }
                 for (n, rule) in rules.iter().enumerate() {
-                    rule.validate_at(&format!("{path}.rules[{n}]"))?;
+                    rule.validate_at("")
+                        .map_err(|e| e.within(&format!("{path}.rules[{n}]")))?;
                 }
                 Ok(())
             }
-            Self::Not { of } => of.validate_at(&format!("{path}.of")),
+            Self::Not { of } => of
+                .validate_at("")
+                .map_err(|e| e.within(&format!("{path}.of"))),
             Self::Trait { name, test } => {
                 if name.trim().is_empty() {
                     return Err(RuleError::new(path, "a trait rule needs a name"));
@@ -231,7 +234,9 @@ impl Rule {
                     ));
                 }
                 zero_window(within_days)?;
-                events.validate(&format!("{path}.events"))
+                events
+                    .validate("")
+                    .map_err(|e| e.within(&format!("{path}.events")))
             }
             Self::FeedbackScore { test } => test.validate(path),
         }

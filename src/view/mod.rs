@@ -170,6 +170,20 @@ pub(crate) fn find<S: Reads + ?Sized>(
     }
 }
 
+/// The live profile `lookup` finds, read whole: [`find`] and the profile in one.
+pub(crate) fn find_profile<S: Reads + ?Sized>(
+    store: &S,
+    lookup: &Lookup,
+) -> Result<Option<crate::store::ProfileRecord>, StoreError> {
+    match lookup {
+        Lookup::Customer(id) => store.profile(*id),
+        Lookup::Identifier(_) => match find(store, lookup)? {
+            Some(customer) => store.profile(customer),
+            None => Ok(None),
+        },
+    }
+}
+
 /// Builds the unified view of the live profile `customer`.
 pub(crate) fn build<S: Reads + ?Sized>(
     store: &S,
