@@ -222,7 +222,12 @@ fn windows_evaluated_on_read_count_exactly_the_events_inside_them() {
             );
             let by_hand = spent.compute(&events, as_of);
             let verdict = customers
-                .evaluate(id(phone[0]), &spent_segment, &[spent.clone()], as_of)
+                .evaluate(
+                    id(phone[0]),
+                    &spent_segment,
+                    std::slice::from_ref(&spent),
+                    as_of,
+                )
                 .unwrap();
             let shown = by_hand.as_ref().map_or("none".to_owned(), Value::to_string);
             assert_eq!(
