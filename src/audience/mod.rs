@@ -14,8 +14,12 @@
 //! - [`Customers::computed_traits`], [`Customers::evaluate`],
 //!   [`Customers::segments_of`] and [`Customers::members`] read them on a consistent
 //!   snapshot, as of any time. They evaluate when asked: membership is as fresh as the
-//!   store, with no batch to wait for. To reach members, pass them through
-//!   [`Customers::to_contact`] with the purpose of the contact.
+//!   store, with no batch to wait for. Each reads only what its rules read: where every
+//!   condition over events has a window of days, only the events inside the longest
+//!   window are read ([`EventStore::events_since`](crate::store::EventStore::events_since)),
+//!   so "ordered in the last 90 days" costs the same after ten years of history as after
+//!   one. To reach members, pass them through [`Customers::to_contact`] with the purpose
+//!   of the contact.
 //! - Segments kept live ([`Customers::with_live_segments`]): every write re-decides
 //!   the segments it can have changed for the profiles it touched and stores entering
 //!   and leaving with the reasons, on the timeline and by segment
