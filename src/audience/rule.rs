@@ -122,7 +122,9 @@ pub struct Facts<'a> {
     pub traits: &'a std::collections::BTreeMap<String, Value>,
     /// Identifiers.
     pub identifiers: &'a [Identifier],
-    /// Every event.
+    /// The events: every one, or at least every one inside the windows the rules count
+    /// over (evaluation on read leaves older ones in the store when every condition over
+    /// events has a window).
     pub events: &'a [Event],
     /// Every interaction.
     pub interactions: &'a [Interaction],
