@@ -52,8 +52,10 @@ pub struct Event {
     /// The system that reported it.
     pub source: String,
     /// When it happened, by the source's clock. Everything time-ordered uses this.
+    #[serde(deserialize_with = "super::time::deserialize")]
     pub occurred_at: DateTime<Utc>,
     /// When it reached this library.
+    #[serde(deserialize_with = "super::time::deserialize")]
     pub received_at: DateTime<Utc>,
     /// Who did it, as far as the source knows.
     pub identifiers: Vec<Identifier>,

@@ -75,6 +75,7 @@ pub struct DigestedEvent {
     /// Its channel.
     pub channel: Channel,
     /// When it happened.
+    #[serde(deserialize_with = "super::time::deserialize")]
     pub at: DateTime<Utc>,
     /// The properties read, by top-level name.
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]

@@ -13,6 +13,7 @@ mod ids;
 mod interaction;
 mod membership;
 mod merge;
+mod time;
 mod traits;
 
 pub use audit::{Actor, AuditAction, AuditRecord, ErasedCounts};
