@@ -263,10 +263,18 @@ pub(super) fn new_profile(store: &dyn Store, n: usize, minute: i64) -> CustomerI
 }
 
 pub(super) fn all_events(store: &dyn Store, customer: CustomerId, page_size: usize) -> Vec<Event> {
+    every_page(page_size, |request| {
+        store.events(customer, request).expect("reading events")
+    })
+}
+
+/// Every item `read` pages through, in pages of `page_size`, each checked to hold at
+/// most its limit.
+fn every_page<T>(page_size: usize, mut read: impl FnMut(PageRequest) -> super::Page<T>) -> Vec<T> {
     let mut out = Vec::new();
     let mut request = PageRequest::first(page_size);
     loop {
-        let page = store.events(customer, request).expect("reading events");
+        let page = read(request);
         assert!(
             page.items.len() <= page_size,
             "a page holds at most its limit"
@@ -358,22 +366,11 @@ pub fn recent_events_read_from_a_time(store: &dyn Store) {
                 .cloned()
                 .collect();
             for page_size in [1, 2, 100] {
-                let mut read = Vec::new();
-                let mut request = PageRequest::first(page_size);
-                loop {
-                    let page = store
+                let read = every_page(page_size, |request| {
+                    store
                         .events_since(lookup, since, request)
-                        .expect("reading recent events");
-                    assert!(
-                        page.items.len() <= page_size,
-                        "a page holds at most its limit"
-                    );
-                    read.extend(page.items);
-                    match page.next {
-                        Some(cursor) => request = PageRequest::after(cursor, page_size),
-                        None => break,
-                    }
-                }
+                        .expect("reading recent events")
+                });
                 assert_eq!(
                     read, expected,
                     "the events at or after minute {minute}, newest first, in pages of {page_size}"
