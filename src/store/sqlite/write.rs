@@ -255,7 +255,8 @@ fn apply_rewrite(conn: &Connection, known: &mut Known, rewrite: &Rewrite) -> Res
         conn.prepare_cached(
             "INSERT INTO profiles (id, created_at, live_id) VALUES (?1, ?2, ?3)
              ON CONFLICT (id) DO UPDATE SET created_at = excluded.created_at,
-                                            live_id = excluded.live_id",
+                                            live_id = excluded.live_id
+             WHERE created_at <> excluded.created_at OR live_id <> excluded.live_id",
         )?
         .execute(params![
             key(state.id.as_uuid()),
@@ -282,7 +283,8 @@ fn apply_rewrite(conn: &Connection, known: &mut Known, rewrite: &Rewrite) -> Res
                 require_profile(conn, known, *id)?;
                 conn.prepare_cached(
                     "INSERT INTO identifiers (identifier, profile_id) VALUES (?1, ?2)
-                     ON CONFLICT (identifier) DO UPDATE SET profile_id = excluded.profile_id",
+                     ON CONFLICT (identifier) DO UPDATE SET profile_id = excluded.profile_id
+                     WHERE profile_id <> excluded.profile_id",
                 )?
                 .execute(params![text, key(id.as_uuid())])?;
             }
@@ -290,16 +292,25 @@ fn apply_rewrite(conn: &Connection, known: &mut Known, rewrite: &Rewrite) -> Res
     }
     for (id, owner) in &rewrite.events {
         require_profile(conn, known, *owner)?;
-        let changed = conn
-            .prepare_cached("UPDATE events SET profile_id = ?2 WHERE id = ?1")?
-            .execute([key(id.as_uuid()), key(owner.as_uuid())])?;
-        if changed == 0 {
-            return Err(Fault::Invalid(CommitProblem::UnknownRecord(*id.as_uuid())));
+        let (event, owner) = (key(id.as_uuid()), key(owner.as_uuid()));
+        // Most events of a rebuilt profile stay where they are: one read, and no writes
+        // to the row, its indexes, or its trait and consent rows.
+        let stored: Option<Key> = conn
+            .prepare_cached("SELECT profile_id FROM events WHERE id = ?1")?
+            .query_row([event], |row| row.get(0))
+            .optional()?;
+        match stored {
+            None => return Err(Fault::Invalid(CommitProblem::UnknownRecord(*id.as_uuid()))),
+            Some(stored) if stored == owner => continue,
+            Some(_) => {}
         }
-        conn.prepare_cached("UPDATE traits SET profile_id = ?2 WHERE event_id = ?1")?
-            .execute([key(id.as_uuid()), key(owner.as_uuid())])?;
-        conn.prepare_cached("UPDATE consent SET profile_id = ?2 WHERE event_id = ?1")?
-            .execute([key(id.as_uuid()), key(owner.as_uuid())])?;
+        for sql in [
+            "UPDATE events SET profile_id = ?2 WHERE id = ?1",
+            "UPDATE traits SET profile_id = ?2 WHERE event_id = ?1",
+            "UPDATE consent SET profile_id = ?2 WHERE event_id = ?1",
+        ] {
+            conn.prepare_cached(sql)?.execute([event, owner])?;
+        }
     }
     for (id, owner) in &rewrite.interactions {
         require_profile(conn, known, *owner)?;
