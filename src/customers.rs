@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 
 use crate::audience::{LiveSegments, Touched, ViewPersonas};
 use crate::error::Error;
-use crate::identity::{Action, Explanation, Policy, Suspect, SuspectStatus};
-use crate::ingest::rebuild::{self, Component, LatePlan, Rebuilt};
+use crate::identity::{Explanation, Policy, Suspect, SuspectStatus};
+use crate::ingest::rebuild::{Component, Rebuilt};
 use crate::ingest::{Plan, Planner, Receipt, Record};
 use crate::model::{
     Actor, AuditAction, AuditRecord, CustomerId, EventId, Identifier, MergeId, Override,
@@ -405,9 +405,8 @@ impl<S: Store> Customers<S> {
             .into_iter()
             .map(|slot| slot.expect("every record back in its slot"))
             .collect();
-        for index in late {
-            let audit = audit.filter(|_| index == 0);
-            results[index] = Some(self.ingest_late(&records[index], audit, &mut touched));
+        for (index, result) in self.ingest_late_records(&records, &late, audit, &mut touched) {
+            results[index] = Some(result);
         }
         // The first of each repeated event, in the order the records were decided.
         let mut firsts: HashMap<EventId, usize> = HashMap::new();
@@ -490,58 +489,6 @@ impl<S: Store> Customers<S> {
             }
         }
         Ok(batch)
-    }
-
-    fn ingest_late(
-        &self,
-        record: &Record,
-        audit: Option<&AuditRecord>,
-        touched: &mut Touched,
-    ) -> Result<Receipt, Error> {
-        let landed = self.write(|| {
-            let planned = read_to_write(&self.store, |reads| -> Result<_, Error> {
-                match rebuild::plan_late(reads, &self.policy, record)? {
-                    LatePlan::Rebuild(commit, receipt) => return Ok(Ok((*commit, receipt))),
-                    LatePlan::Outdated(receipt) => return Ok(Err(receipt)),
-                    LatePlan::TooLarge => {}
-                }
-                // Too many profiles to rebuild: resolve it against them as they stand.
-                let mut planner = Planner::tolerating_late(reads, &self.policy);
-                planner.prefetch(std::slice::from_ref(record))?;
-                Ok(match planner.plan(record)? {
-                    Plan::Apply(commit, receipt) => Ok((
-                        *commit,
-                        Receipt {
-                            action: Some(Action::ResolvedWithoutRebuild),
-                            ..receipt
-                        },
-                    )),
-                    Plan::Skip(receipt) => Err(receipt),
-                    Plan::Late | Plan::Repeat(_) => unreachable!("one record, planned in full"),
-                })
-            })?;
-            let (mut commit, receipt) = match planned {
-                Ok(planned) => planned,
-                Err(skipped) => return Ok(Attempt::Done(Some(skipped))),
-            };
-            commit.audit.extend(audit.cloned());
-            match self.store.apply(std::slice::from_ref(&commit)) {
-                Ok(outcomes) if outcomes == [CommitOutcome::Applied] => {
-                    if self.keeps_segments_live() {
-                        touched.note(std::slice::from_ref(&commit), &outcomes, &self.live);
-                    }
-                    Ok(Attempt::Done(Some(receipt)))
-                }
-                // Another writer stored the same event first.
-                Ok(_) => Ok(Attempt::Done(None)),
-                Err(StoreError::Conflict { .. }) => Ok(Attempt::Conflict),
-                Err(err) => Err(err.into()),
-            }
-        })?;
-        match landed {
-            Some(receipt) => Ok(receipt),
-            None => self.ingest(record.clone()),
-        }
     }
 
     /// Undoes the merge `merge` of the profile found by `lookup`: the evidence that made

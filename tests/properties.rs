@@ -731,6 +731,43 @@ proptest! {
     }
 
     #[test]
+    fn late_records_delivered_together_give_the_same_profiles(
+        records in records(),
+        newest_first in any::<bool>(),
+    ) {
+        // The newer half first, then the older half in one call: most of it is late,
+        // and the rebuilds of one call meet on some profiles and not on others.
+        let mut by_time = records.clone();
+        by_time.sort_by_key(Record::key);
+        let (older, newer) = by_time.split_at(by_time.len() / 2);
+        let mut older = older.to_vec();
+        if newest_first {
+            older.reverse();
+        }
+        let one_by_one = limited();
+        ingest_all(&one_by_one, &records);
+        let expected = snapshot(&one_by_one);
+        let memory = limited();
+        #[cfg(feature = "sqlite")]
+        let sqlite = Customers::with_policy(
+            oneview::store::sqlite::SqliteStore::open_in_memory().unwrap(),
+            oneview::identity::Policy::default().suspect_after(0),
+        );
+        for batch in [newer.to_vec(), older] {
+            for result in memory.ingest_batch(batch.clone()).unwrap() {
+                result.unwrap();
+            }
+            #[cfg(feature = "sqlite")]
+            for result in sqlite.ingest_batch(batch).unwrap() {
+                result.unwrap();
+            }
+        }
+        prop_assert_eq!(snapshot(&memory), expected.clone());
+        #[cfg(feature = "sqlite")]
+        prop_assert_eq!(snapshot(&sqlite), expected);
+    }
+
+    #[test]
     #[cfg(feature = "sqlite")]
     fn sqlite_gives_the_same_profiles_as_the_memory_reference(
         records in records(),

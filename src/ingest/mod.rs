@@ -10,6 +10,7 @@
 //!
 //! [`segment`] reads Segment-spec messages into records.
 
+mod late;
 pub(crate) mod rebuild;
 pub use rebuild::{ProfileSummary, Rebuilt};
 pub mod segment;
