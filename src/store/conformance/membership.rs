@@ -98,13 +98,25 @@ pub fn membership_enters_and_leaves(store: &dyn Store) {
     store.apply(&[with_digest]).expect("b enters");
     assert_eq!(
         store.membership(b).unwrap().digest,
-        Some(digest),
+        Some(digest.clone()),
         "the digest reads back as stored"
     );
     store
         .apply(&[update(b, 1, Vec::new(), None)])
         .expect("an update without a digest");
     assert_eq!(store.membership(b).unwrap().digest, None);
+    // One that changes no membership still bumps the version and stores the rest.
+    let mut quiet = update(b, 2, Vec::new(), Some(40));
+    quiet.membership[0].digest = Some(digest.clone());
+    store
+        .apply(&[quiet])
+        .expect("an update that changes no membership");
+    let state = store.membership(b).unwrap();
+    assert!(state.is_member("vip"), "memberships stay as they were");
+    assert_eq!(
+        (state.version, state.recheck_at, state.digest),
+        (3, Some(at(40)), Some(digest))
+    );
     let mut both = vec![a, b];
     both.sort();
     assert_eq!(members(store, "vip"), both, "members in id order");
@@ -236,6 +248,29 @@ pub fn membership_updates_are_checked(store: &dyn Store) {
             "{what}: no change is kept"
         );
     }
+
+    // One that changes no membership, only the recheck time, is checked the same way.
+    store
+        .apply(&[update(a, 1, Vec::new(), Some(6))])
+        .expect("an update that changes nothing");
+    let before = store.membership(a).unwrap();
+    match store.apply(&[update(a, 1, Vec::new(), Some(7))]) {
+        Err(StoreError::Conflict {
+            commit: 0,
+            problem:
+                CommitProblem::MembershipVersion {
+                    expected: 1,
+                    found: 2,
+                    ..
+                },
+        }) => {}
+        other => panic!("a stale update that changes nothing must conflict, got {other:?}"),
+    }
+    assert_eq!(
+        store.membership(a).unwrap(),
+        before,
+        "a stale update leaves no trace"
+    );
 }
 
 /// Profiles whose recheck time has come are found in id order, page by page.

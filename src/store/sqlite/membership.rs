@@ -127,6 +127,26 @@ fn segments_of(conn: &Connection, id: CustomerId) -> Result<Option<(u64, Vec<Mem
 pub(super) fn update(conn: &Connection, update: &MembershipUpdate) -> Result<(), Fault> {
     let id = update.customer;
     let profile = key(id.as_uuid());
+    if update.changes.is_empty() && update.version > 0 {
+        // Most updates change no membership: the row's version is checked and moved on
+        // in the statement that stores the digest, and its memberships stay unread.
+        let stored = conn
+            .prepare_cached(
+                "UPDATE membership SET version = ?3, recheck_at = ?4, digest = ?5
+                 WHERE profile_id = ?1 AND version = ?2",
+            )?
+            .execute(params![
+                profile,
+                update.version as i64,
+                (update.version + 1) as i64,
+                update.recheck_at.map(nanos).transpose()?,
+                update.digest.as_ref().map(encode).transpose()?
+            ])?;
+        if stored == 1 {
+            return Ok(());
+        }
+        // Stale, or no row at all: the full path below says which.
+    }
     let (version, memberships) = segments_of(conn, id)?.unwrap_or_default();
     let memberships = expect::membership_after(update, version, memberships)?;
     for change in &update.changes {
