@@ -13,7 +13,7 @@
 //! Then a harder stream (see [`scenario`]): shared store tablets, placeholder emails and a
 //! switchboard number that no blocklist names, duplicates and 3% late arrivals. It is
 //! resolved at 1× (1,500 people, `ONEVIEW_SCENARIO_PEOPLE`) and 10× the size, in time
-//! order and as delivered, three times each with the sizes taking turns, and the 10×/1×
+//! order and as delivered, five times each with the sizes taking turns, and the 10×/1×
 //! ratios of the median times are printed (linear is 10), beside
 //! those of the same streams in a `MemoryStore` (resolution without the disk) and of a
 //! raw rusqlite insert of the same rows (what SQLite itself costs as it grows); at 1×,
@@ -228,8 +228,10 @@ fn scenario(people: usize, late: bool, rng: &mut StdRng) -> Vec<(Event, usize)> 
     delivered
 }
 
-/// How many times the scaling runs resolve each stream, the sizes taking turns.
-const SCALING_ROUNDS: usize = 3;
+/// How many times the scaling runs resolve each stream, the sizes taking turns. A 1×
+/// run takes about a third of a second, and one slow moment can move it by half: the
+/// median of five stands where that of three still moved by a tenth.
+const SCALING_ROUNDS: usize = 5;
 
 /// Records per batch in the scaling runs: as many as the replay example ingests at once.
 const SCENARIO_BATCH: usize = 5_000;
