@@ -54,6 +54,9 @@ pub(crate) struct LiveSegments {
     computed: Vec<ComputedTrait>,
     /// Per segment, what it reads.
     inputs: Vec<Inputs>,
+    /// Per segment, what evaluating it reads, and the computed traits it names (by
+    /// index): worked out once, where deciding a profile would for every one.
+    needs: Vec<(Needs, Vec<usize>)>,
     /// Every condition whose verdict moves with time, over every segment.
     windows: Vec<Window>,
     /// What evaluating the windows reads.
@@ -94,11 +97,25 @@ impl LiveSegments {
             .map(|s| Inputs::of(&s.rule, &computed))
             .collect();
         let window_needs = Needs::of(timed, &computed);
+        let needs = segments
+            .iter()
+            .map(|s| {
+                let named = named([&s.rule], &computed);
+                let indices = computed
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| named.iter().any(|n| std::ptr::eq(*n, *c)))
+                    .map(|(i, _)| i)
+                    .collect();
+                (Needs::of([&s.rule], &computed), indices)
+            })
+            .collect();
         let projection = Projection::of(&segments, &computed);
         Ok(Self {
             segments,
             computed,
             inputs,
+            needs,
             windows,
             window_needs,
             projection,
@@ -418,12 +435,8 @@ impl<S: Store> Customers<S> {
                 digest: None,
             }));
         }
-        let relevant: Vec<&Segment> = live
-            .segments
-            .iter()
-            .zip(&live.inputs)
-            .filter(|(_, inputs)| touch.reaches(inputs))
-            .map(|(segment, _)| segment)
+        let relevant: Vec<usize> = (0..live.segments.len())
+            .filter(|&i| touch.reaches(&live.inputs[i]))
             .collect();
         let undefined: Vec<&Membership> = state
             .memberships
@@ -466,10 +479,22 @@ impl<S: Store> Customers<S> {
                     .collect(),
             },
         };
-        let mut needs =
-            Needs::of(relevant.iter().map(|s| &s.rule), &live.computed).and(live.window_needs);
+        let mut needs = live.window_needs;
+        let mut uses = vec![false; live.computed.len()];
+        for &i in &relevant {
+            let (reads, names) = &live.needs[i];
+            needs = needs.and(*reads);
+            for &name in names {
+                uses[name] = true;
+            }
+        }
         needs.interactions &= interactions_exist;
-        let named = named(relevant.iter().map(|s| &s.rule), &live.computed);
+        let named: Vec<&ComputedTrait> = live
+            .computed
+            .iter()
+            .zip(&uses)
+            .filter_map(|(definition, used)| used.then_some(definition))
+            .collect();
         let snapshot = snapshot_of(
             reads,
             profile,
@@ -480,7 +505,7 @@ impl<S: Store> Customers<S> {
         )?;
         let facts = self.facts(&snapshot, as_of);
         let mut changes = Vec::new();
-        for segment in relevant {
+        for segment in relevant.iter().map(|&i| &live.segments[i]) {
             // The reasons are worded only for a change: most verdicts stay as they were.
             if segment.rule.holds(&facts) != state.is_member(&segment.name) {
                 let verdict = segment.rule.evaluate(&facts);
