@@ -55,7 +55,7 @@ pub(crate) struct LiveSegments {
     /// Per segment, what it reads.
     inputs: Vec<Inputs>,
     /// Per segment, what evaluating it reads, and the computed traits it names (by
-    /// index): worked out once, where deciding a profile would for every one.
+    /// index), worked out once instead of for every profile decided on.
     needs: Vec<(Needs, Vec<usize>)>,
     /// Every condition whose verdict moves with time, over every segment.
     windows: Vec<Window>,
