@@ -187,18 +187,7 @@ pub fn membership_updates_are_checked(store: &dyn Store) {
     let before = store.membership(a).unwrap();
 
     let stale = update(a, 0, vec![change(a, "other", true, 2)], None);
-    match store.apply(&[stale]) {
-        Err(StoreError::Conflict {
-            commit: 0,
-            problem:
-                CommitProblem::MembershipVersion {
-                    expected: 0,
-                    found: 1,
-                    ..
-                },
-        }) => {}
-        other => panic!("a stale version must conflict, got {other:?}"),
-    }
+    assert_stale(store, stale, (0, 1), "a stale version");
     let unknown = CustomerId::new();
     let invalid = [
         (
@@ -254,23 +243,30 @@ pub fn membership_updates_are_checked(store: &dyn Store) {
         .apply(&[update(a, 1, Vec::new(), Some(6))])
         .expect("an update that changes nothing");
     let before = store.membership(a).unwrap();
-    match store.apply(&[update(a, 1, Vec::new(), Some(7))]) {
-        Err(StoreError::Conflict {
-            commit: 0,
-            problem:
-                CommitProblem::MembershipVersion {
-                    expected: 1,
-                    found: 2,
-                    ..
-                },
-        }) => {}
-        other => panic!("a stale update that changes nothing must conflict, got {other:?}"),
-    }
+    let quiet = update(a, 1, Vec::new(), Some(7));
+    assert_stale(store, quiet, (1, 2), "a stale update that changes nothing");
     assert_eq!(
         store.membership(a).unwrap(),
         before,
         "a stale update leaves no trace"
     );
+}
+
+/// Applies `stale` alone and checks it conflicts as decided on version `expected` of a
+/// profile at version `found`.
+fn assert_stale(store: &dyn Store, stale: Commit, (expected, found): (u64, u64), what: &str) {
+    match store.apply(&[stale]) {
+        Err(StoreError::Conflict {
+            commit: 0,
+            problem:
+                CommitProblem::MembershipVersion {
+                    expected: e,
+                    found: f,
+                    ..
+                },
+        }) if (e, f) == (expected, found) => {}
+        other => panic!("{what} must conflict, got {other:?}"),
+    }
 }
 
 /// Profiles whose recheck time has come are found in id order, page by page.
