@@ -57,3 +57,11 @@ pub(crate) fn insert<'e>(conn: &mut Connection, rows: impl IntoIterator<Item = (
     }
     tx.commit().unwrap();
 }
+
+/// Folds the write-ahead log into the database file and empties it, as
+/// `SqliteStore::checkpoint` does for the store.
+#[allow(dead_code)] // Not every benchmark that shares this file folds the log.
+pub(crate) fn fold_log(conn: &Connection) {
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .expect("fold the baseline's log");
+}
