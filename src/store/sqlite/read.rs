@@ -248,22 +248,40 @@ fn latest(
     table: &str,
     id: CustomerId,
 ) -> Result<Option<TimelineCursor>, StoreError> {
-    let sql = format!(
-        "SELECT t.occurred_at, t.id FROM profiles p JOIN {table} t ON t.profile_id = p.id
-         WHERE p.live_id = {LIVE} ORDER BY t.occurred_at DESC, t.id DESC LIMIT 1"
-    );
-    position(conn, &sql, [key(id.as_uuid())])
+    let (member, sole) = sole_member(conn, id)?;
+    let sql = if sole {
+        format!(
+            "SELECT t.occurred_at, t.id FROM {table} t WHERE t.profile_id = ?1
+             ORDER BY t.occurred_at DESC, t.id DESC LIMIT 1"
+        )
+    } else {
+        format!(
+            "SELECT t.occurred_at, t.id FROM profiles p JOIN {table} t ON t.profile_id = p.id
+             WHERE p.live_id = {LIVE} ORDER BY t.occurred_at DESC, t.id DESC LIMIT 1"
+        )
+    };
+    position(conn, &sql, [member])
 }
 
-/// The profiles that resolve to the same live profile as `id`, itself included when it
-/// is live; none when `id` is unknown.
-fn members_of(conn: &Connection, id: CustomerId) -> Result<Vec<Key>, StoreError> {
-    conn.prepare_cached(&format!("SELECT id FROM profiles WHERE live_id = {LIVE}"))
+/// The key to bind as `?1` in a read of the live profile `id`'s rows, and whether it is
+/// that profile's only member. Most customers are one profile, whose rows a table keyed
+/// or indexed by `(profile_id, occurred_at, id)` holds in time order: a read of them
+/// needs no sort and stops at its limit. Several members' rows must be merged, which
+/// SQLite does by sorting all of them; the key given then is one whose live profile is
+/// `id`'s, for [`LIVE`].
+fn sole_member(conn: &Connection, id: CustomerId) -> Result<(Key, bool), StoreError> {
+    let mut statement = conn
+        .prepare_cached(&format!("SELECT id FROM profiles WHERE live_id = {LIVE} LIMIT 2"))
+        .map_err(sqlite)?;
+    let members: Vec<Key> = statement
+        .query_map([key(id.as_uuid())], |row| row.get(0))
         .map_err(sqlite)?
-        .query_map([key(id.as_uuid())], |row| row.get::<_, Key>(0))
-        .map_err(sqlite)?
-        .map(|member| member.map_err(sqlite))
-        .collect()
+        .collect::<Result<_, _>>()
+        .map_err(sqlite)?;
+    Ok(match members.as_slice() {
+        [only] => (*only, true),
+        _ => (key(id.as_uuid()), false),
+    })
 }
 
 /// The timeline position (`occurred_at`, `id`) of the one row `sql` selects, if any.
@@ -298,17 +316,27 @@ fn page<T: serde::de::DeserializeOwned>(
     position: impl Fn(&T) -> TimelineCursor,
 ) -> Result<Page<T>, StoreError> {
     let (before_at, before_id) = before(request);
-    let sql = format!(
-        "SELECT t.body FROM profiles p JOIN {table} t ON t.profile_id = p.id
-         WHERE p.live_id = {LIVE} AND (t.occurred_at, t.id) < (?2, ?3)
-           AND t.occurred_at >= ?5
-         ORDER BY t.occurred_at DESC, t.id DESC LIMIT ?4"
-    );
+    let (member, sole) = sole_member(conn, id)?;
+    let sql = if sole {
+        format!(
+            "SELECT t.body FROM {table} t
+             WHERE t.profile_id = ?1 AND (t.occurred_at, t.id) < (?2, ?3)
+               AND t.occurred_at >= ?5
+             ORDER BY t.occurred_at DESC, t.id DESC LIMIT ?4"
+        )
+    } else {
+        format!(
+            "SELECT t.body FROM profiles p JOIN {table} t ON t.profile_id = p.id
+             WHERE p.live_id = {LIVE} AND (t.occurred_at, t.id) < (?2, ?3)
+               AND t.occurred_at >= ?5
+             ORDER BY t.occurred_at DESC, t.id DESC LIMIT ?4"
+        )
+    };
     let mut statement = conn.prepare_cached(&sql).map_err(sqlite)?;
     let rows = statement
         .query_map(
             params![
-                key(id.as_uuid()),
+                member,
                 before_at,
                 before_id,
                 request.limit() as i64 + 1,
@@ -558,28 +586,22 @@ impl InteractionStore for SqliteStore {
     ) -> Result<Page<Interaction>, StoreError> {
         let (before_at, before_id) = before(request);
         self.read(|conn| {
-            // Most customers are one profile, whose interactions the table's key already
-            // holds in time order: read them straight off it. Several members' rows must
-            // be merged, which SQLite does by sorting.
-            let members = members_of(conn, id)?;
-            let sql = match members.as_slice() {
-                [_] => format!(
+            let (member, sole) = sole_member(conn, id)?;
+            let sql = if sole {
+                format!(
                     "SELECT {} FROM interactions t
                      WHERE t.profile_id = ?1 AND (t.occurred_at, t.id) < (?2, ?3)
                      ORDER BY t.occurred_at DESC, t.id DESC LIMIT ?4",
                     interaction_row::COLUMNS
-                ),
-                _ => format!(
+                )
+            } else {
+                format!(
                     "SELECT {} FROM profiles p JOIN interactions t ON t.profile_id = p.id
                      WHERE p.live_id = {LIVE} AND (t.occurred_at, t.id) < (?2, ?3)
                      ORDER BY t.occurred_at DESC, t.id DESC LIMIT ?4",
                     interaction_row::COLUMNS
-                ),
+                )
             };
-            let member = members
-                .first()
-                .copied()
-                .unwrap_or_else(|| key(id.as_uuid()));
             let mut statement = conn.prepare_cached(&sql).map_err(sqlite)?;
             let mut rows = statement
                 .query(params![
