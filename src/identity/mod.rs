@@ -67,7 +67,7 @@ use crate::model::{
 pub use explain::{Explanation, Hop};
 pub use policy::{KindRule, Policy};
 use suspect::Standing;
-pub(crate) use suspect::{Sightings, Standings, is_witness};
+pub(crate) use suspect::{Sightings, Standings, is_witness, may_be_suspect};
 pub use suspect::{Suspect, SuspectStatus};
 
 /// One piece of identity evidence: identifiers seen together, and where it sits in the

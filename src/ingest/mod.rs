@@ -232,6 +232,7 @@ impl<'a, S: Reads + ?Sized> Planner<'a, S> {
             .filter_map(|(id, profile)| Some((*id, profile?)))
             .collect();
         self.stored_owners = identifiers.into_iter().zip(owners).collect();
+        self.prefetch_refusals(records.clone())?;
         self.overrides_exist = self.store.has_overrides()?;
         self.interactions_exist = self.store.has_interactions()?;
         let position = |cursor: TimelineCursor| EvidenceKey {
@@ -554,6 +555,62 @@ impl<S: Reads + ?Sized> Planner<'_, S> {
             }
         }
         Ok(false)
+    }
+
+    /// Reads at once the refusals [`might_tip_a_suspect`](Self::might_tip_a_suspect)
+    /// would read one by one for `records`: those of each value that may turn suspect on
+    /// a record that also carries a witness, and those on the profiles holding such
+    /// values or refused them. Anything missed here is read when asked for.
+    fn prefetch_refusals<'r>(
+        &mut self,
+        records: impl Iterator<Item = &'r Record>,
+    ) -> Result<(), StoreError> {
+        let policy = self.graph.policy();
+        if self.tolerate_late || policy.suspect_threshold().is_none() {
+            return Ok(());
+        }
+        let mut candidates: Vec<Identifier> = Vec::new();
+        for record in records {
+            let identifiers = record.identifiers();
+            if identifiers
+                .iter()
+                .any(|identifier| identity::is_witness(policy, identifier.kind()))
+            {
+                candidates.extend(
+                    identifiers
+                        .iter()
+                        .filter(|identifier| identity::may_be_suspect(policy, identifier.kind()))
+                        .filter(|identifier| !self.refused_of.contains_key(*identifier))
+                        .cloned(),
+                );
+            }
+        }
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
+        let mut profiles: Vec<CustomerId> = candidates
+            .iter()
+            .filter_map(|candidate| self.stored_owners.get(candidate).copied().flatten())
+            .map(|owner| owner.customer)
+            .collect();
+        let refusals = self.store.refusals_of(&candidates)?;
+        for candidate in candidates {
+            self.refused_of.insert(candidate, Vec::new());
+        }
+        for refusal in refusals {
+            profiles.push(refusal.customer);
+            if let Some(of) = self.refused_of.get_mut(&refusal.identifier) {
+                of.push(refusal);
+            }
+        }
+        profiles.sort_unstable();
+        profiles.dedup();
+        profiles.retain(|profile| !self.refused_on.contains_key(profile));
+        let on = self.store.refusals_for(&profiles)?;
+        self.refused_on.extend(profiles.into_iter().zip(on));
+        Ok(())
     }
 
     /// The identifiers refused on the live profile `customer`, stored or planned.

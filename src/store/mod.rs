@@ -729,6 +729,14 @@ pub trait IdentityStore: Debug + Send + Sync {
     /// evidence went there), in evidence order.
     fn refusals(&self, customer: CustomerId) -> Result<Vec<Refusal>, StoreError>;
 
+    /// [`refusals`](Self::refusals) of each of `customers`, in the order given. Ingest
+    /// asks it once per batch for the profiles whose refusals could make an identifier
+    /// suspect, so a backend with round trips should answer it in one query; the
+    /// default asks [`refusals`](Self::refusals) per id.
+    fn refusals_for(&self, customers: &[CustomerId]) -> Result<Vec<Vec<Refusal>>, StoreError> {
+        customers.iter().map(|id| self.refusals(*id)).collect()
+    }
+
     /// The refused links of any of `identifiers`, in evidence order.
     fn refusals_of(&self, identifiers: &[Identifier]) -> Result<Vec<Refusal>, StoreError>;
 
@@ -1130,6 +1138,9 @@ macro_rules! forward_store {
             }
             fn refusals(&self, customer: CustomerId) -> Result<Vec<Refusal>, StoreError> {
                 (**self).refusals(customer)
+            }
+            fn refusals_for(&self, customers: &[CustomerId]) -> Result<Vec<Vec<Refusal>>, StoreError> {
+                (**self).refusals_for(customers)
             }
             fn refusals_of(&self, identifiers: &[Identifier]) -> Result<Vec<Refusal>, StoreError> {
                 (**self).refusals_of(identifiers)

@@ -273,9 +273,21 @@ pub fn refusals_and_overrides_read_back(store: &dyn Store) {
         .expect("merge");
     assert_eq!(
         store.refusals(b).unwrap(),
-        vec![early, other, late],
+        vec![early.clone(), other.clone(), late.clone()],
         "a merged profile answers with its survivor's refusals"
     );
+    let nobody = CustomerId::new();
+    assert_eq!(
+        store.refusals_for(&[b, nobody, a, b]).unwrap(),
+        vec![
+            vec![early.clone(), other.clone(), late.clone()],
+            Vec::new(),
+            vec![early, other, late],
+            store.refusals(b).unwrap(),
+        ],
+        "refusals of several profiles at once, each as `refusals` answers, in the order asked"
+    );
+    assert!(store.refusals_for(&[]).unwrap().is_empty());
 
     let separate = OverrideRecord {
         id: OverrideId::new(),

@@ -160,6 +160,38 @@ impl IdentityStore for PostgresStore {
         Ok(refusals)
     }
 
+    fn refusals_for(&self, ids: &[CustomerId]) -> Result<Vec<Vec<Refusal>>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<Uuid> = ids.iter().map(|id| *id.as_uuid()).collect();
+        let mut found: Vec<Vec<Refusal>> = vec![Vec::new(); ids.len()];
+        self.read(|conn| {
+            // One pass for the batch: each id's live profile, its members, their
+            // refusals, as `refusals` reads them for one id.
+            let rows = conn.query(
+                "SELECT u.ord, r.record
+                 FROM unnest($1::uuid[]) WITH ORDINALITY AS u(id, ord)
+                 CROSS JOIN LATERAL (SELECT live_id FROM profiles WHERE id = u.id OFFSET 0) q
+                 CROSS JOIN LATERAL (SELECT id FROM members WHERE live_id = q.live_id OFFSET 0) m
+                 CROSS JOIN LATERAL (SELECT record FROM refusals
+                                     WHERE profile_id = m.id OFFSET 0) r",
+                &[&keys],
+            )?;
+            for row in rows {
+                let at = usize::try_from(row.get::<_, i64>(0) - 1)
+                    .map_err(|_| backend("an ordinality below 1"))?;
+                let record: String = row.get(1);
+                found[at].push(decode("refusal", &record)?);
+            }
+            Ok(())
+        })?;
+        for refusals in &mut found {
+            refusals.sort_by(Refusal::order);
+        }
+        Ok(found)
+    }
+
     fn refusals_of(&self, identifiers: &[Identifier]) -> Result<Vec<Refusal>, StoreError> {
         if identifiers.is_empty() {
             return Ok(Vec::new());

@@ -271,7 +271,9 @@ fn latest(
 /// `id`'s, for [`LIVE`].
 fn sole_member(conn: &Connection, id: CustomerId) -> Result<(Key, bool), StoreError> {
     let mut statement = conn
-        .prepare_cached(&format!("SELECT id FROM profiles WHERE live_id = {LIVE} LIMIT 2"))
+        .prepare_cached(&format!(
+            "SELECT id FROM profiles WHERE live_id = {LIVE} LIMIT 2"
+        ))
         .map_err(sqlite)?;
     let members: Vec<Key> = statement
         .query_map([key(id.as_uuid())], |row| row.get(0))
