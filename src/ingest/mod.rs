@@ -232,8 +232,8 @@ impl<'a, S: Reads + ?Sized> Planner<'a, S> {
             .filter_map(|(id, profile)| Some((*id, profile?)))
             .collect();
         self.stored_owners = identifiers.into_iter().zip(owners).collect();
-        self.prefetch_refusals(records.clone())?;
         self.overrides_exist = self.store.has_overrides()?;
+        self.prefetch_refusals(records.clone())?;
         self.interactions_exist = self.store.has_interactions()?;
         let position = |cursor: TimelineCursor| EvidenceKey {
             at: cursor.at,
@@ -560,7 +560,9 @@ impl<S: Reads + ?Sized> Planner<'_, S> {
     /// Reads at once the refusals [`might_tip_a_suspect`](Self::might_tip_a_suspect)
     /// would read one by one for `records`: those of each value that may turn suspect on
     /// a record that also carries a witness, and those on the profiles holding such
-    /// values or refused them. Anything missed here is read when asked for.
+    /// values or refused them. A value already suspect, or ruled on by an operator, is
+    /// left out, as that check leaves it: the refusals of a placeholder grow with the
+    /// store. Anything missed here is read when asked for.
     fn prefetch_refusals<'r>(
         &mut self,
         records: impl Iterator<Item = &'r Record>,
@@ -590,6 +592,15 @@ impl<S: Reads + ?Sized> Planner<'_, S> {
         }
         candidates.sort_unstable();
         candidates.dedup();
+        if self.overrides_exist {
+            let mut standings = identity::Standings::default();
+            for record in self.store.overrides(&candidates)? {
+                standings.add(&record);
+            }
+            candidates.retain(|candidate| {
+                standings.word(candidate).is_none() && standings.suspect_by(candidate).is_none()
+            });
+        }
         let mut profiles: Vec<CustomerId> = candidates
             .iter()
             .filter_map(|candidate| self.stored_owners.get(candidate).copied().flatten())
