@@ -91,7 +91,6 @@ impl<S: Reads + ?Sized> Planner<'_, S> {
                     identifiers
                         .iter()
                         .filter(|identifier| identity::may_be_suspect(policy, identifier.kind()))
-                        .filter(|identifier| !self.refused_of.contains_key(*identifier))
                         .cloned(),
                 );
             }
@@ -127,7 +126,6 @@ impl<S: Reads + ?Sized> Planner<'_, S> {
         }
         profiles.sort_unstable();
         profiles.dedup();
-        profiles.retain(|profile| !self.refused_on.contains_key(profile));
         let on = self.store.refusals_for(&profiles)?;
         self.refused_on.extend(profiles.into_iter().zip(on));
         Ok(())

@@ -248,28 +248,25 @@ fn latest(
     table: &str,
     id: CustomerId,
 ) -> Result<Option<TimelineCursor>, StoreError> {
-    let (member, sole) = sole_member(conn, id)?;
-    let sql = if sole {
-        format!(
-            "SELECT t.occurred_at, t.id FROM {table} t WHERE t.profile_id = ?1
-             ORDER BY t.occurred_at DESC, t.id DESC LIMIT 1"
-        )
-    } else {
-        format!(
-            "SELECT t.occurred_at, t.id FROM profiles p JOIN {table} t ON t.profile_id = p.id
-             WHERE p.live_id = {LIVE} ORDER BY t.occurred_at DESC, t.id DESC LIMIT 1"
-        )
-    };
+    let (rows, member) = timeline_rows(conn, table, id)?;
+    let sql =
+        format!("SELECT t.occurred_at, t.id {rows} ORDER BY t.occurred_at DESC, t.id DESC LIMIT 1");
     position(conn, &sql, [member])
 }
 
-/// The key to bind as `?1` in a read of the live profile `id`'s rows, and whether it is
-/// that profile's only member. Most customers are one profile, whose rows a table keyed
-/// or indexed by `(profile_id, occurred_at, id)` holds in time order: a read of them
-/// needs no sort and stops at its limit. Several members' rows must be merged, which
-/// SQLite does by sorting all of them; the key given then is one whose live profile is
-/// `id`'s, for [`LIVE`].
-fn sole_member(conn: &Connection, id: CustomerId) -> Result<(Key, bool), StoreError> {
+/// The rows `t` of `table` that belong to the live profile `id`, as a `FROM … WHERE …`
+/// clause that further conditions can follow with `AND`, and the key to bind as its `?1`.
+///
+/// Most customers are one profile, whose rows a table keyed or indexed by `(profile_id,
+/// occurred_at, id)` holds in time order: read from that profile alone, they need no
+/// sort and reading stops at the limit. Several members' rows must be merged, which
+/// SQLite does by sorting all of them; the key is then one whose live profile is `id`'s,
+/// for [`LIVE`].
+fn timeline_rows(
+    conn: &Connection,
+    table: &str,
+    id: CustomerId,
+) -> Result<(String, Key), StoreError> {
     let mut statement = conn
         .prepare_cached(&format!(
             "SELECT id FROM profiles WHERE live_id = {LIVE} LIMIT 2"
@@ -281,8 +278,13 @@ fn sole_member(conn: &Connection, id: CustomerId) -> Result<(Key, bool), StoreEr
         .collect::<Result<_, _>>()
         .map_err(sqlite)?;
     Ok(match members.as_slice() {
-        [only] => (*only, true),
-        _ => (key(id.as_uuid()), false),
+        [only] => (format!("FROM {table} t WHERE t.profile_id = ?1"), *only),
+        _ => (
+            format!(
+                "FROM profiles p JOIN {table} t ON t.profile_id = p.id WHERE p.live_id = {LIVE}"
+            ),
+            key(id.as_uuid()),
+        ),
     })
 }
 
@@ -318,22 +320,11 @@ fn page<T: serde::de::DeserializeOwned>(
     position: impl Fn(&T) -> TimelineCursor,
 ) -> Result<Page<T>, StoreError> {
     let (before_at, before_id) = before(request);
-    let (member, sole) = sole_member(conn, id)?;
-    let sql = if sole {
-        format!(
-            "SELECT t.body FROM {table} t
-             WHERE t.profile_id = ?1 AND (t.occurred_at, t.id) < (?2, ?3)
-               AND t.occurred_at >= ?5
-             ORDER BY t.occurred_at DESC, t.id DESC LIMIT ?4"
-        )
-    } else {
-        format!(
-            "SELECT t.body FROM profiles p JOIN {table} t ON t.profile_id = p.id
-             WHERE p.live_id = {LIVE} AND (t.occurred_at, t.id) < (?2, ?3)
-               AND t.occurred_at >= ?5
-             ORDER BY t.occurred_at DESC, t.id DESC LIMIT ?4"
-        )
-    };
+    let (rows, member) = timeline_rows(conn, table, id)?;
+    let sql = format!(
+        "SELECT t.body {rows} AND (t.occurred_at, t.id) < (?2, ?3) AND t.occurred_at >= ?5
+         ORDER BY t.occurred_at DESC, t.id DESC LIMIT ?4"
+    );
     let mut statement = conn.prepare_cached(&sql).map_err(sqlite)?;
     let rows = statement
         .query_map(
@@ -588,22 +579,12 @@ impl InteractionStore for SqliteStore {
     ) -> Result<Page<Interaction>, StoreError> {
         let (before_at, before_id) = before(request);
         self.read(|conn| {
-            let (member, sole) = sole_member(conn, id)?;
-            let sql = if sole {
-                format!(
-                    "SELECT {} FROM interactions t
-                     WHERE t.profile_id = ?1 AND (t.occurred_at, t.id) < (?2, ?3)
-                     ORDER BY t.occurred_at DESC, t.id DESC LIMIT ?4",
-                    interaction_row::COLUMNS
-                )
-            } else {
-                format!(
-                    "SELECT {} FROM profiles p JOIN interactions t ON t.profile_id = p.id
-                     WHERE p.live_id = {LIVE} AND (t.occurred_at, t.id) < (?2, ?3)
-                     ORDER BY t.occurred_at DESC, t.id DESC LIMIT ?4",
-                    interaction_row::COLUMNS
-                )
-            };
+            let (rows, member) = timeline_rows(conn, "interactions", id)?;
+            let sql = format!(
+                "SELECT {} {rows} AND (t.occurred_at, t.id) < (?2, ?3)
+                 ORDER BY t.occurred_at DESC, t.id DESC LIMIT ?4",
+                interaction_row::COLUMNS
+            );
             let mut statement = conn.prepare_cached(&sql).map_err(sqlite)?;
             let mut rows = statement
                 .query(params![
