@@ -17,7 +17,7 @@ use crate::model::{
 use crate::privacy::ConsentDefaults;
 use crate::store::{
     Attributed, Commit, CommitOutcome, IdentityChange, Page, PageRequest, Reads, Store, StoreError,
-    exclusively, read_consistent, read_to_write,
+    exclusively, plan_and_apply, read_consistent, read_to_write,
 };
 use crate::view::{self, DEFAULT_TIMELINE_ENTRIES, Lookup, Profile, TimelineEntry};
 
@@ -343,33 +343,48 @@ impl<S: Store> Customers<S> {
         let mut landed: Vec<Option<Receipt>> = vec![None; slots.len()];
         // What the landed commits changed, for the segments kept live.
         let mut touched = Touched::default();
+        let mut commits = Vec::new();
         let (mut results, late, repeats) = self.write(|| {
-            // Planned on one snapshot: the decisions rest on one state, and the backend
-            // reads it without a transaction per read.
-            let PlannedBatch {
-                results,
-                mut commits,
-                sources,
-                late,
-                repeats,
-            } = read_to_write(&self.store, |reads| {
-                self.plan_batch(reads, &slots, &order, &landed, audit)
-            })?;
-            // Each event goes into its commit for as long as the store applies it, and
-            // back, so a batch's events are not copied.
-            for (commit, &index) in sources.iter().enumerate() {
-                match (slots[index].take(), &results[index]) {
-                    (Some(Record::Event(event)), Some(Ok(receipt))) => {
-                        commits[commit].event = Some(Attributed {
-                            customer: receipt.customer,
-                            record: event,
-                        });
+            // Planned on one snapshot, and applied where the store can in the same
+            // transaction: the decisions rest on one state, and the backend reads it
+            // without a transaction per read.
+            let mut planned = None;
+            let applied = plan_and_apply(&self.store, &mut commits, |reads, commits| {
+                let PlannedBatch {
+                    results,
+                    commits: batch,
+                    sources,
+                    late,
+                    repeats,
+                } = self.plan_batch(reads, &slots, &order, &landed, audit)?;
+                *commits = batch;
+                // Each event goes into its commit for as long as the store applies it,
+                // and back, so a batch's events are not copied.
+                for (commit, &index) in sources.iter().enumerate() {
+                    match (slots[index].take(), &results[index]) {
+                        (Some(Record::Event(event)), Some(Ok(receipt))) => {
+                            commits[commit].event = Some(Attributed {
+                                customer: receipt.customer,
+                                record: event,
+                            });
+                        }
+                        // An interaction's commit holds its own copy.
+                        (other, _) => slots[index] = other,
                     }
-                    // An interaction's commit holds its own copy.
-                    (other, _) => slots[index] = other,
                 }
-            }
-            let applied = self.store.apply(&commits);
+                planned = Some((results, sources, late, repeats));
+                Ok::<_, Error>(())
+            })?;
+            let Some((results, sources, late, repeats)) = planned else {
+                // The store failed before planning.
+                return Err(applied
+                    .err()
+                    .unwrap_or_else(|| StoreError::Backend {
+                        backend: "plan_and_apply",
+                        source: "the store did not run the plan it was given".into(),
+                    })
+                    .into());
+            };
             if let Ok(outcomes) = &applied
                 && self.keeps_segments_live()
             {

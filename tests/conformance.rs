@@ -13,8 +13,8 @@ use oneview::model::{
 use oneview::store::{
     Attributed, ChannelSummary, Commit, CommitOutcome, CommitProblem, EventScan, EventStore,
     IdentityChange, IdentityStore, InteractionStore, MembershipStore, MemoryStore, Owner, Page,
-    PageRequest, PrivacyKey, PrivacyStore, ProfileRecord, Reads, Store, StoreError, Suppression,
-    TraitStore, conformance,
+    PageRequest, PlanCommits, PrivacyKey, PrivacyStore, ProfileRecord, Reads, Store, StoreError,
+    Suppression, TraitStore, conformance,
 };
 use oneview::{Event, Interaction};
 
@@ -24,7 +24,7 @@ fn memory_store_passes_the_kit() {
 }
 
 /// How a [`Broken`] store breaks the contract.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flaw {
     /// Applies each commit of a batch on its own, so a failed batch leaves earlier commits.
     NotAtomic,
@@ -58,6 +58,9 @@ enum Flaw {
     LosesEveryRaceOutsideExclusive,
     /// Reads recent events strictly after the time asked, losing those at it.
     RecentEventsAfterTheirTime,
+    /// Plans and applies without holding other writers back, and leaves the commits'
+    /// expectations unchecked as if it did.
+    PlansUnheld,
 }
 
 /// A memory store with one flaw.
@@ -274,6 +277,26 @@ impl Store for Broken {
         written
     }
 
+    fn plan_and_apply(
+        &self,
+        commits: &mut Vec<Commit>,
+        plan: &mut PlanCommits<'_>,
+    ) -> Result<Vec<CommitOutcome>, StoreError> {
+        commits.clear();
+        self.snapshot_for_write(&mut |reads| plan(reads, commits))?;
+        if self.flaw == Flaw::PlansUnheld {
+            let unchecked: Vec<Commit> = commits
+                .iter()
+                .map(|commit| Commit {
+                    expect: Vec::new(),
+                    ..commit.clone()
+                })
+                .collect();
+            return self.inner.apply(&unchecked);
+        }
+        self.apply(commits)
+    }
+
     fn apply(&self, commits: &[Commit]) -> Result<Vec<CommitOutcome>, StoreError> {
         let exclusive = self.exclusive.load(Ordering::SeqCst);
         match self.flaw {
@@ -360,7 +383,8 @@ impl Store for Broken {
             | Flaw::ProfilesUnordered
             | Flaw::ExclusiveHoldsItselfBack
             | Flaw::LosesEveryRaceOutsideExclusive
-            | Flaw::RecentEventsAfterTheirTime => self.inner.apply(commits),
+            | Flaw::RecentEventsAfterTheirTime
+            | Flaw::PlansUnheld => self.inner.apply(commits),
         }
     }
 }
@@ -447,6 +471,15 @@ fn kit_catches_membership_applied_on_a_stale_version() {
 fn kit_catches_an_exclusive_write_that_holds_itself_back() {
     let message = kit_rejects(Flaw::ExclusiveHoldsItselfBack);
     assert!(message.contains("the exclusive write lands"), "{message}");
+}
+
+#[test]
+fn kit_catches_plans_applied_unchecked_beside_other_writers() {
+    let message = kit_rejects(Flaw::PlansUnheld);
+    assert!(
+        message.contains("each on a state without the other's identifier"),
+        "{message}"
+    );
 }
 
 #[test]

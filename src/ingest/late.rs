@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::identity::Action;
 use crate::model::{AuditRecord, CustomerId, Identifier};
 use crate::store::{
-    Commit, CommitOutcome, Expectation, IdentityChange, Store, StoreError, read_to_write,
+    Commit, CommitOutcome, Expectation, IdentityChange, Store, StoreError, plan_and_apply,
 };
 
 /// What a planned commit reads and writes, as far as other rebuilds can meet it.
@@ -194,54 +194,41 @@ impl<S: Store> Customers<S> {
         alone: bool,
     ) -> Result<Vec<(usize, LateResult)>, Error> {
         self.write(|| {
-            let planned = read_to_write(self.store(), |reads| -> Result<_, Error> {
-                let mut run: Vec<(usize, Result<Planned, Error>)> = Vec::new();
+            let mut commits = Vec::new();
+            // Each record's result, and whether it waits for its commit's outcome.
+            let mut run = Vec::new();
+            let applied = plan_and_apply(self.store(), &mut commits, |reads, commits| {
+                run.clear();
                 let mut footprint = Footprint::default();
                 for &index in pending {
                     if alone && !run.is_empty() {
                         break;
                     }
                     let record = &records[index];
-                    let planned = match plan_late(reads, self.policy(), record) {
+                    match plan_late(reads, self.policy(), record) {
                         Ok(Planned::Apply(commit, receipt)) => {
                             let its = Footprint::of(&commit, record);
                             if !run.is_empty() && footprint.meets(&its) {
                                 break;
                             }
                             footprint.add(its);
-                            Ok(Planned::Apply(commit, receipt))
+                            let mut commit = *commit;
+                            if index == 0 {
+                                commit.audit.extend(audit.cloned());
+                            }
+                            commits.push(commit);
+                            run.push((index, Ok(Some(receipt)), true));
                         }
-                        other => other,
-                    };
-                    run.push((index, planned));
-                }
-                Ok(run)
-            })?;
-            let mut commits = Vec::new();
-            // Each record's result, and whether it waits for its commit's outcome.
-            let mut run = Vec::with_capacity(planned.len());
-            for (index, planned) in planned {
-                match planned {
-                    Ok(Planned::Apply(commit, receipt)) => {
-                        let mut commit = *commit;
-                        if index == 0 {
-                            commit.audit.extend(audit.cloned());
-                        }
-                        commits.push(commit);
-                        run.push((index, Ok(Some(receipt)), true));
+                        Ok(Planned::Skip(receipt)) => run.push((index, Ok(Some(receipt)), false)),
+                        Err(err) => run.push((index, Err(err), false)),
                     }
-                    Ok(Planned::Skip(receipt)) => run.push((index, Ok(Some(receipt)), false)),
-                    Err(err) => run.push((index, Err(err), false)),
                 }
-            }
-            let outcomes = if commits.is_empty() {
-                Vec::new()
-            } else {
-                match self.store().apply(&commits) {
-                    Ok(outcomes) => outcomes,
-                    Err(StoreError::Conflict { .. }) => return Ok(Attempt::Conflict),
-                    Err(err) => return Err(err.into()),
-                }
+                Ok::<_, Error>(())
+            })?;
+            let outcomes = match applied {
+                Ok(outcomes) => outcomes,
+                Err(StoreError::Conflict { .. }) => return Ok(Attempt::Conflict),
+                Err(err) => return Err(err.into()),
             };
             if self.keeps_segments_live() {
                 touched.note(&commits, &outcomes, &self.live);

@@ -19,7 +19,9 @@
 //! Traits are sync and `Send + Sync`; async applications call them from a blocking task.
 //! Two writers may decide from the same snapshot: each commit lists the [`Expectation`]s its
 //! decision rests on, and a store refuses a commit whose expectations no longer hold with
-//! [`StoreError::Conflict`], upon which the engine decides again.
+//! [`StoreError::Conflict`], upon which the engine decides again. A backend that can
+//! hold its other writers back from a decision's first read to its commit does so in
+//! [`Store::plan_and_apply`], where the expectations hold by construction.
 //!
 //! Each read method answers from one committed state. A read that needs several calls
 //! (the unified view, a timeline page, an explanation) goes through [`Store::snapshot`]
@@ -970,6 +972,9 @@ impl<
 {
 }
 
+/// What [`Store::plan_and_apply`] runs: reads that write out the commits they decide on.
+pub type PlanCommits<'a> = dyn FnMut(&dyn Reads, &mut Vec<Commit>) -> Result<(), StoreError> + 'a;
+
 /// A complete backend: the reads, and the one way to write.
 pub trait Store:
     IdentityStore + EventStore + InteractionStore + TraitStore + PrivacyStore + MembershipStore
@@ -999,6 +1004,27 @@ pub trait Store:
         reads: &mut dyn FnMut(&dyn Reads) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         self.snapshot(reads)
+    }
+
+    /// Runs `plan` on reads of the latest state, then applies the commits it left in
+    /// `commits` as [`apply`](Self::apply) does, returning what became of each. `commits`
+    /// is emptied first and holds the commits afterwards, applied or not.
+    ///
+    /// A backend may run both in one write transaction, holding back every other writer
+    /// from the first read to the commit. Nothing can then change between what `plan`
+    /// read and the commits, and the backend may leave out checking their expectations:
+    /// `plan` must state only expectations that hold on the reads it was given, as the
+    /// engine's planning does. `SqliteStore` works this way; the default runs `plan` in
+    /// [`snapshot_for_write`](Self::snapshot_for_write), then [`apply`](Self::apply),
+    /// which checks them.
+    ///
+    /// An error `plan` returns comes back as it is, and nothing is applied.
+    fn plan_and_apply(
+        &self,
+        commits: &mut Vec<Commit>,
+        plan: &mut PlanCommits<'_>,
+    ) -> Result<Vec<CommitOutcome>, StoreError> {
+        plan_then_apply(self, commits, plan)
     }
 
     /// Applies `commits` in order as one atomic unit, returning what became of each.
@@ -1076,6 +1102,46 @@ where
     E: From<StoreError>,
 {
     run_once(read, |reads| store.snapshot_for_write(reads))
+}
+
+/// [`Store::plan_and_apply`] as two steps: `plan` in [`Store::snapshot_for_write`], then
+/// [`Store::apply`]. The default, and what a backend that overrides it falls back to
+/// where it cannot hold its writers back.
+pub(crate) fn plan_then_apply<S: Store + ?Sized>(
+    store: &S,
+    commits: &mut Vec<Commit>,
+    plan: &mut PlanCommits<'_>,
+) -> Result<Vec<CommitOutcome>, StoreError> {
+    commits.clear();
+    store.snapshot_for_write(&mut |reads| plan(reads, commits))?;
+    store.apply(commits)
+}
+
+/// Runs `plan` and applies the commits it leaves in `commits` with
+/// [`Store::plan_and_apply`]. An error of `plan` comes back as the outer error and
+/// nothing is applied; the store's answer, whatever it is, as the inner result.
+pub(crate) fn plan_and_apply<S, E>(
+    store: &S,
+    commits: &mut Vec<Commit>,
+    mut plan: impl FnMut(&dyn Reads, &mut Vec<Commit>) -> Result<(), E>,
+) -> Result<Result<Vec<CommitOutcome>, StoreError>, E>
+where
+    S: Store + ?Sized,
+{
+    let mut failed = None;
+    let applied = store.plan_and_apply(commits, &mut |reads, commits| {
+        plan(reads, commits).map_err(|err| {
+            failed = Some(err);
+            StoreError::Backend {
+                backend: "plan",
+                source: "the plan failed; nothing was applied".into(),
+            }
+        })
+    });
+    match failed {
+        Some(err) => Err(err),
+        None => Ok(applied),
+    }
 }
 
 /// Runs `write` on [`Store::exclusive`] and returns what it returns.
@@ -1258,6 +1324,13 @@ macro_rules! forward_store {
                 reads: &mut dyn FnMut(&dyn Reads) -> Result<(), StoreError>,
             ) -> Result<(), StoreError> {
                 (**self).snapshot_for_write(reads)
+            }
+            fn plan_and_apply(
+                &self,
+                commits: &mut Vec<Commit>,
+                plan: &mut PlanCommits<'_>,
+            ) -> Result<Vec<CommitOutcome>, StoreError> {
+                (**self).plan_and_apply(commits, plan)
             }
             fn apply(&self, commits: &[Commit]) -> Result<Vec<CommitOutcome>, StoreError> {
                 (**self).apply(commits)

@@ -3,6 +3,7 @@
 //! commits and snapshots.
 
 use std::sync::Barrier;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{at, attach, create, email, event, identity, merge, new_profile, owners};
@@ -580,4 +581,168 @@ pub fn exclusive_writes_read_and_commit(store: &dyn Store) {
     store
         .apply(&[identity(vec![attach(&email(72), a)])])
         .expect("a write after the exclusive one");
+}
+
+/// What one plan of [`plans_apply_as_if_one_after_the_other`] read, and what became of
+/// its commit.
+struct Planned {
+    read: Vec<Identifier>,
+    applied: bool,
+}
+
+/// `plan_and_apply` plans on the latest state and applies what the plan returns, all or
+/// nothing; a plan's error comes back as it is, with nothing applied.
+pub fn plans_see_the_latest_state_and_apply_all_or_nothing(store: &dyn Store) {
+    let a = new_profile(store, 1, 0);
+    // Left over from an earlier call: emptied before the plan runs.
+    let mut commits = vec![identity(vec![attach(&email(89), a)])];
+    let outcomes = store
+        .plan_and_apply(&mut commits, &mut |reads, commits| {
+            assert!(commits.is_empty(), "the commits were not emptied first");
+            let profile = reads.profile(a)?.expect("a exists");
+            assert_eq!(
+                profile.identifiers,
+                vec![email(1)],
+                "the plan saw an old state"
+            );
+            commits.push(Commit {
+                expect: vec![Expectation::Identifiers {
+                    customer: a,
+                    identifiers: profile.identifiers,
+                }],
+                identity: vec![attach(&email(80), a)],
+                ..Commit::default()
+            });
+            commits.push(identity(vec![attach(&email(81), a)]));
+            Ok(())
+        })
+        .expect("the plan lands");
+    assert_eq!(outcomes, vec![CommitOutcome::Applied; 2]);
+    assert_eq!(commits.len(), 2, "the commits are handed back");
+    assert_eq!(
+        owners(store, &[email(80), email(81), email(89)]).unwrap(),
+        vec![Some(a), Some(a), None]
+    );
+
+    // A plan that fails after writing commits out: none of them lands.
+    let failed = store.plan_and_apply(&mut commits, &mut |_, commits| {
+        commits.push(identity(vec![attach(&email(82), a)]));
+        Err(StoreError::Backend {
+            backend: "test",
+            source: "the plan gave up".into(),
+        })
+    });
+    match failed {
+        Err(StoreError::Backend { backend, .. }) => assert_eq!(backend, "test"),
+        other => panic!("expected the plan's own error, got {other:?}"),
+    }
+    // A commit that breaks an invariant: the good one before it does not land either.
+    let stranger = CustomerId::from_uuid(uuid::Uuid::from_u128(0xdead));
+    let invalid = store.plan_and_apply(&mut commits, &mut |_, commits| {
+        commits.push(identity(vec![attach(&email(83), a)]));
+        commits.push(identity(vec![attach(&email(84), stranger)]));
+        Ok(())
+    });
+    assert!(
+        matches!(invalid, Err(StoreError::InvalidCommit { commit: 1, .. })),
+        "expected the second commit refused, got {invalid:?}"
+    );
+    assert_eq!(
+        owners(store, &[email(82), email(83), email(84)]).unwrap(),
+        vec![None; 3],
+        "a failed plan_and_apply left something behind"
+    );
+    // Nested in an exclusive write, as the engine's last resort runs it.
+    store
+        .exclusive(&mut || {
+            store
+                .plan_and_apply(&mut commits, &mut |_, commits| {
+                    commits.push(identity(vec![attach(&email(85), a)]));
+                    Ok(())
+                })
+                .map(drop)
+        })
+        .expect("an exclusive plan lands");
+    assert_eq!(owners(store, &[email(85)]).unwrap(), vec![Some(a)]);
+}
+
+/// Two writers that each read a profile's identifiers and add one, expecting the set
+/// they read: if both land, one of them read the other's. A backend that leaves the
+/// expectations unchecked must hold the other writer back from the first read to the
+/// commit; one that checks them refuses the later with a conflict.
+pub fn plans_apply_as_if_one_after_the_other(store: &dyn Store) {
+    let a = new_profile(store, 1, 0);
+    let reads_made = AtomicUsize::new(0);
+    let planned: Vec<Result<Planned, StoreError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = [90, 91]
+            .into_iter()
+            .map(|n| {
+                let reads_made = &reads_made;
+                scope.spawn(move || {
+                    let mut read = Vec::new();
+                    let mut first = true;
+                    let mut commits = Vec::new();
+                    let outcome = store.plan_and_apply(&mut commits, &mut |reads, commits| {
+                        read = reads.profile(a)?.expect("a exists").identifiers;
+                        reads_made.fetch_add(1, Ordering::SeqCst);
+                        if first {
+                            first = false;
+                            // Wait for the other writer's first read, or for as long as a
+                            // store that holds it back makes it wait.
+                            let deadline = Instant::now() + Duration::from_millis(300);
+                            while reads_made.load(Ordering::SeqCst) < 2 && Instant::now() < deadline
+                            {
+                                std::thread::sleep(Duration::from_millis(5));
+                            }
+                        }
+                        commits.push(Commit {
+                            expect: vec![Expectation::Identifiers {
+                                customer: a,
+                                identifiers: read.clone(),
+                            }],
+                            identity: vec![attach(&email(n), a)],
+                            ..Commit::default()
+                        });
+                        Ok(())
+                    });
+                    match outcome {
+                        Ok(outcomes) => Ok(Planned {
+                            applied: outcomes == vec![CommitOutcome::Applied],
+                            read,
+                        }),
+                        Err(StoreError::Conflict { .. }) => Ok(Planned {
+                            applied: false,
+                            read,
+                        }),
+                        Err(err) => Err(err),
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("writer"))
+            .collect()
+    });
+    let planned: Vec<Planned> = planned
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .expect("no writer failed");
+    assert!(planned.iter().any(|p| p.applied), "neither writer landed");
+    if planned.iter().all(|p| p.applied) {
+        assert!(
+            planned[0].read.contains(&email(91)) || planned[1].read.contains(&email(90)),
+            "both writers landed, each on a state without the other's identifier"
+        );
+    }
+    let landed: Vec<bool> = owners(store, &[email(90), email(91)])
+        .unwrap()
+        .iter()
+        .map(Option::is_some)
+        .collect();
+    assert_eq!(
+        landed,
+        planned.iter().map(|p| p.applied).collect::<Vec<_>>(),
+        "what landed is not what the writers were told"
+    );
 }

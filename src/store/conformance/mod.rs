@@ -40,8 +40,9 @@ use crate::model::{
 
 pub use identity::{
     conflicting_commits_one_wins, exclusive_writes_read_and_commit,
-    identity_expectations_are_checked, refusals_and_overrides_read_back, rewrites_apply_in_full,
-    snapshots_see_one_state,
+    identity_expectations_are_checked, plans_apply_as_if_one_after_the_other,
+    plans_see_the_latest_state_and_apply_all_or_nothing, refusals_and_overrides_read_back,
+    rewrites_apply_in_full, snapshots_see_one_state,
 };
 pub use membership::{
     erasure_removes_membership, membership_enters_and_leaves, membership_updates_are_checked,
@@ -58,7 +59,7 @@ pub type BehaviourTest = fn(&dyn Store);
 
 /// Runs every behaviour test, each on a fresh store from `make`.
 pub fn run_all<S: Store>(make: impl Fn() -> S) {
-    let tests: [(&str, BehaviourTest); 29] = [
+    let tests: [(&str, BehaviourTest); 31] = [
         ("events_append_and_read_back", events_append_and_read_back),
         (
             "recent_events_read_from_a_time",
@@ -108,6 +109,14 @@ pub fn run_all<S: Store>(make: impl Fn() -> S) {
         (
             "exclusive_writes_read_and_commit",
             exclusive_writes_read_and_commit,
+        ),
+        (
+            "plans_see_the_latest_state_and_apply_all_or_nothing",
+            plans_see_the_latest_state_and_apply_all_or_nothing,
+        ),
+        (
+            "plans_apply_as_if_one_after_the_other",
+            plans_apply_as_if_one_after_the_other,
         ),
         (
             "consent_is_kept_by_the_profile_it_was_recorded_on",

@@ -1,7 +1,8 @@
 //! The SQLite backend: the embedded default.
 //!
 //! One file holds everything. Writes go through a single writer connection, one
-//! transaction per [`Store::apply`] call; reads use a pool of read-only connections, which
+//! transaction per [`Store::apply`] or [`Store::plan_and_apply`] call; reads use a pool of
+//! read-only connections, which
 //! under WAL (the default) never wait for the writer. SQLite is compiled into the crate,
 //! so nothing needs installing.
 //!
@@ -40,7 +41,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use thiserror::Error;
 use uuid::Uuid;
 
-use super::{Commit, CommitOutcome, Reads, Store, StoreError};
+use super::{Commit, CommitOutcome, PlanCommits, Reads, Store, StoreError};
 use crate::model::CustomerId;
 
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
@@ -465,8 +466,9 @@ impl Drop for Pin<'_> {
         match (&mut self.writer, &self.store.readers) {
             (Some(writer), _) => {
                 // A snapshot to write ran in a read transaction on the writer: end it, so
-                // the writer is free for the write that follows.
-                if !conn.is_autocommit() && conn.execute_batch("COMMIT").is_err() {
+                // the writer is free for the write that follows. Rolled back, not
+                // committed: a write planned in it that failed has left it open.
+                if !conn.is_autocommit() {
                     let _ = conn.execute_batch("ROLLBACK");
                 }
                 **writer = conn;
@@ -578,6 +580,42 @@ impl Store for SqliteStore {
         reads: &mut dyn FnMut(&dyn Reads) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         self.pinned_snapshot(reads, true)
+    }
+
+    /// Plans and applies in one write transaction on the writer, taken before the first
+    /// read (`BEGIN IMMEDIATE`): no writer of this process or another can change what
+    /// the plan read before its commits land, so their expectations are not checked
+    /// again. Other processes' writers wait for it as they wait for any commit, for as
+    /// long as `plan` runs. Inside a [`snapshot`](Store::snapshot) of this store it plans
+    /// on that snapshot and applies afterwards, checking them.
+    fn plan_and_apply(
+        &self,
+        commits: &mut Vec<Commit>,
+        plan: &mut PlanCommits<'_>,
+    ) -> Result<Vec<CommitOutcome>, StoreError> {
+        let key = self.pin_key();
+        if PINNED.with_borrow(|pinned| pinned.iter().any(|(store, _)| *store == key)) {
+            return crate::store::plan_then_apply(self, commits, plan);
+        }
+        commits.clear();
+        let (conn, pin) = self.pin_writer()?;
+        PINNED.with_borrow_mut(|pinned| pinned.push((key, conn)));
+        let outcome = self
+            .read(|conn| {
+                conn.execute_batch("BEGIN IMMEDIATE").map_err(sqlite)?;
+                write::begin_applying(conn)
+            })
+            .and_then(|()| plan(self, commits))
+            .and_then(|()| {
+                self.read(|conn| {
+                    let outcomes = write::apply_in(conn, commits, write::Expectations::Hold)?;
+                    conn.execute_batch("COMMIT").map_err(sqlite)?;
+                    Ok(outcomes)
+                })
+            });
+        // A failed write is left open: the pin rolls it back.
+        drop(pin);
+        outcome
     }
 
     fn apply(&self, commits: &[Commit]) -> Result<Vec<CommitOutcome>, StoreError> {

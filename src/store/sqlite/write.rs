@@ -336,20 +336,31 @@ fn apply_rewrite(conn: &Connection, known: &mut Known, rewrite: &Rewrite) -> Res
     Ok(())
 }
 
+/// Whether a commit's expectations are checked before it is applied.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Expectations {
+    /// Checked: the commit was planned on reads that another writer may have followed.
+    Check,
+    /// Taken as holding: the commit was planned in the transaction that applies it.
+    Hold,
+}
+
 fn apply_commit(
     conn: &Connection,
     known: &mut Known,
     commit: &Commit,
+    expectations: Expectations,
 ) -> Result<CommitOutcome, Fault> {
     // The event row goes in first: the insert that refuses a stored id is also the
     // duplicate check, one statement instead of two. Foreign keys are deferred for the
     // transaction, so the row may name a profile this commit creates; `require_profile`
     // below still refuses one that never appears. An expectation that counts a profile's
     // records must see them without this one, so such a commit checks first.
-    let counts_records = commit
-        .expect
-        .iter()
-        .any(|e| matches!(e, Expectation::Evidence { .. }));
+    let counts_records = expectations == Expectations::Check
+        && commit
+            .expect
+            .iter()
+            .any(|e| matches!(e, Expectation::Evidence { .. }));
     let mut event_stored = false;
     if let Some(event) = &commit.event
         && !counts_records
@@ -369,10 +380,12 @@ fn apply_commit(
             return Ok(CommitOutcome::Duplicate);
         }
     }
-    let mut reading = Reading { conn, known };
-    for expectation in &commit.expect {
-        if let Some(problem) = expect::unmet(&mut reading, expectation)? {
-            return Err(Fault::Conflict(problem));
+    if expectations == Expectations::Check {
+        let mut reading = Reading { conn, known };
+        for expectation in &commit.expect {
+            if let Some(problem) = expect::unmet(&mut reading, expectation)? {
+                return Err(Fault::Conflict(problem));
+            }
         }
     }
     for identity in &commit.identity {
@@ -455,16 +468,35 @@ pub(super) fn apply(
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sqlite)?;
+    begin_applying(&tx)?;
+    // Returning early drops the transaction, which rolls everything back.
+    let outcomes = apply_in(&tx, commits, Expectations::Check)?;
+    tx.commit().map_err(sqlite)?;
+    Ok(outcomes)
+}
+
+/// Prepares the write transaction open on `conn` for [`apply_in`].
+pub(super) fn begin_applying(conn: &Connection) -> Result<(), StoreError> {
     // Until COMMIT, so an event row can go in before the profile it names (see
     // `apply_commit`); SQLite turns this off again when the transaction ends.
-    tx.pragma_update(None, "defer_foreign_keys", true)
-        .map_err(sqlite)?;
+    conn.pragma_update(None, "defer_foreign_keys", true)
+        .map_err(sqlite)
+}
+
+/// Applies `commits` in the write transaction open on `conn`; the caller commits it, or
+/// rolls it back on an error.
+pub(super) fn apply_in(
+    conn: &Connection,
+    commits: &[Commit],
+    expectations: Expectations,
+) -> Result<Vec<CommitOutcome>, StoreError> {
     let mut outcomes = Vec::with_capacity(commits.len());
     let mut known = Known::new();
     for (index, commit) in commits.iter().enumerate() {
-        // Returning drops the transaction, which rolls everything back.
-        outcomes.push(apply_commit(&tx, &mut known, commit).map_err(|fault| fault.at(index))?);
+        outcomes.push(
+            apply_commit(conn, &mut known, commit, expectations)
+                .map_err(|fault| fault.at(index))?,
+        );
     }
-    tx.commit().map_err(sqlite)?;
     Ok(outcomes)
 }
