@@ -2,9 +2,8 @@
 //!
 //! One file holds everything. Writes go through a single writer connection, one
 //! transaction per [`Store::apply`] or [`Store::plan_and_apply`] call; reads use a pool of
-//! read-only connections, which
-//! under WAL (the default) never wait for the writer. SQLite is compiled into the crate,
-//! so nothing needs installing.
+//! read-only connections, which under WAL (the default) never wait for the writer. SQLite
+//! is compiled into the crate, so nothing needs installing.
 //!
 //! ```
 //! use oneview::store::sqlite::SqliteStore;
